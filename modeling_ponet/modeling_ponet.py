@@ -1,0 +1,984 @@
+"""PyTorch PoNet model ("PoNet: Pooling Network for Efficient Token Mixing in Long Sequences", ICLR 2022).
+
+PoNet is BERT with the self-attention block replaced by a pooling mixer made of four parts:
+global aggregation (GA), segment max-pooling (SMP), local max-pooling (LMP) and pooling fusion (PF).
+Its cost is linear in the sequence length. Parameter names follow the published checkpoint
+(`chtan/ponet-base-uncased`), so it loads as it is.
+
+Saved next to the weights for `trust_remote_code` users: it imports only torch, transformers and its two
+sibling files (`configuration_ponet.py`, `pooling.py`).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_ponet import PoNetConfig
+from .pooling import SequencePooler, parse_pooling_modes
+
+
+logger = logging.get_logger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Segments and masks: computed once per forward pass, shared by every layer
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def segment_ids_from_special_tokens(special_tokens_mask: torch.Tensor) -> torch.Tensor:
+    """Derive segment ids from CLS/SEP positions, as the published model does.
+
+    Every CLS and SEP is a segment of its own; the tokens between two of them form one segment (so the
+    padding run after the last SEP is one more segment). `[CLS] a b [SEP] c [SEP] PAD PAD` -> `0 1 1 2 3 4 5 5`.
+
+    Args:
+        special_tokens_mask: bool `[batch, length]`, True at CLS/SEP.
+    Returns:
+        long `[batch, length]`, non-decreasing per row.
+    """
+    starts = special_tokens_mask.clone()
+    starts[:, 1:] |= special_tokens_mask[:, :-1]  # the token after a CLS/SEP opens a segment too
+    starts[:, 0] = False
+    return starts.long().cumsum(dim=1)
+
+
+def fixed_segment_ids(batch_size: int, length: int, segment_size: int, device) -> torch.Tensor:
+    """Contiguous segments of `segment_size` tokens (LRA-style inputs without CLS/SEP). -> long `[batch, length]`."""
+    return (torch.arange(length, device=device) // segment_size).expand(batch_size, length)
+
+
+@dataclass
+class PoNetMixerInputs:
+    """What every layer's mixer needs besides the hidden states, built once by `PoNetModel`.
+
+    Attributes:
+        valid: bool `[batch, length, 1]`, True at real (non-padding) tokens.
+        blocked: bool `[batch, length, 1]`, True at padding, and at CLS/SEP when `config.clsgsepg`: these rows
+            do not feed the local max, and their SMP and LMP features are zeroed.
+        segment_index: long `[batch * length]`, each token's segment as a row of a `[batch * length]` table
+            (row `b` uses entries `b * length ... b * length + length - 1`), for a single scatter over the batch.
+    """
+
+    valid: torch.Tensor
+    blocked: torch.Tensor
+    segment_index: torch.Tensor
+
+
+def compact_segment_ids(segment_ids: torch.Tensor) -> torch.Tensor:
+    """Renumber non-decreasing segment ids per row as 0, 1, 2, ... (so every id is below the length)."""
+    changes = torch.zeros_like(segment_ids, dtype=torch.bool)
+    changes[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+    return changes.long().cumsum(dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The pooling operations of the mixer
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def global_aggregation(
+    query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GA: a masked mean of the queries attends over the keys; the keys are also the values.
+
+    Args:
+        query, key: `[batch, length, hidden]` projections.
+        valid: bool `[batch, length, 1]`.
+        num_heads: heads the hidden width is split into.
+    Returns:
+        `g` `[batch, 1, hidden]` (one vector per sequence and head, heads merged) and the attention
+        probabilities `[batch, heads, length]`.
+    """
+    batch, length, hidden = key.shape
+    head_size = hidden // num_heads
+    # Stage 1: masked mean of the queries (summed in float32 so long fp16 sequences cannot overflow).
+    count = valid.sum(dim=1, dtype=torch.float32)
+    q = (query.masked_fill(~valid, 0.0).sum(dim=1, dtype=torch.float32) / count).to(query.dtype)
+    q = q.view(batch, num_heads, head_size)
+    keys = key.view(batch, length, num_heads, head_size)
+    # Stage 2: the mean query attends over the keys.
+    scores = torch.einsum("bnd,blnd->bnl", q, keys) / math.sqrt(head_size)
+    scores = scores.float().masked_fill(~valid.view(batch, 1, length), torch.finfo(torch.float32).min)
+    probs = scores.softmax(dim=-1).to(key.dtype)
+    g = torch.einsum("bnl,blnd->bnd", probs, keys).reshape(batch, 1, hidden)
+    return g, probs
+
+
+def segment_max_pooling(features: torch.Tensor, segment_index: torch.Tensor) -> torch.Tensor:
+    """SMP: every token gets the elementwise max of `features` over its segment.
+
+    Args:
+        features: `[batch, length, hidden]`; rows that must not count are already filled with the dtype minimum.
+        segment_index: long `[batch * length]` (see `PoNetMixerInputs`).
+    Returns:
+        `[batch, length, hidden]`.
+    """
+    batch, length, hidden = features.shape
+    flat = features.reshape(batch * length, hidden)
+    table = flat.new_full((batch * length, hidden), torch.finfo(features.dtype).min)
+    table = table.scatter_reduce(0, segment_index[:, None].expand(-1, hidden), flat, "amax", include_self=True)
+    return table.index_select(0, segment_index).view(batch, length, hidden)
+
+
+def local_max_pooling(features: torch.Tensor, window_size: int) -> torch.Tensor:
+    """LMP: a sliding max over `window_size` tokens (stride 1, centred; edges do not count).
+
+    Args:
+        features: `[batch, length, hidden]`; rows that must not count are already filled with the dtype minimum.
+    Returns:
+        `[batch, length, hidden]`.
+    """
+    half = window_size // 2
+    length = features.shape[1]
+    out = features
+    for shift in range(1, half + 1):  # a loop over window offsets, not over tokens
+        shifted_left = F.pad(features[:, shift:], (0, 0, 0, shift), value=torch.finfo(features.dtype).min)
+        shifted_right = F.pad(features[:, : length - shift], (0, 0, shift, 0), value=torch.finfo(features.dtype).min)
+        out = torch.maximum(out, torch.maximum(shifted_left, shifted_right))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Modules, in the order data flows
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PoNetEmbeddings(nn.Module):
+    """Word + learned absolute position + token type embeddings, then LayerNorm and dropout (as BERT)."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.register_buffer(
+            "position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)), persistent=False
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Returns `[batch, length, hidden]`."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        batch, length = inputs_embeds.shape[:2]
+        if position_ids is None:
+            position_ids = self.position_ids[:, :length]
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((batch, length), dtype=torch.long, device=inputs_embeds.device)
+        embeddings = (
+            inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        )
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class PoNetPoolingMixer(nn.Module):
+    """The token mixer that replaces self-attention: GA, SMP and LMP fused by PF.
+
+    `Y_h = (g_h + S_h) * O_h + L_h` per head h, where `g` is the global aggregation, `S` the segment max of
+    `dense_segment(x)`, `L` the local max of `dense_local(x)` and `O = dense_o(x)`. The five projections run
+    as one matrix multiply; their parameters keep the published names.
+    """
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.num_attention_heads = config.num_attention_heads
+        self.local_window_size = config.local_window_size
+        hidden = config.hidden_size
+        self.dense_q = nn.Linear(hidden, hidden)
+        self.dense_k = nn.Linear(hidden, hidden)
+        self.dense_o = nn.Linear(hidden, hidden)
+        self.dense_segment = nn.Linear(hidden, hidden)
+        self.dense_local = nn.Linear(hidden, hidden)
+
+    def projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The five projections `(q, k, o, segment, local)`, each `[batch, length, hidden]`, in one GEMM."""
+        layers = (self.dense_q, self.dense_k, self.dense_o, self.dense_segment, self.dense_local)
+        weight = torch.cat([layer.weight for layer in layers])
+        bias = torch.cat([layer.bias for layer in layers])
+        return F.linear(hidden_states, weight, bias).chunk(5, dim=-1)
+
+    def forward(
+        self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and GA probabilities `[batch, heads, length]`."""
+        query, key, out_gate, segment, local = self.projections(hidden_states)
+        lowest = torch.finfo(hidden_states.dtype).min
+
+        g, attention_probs = global_aggregation(query, key, mixer_inputs.valid, self.num_attention_heads)
+        segment = segment_max_pooling(segment.masked_fill(~mixer_inputs.valid, lowest), mixer_inputs.segment_index)
+        local = local_max_pooling(local.masked_fill(mixer_inputs.blocked, lowest), self.local_window_size)
+
+        # Pooling fusion. Zeroing the pooled features at padding (and CLS/SEP under clsgsepg) before the product
+        # keeps the dtype minimum out of the arithmetic, so fp16/bf16 cannot overflow into inf or NaN.
+        segment = segment.masked_fill(mixer_inputs.blocked, 0.0)
+        local = local.masked_fill(mixer_inputs.blocked, 0.0)
+        mixed = (g + segment) * out_gate + local
+        return mixed.masked_fill(~mixer_inputs.valid, 0.0), attention_probs
+
+
+class PoNetMixerOutput(nn.Module):
+    """Dense + dropout + residual + LayerNorm after the mixer (BERT's self-output)."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, mixed: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(mixed)) + input_tensor)
+
+
+class PoNetAttention(nn.Module):
+    """The mixing block: `LN(x + Drop(Dense(Mix(x))))`. Named `attention` for checkpoint compatibility."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.self = PoNetPoolingMixer(config)
+        self.output = PoNetMixerOutput(config)
+
+    def forward(self, hidden_states, mixer_inputs):
+        mixed, attention_probs = self.self(hidden_states, mixer_inputs)
+        return self.output(mixed, hidden_states), attention_probs
+
+
+class PoNetIntermediate(nn.Module):
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act] if isinstance(config.hidden_act, str) else config.hidden_act
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class PoNetOutput(nn.Module):
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class PoNetLayer(GradientCheckpointingLayer):
+    """One post-LayerNorm PoNet layer: pooling mixer block, then feed-forward block."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.attention = PoNetAttention(config)
+        self.intermediate = PoNetIntermediate(config)
+        self.output = PoNetOutput(config)
+
+    def forward(self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs):
+        """`[batch, length, hidden]` -> (`[batch, length, hidden]`, GA probabilities `[batch, heads, length]`)."""
+        attention_output, attention_probs = self.attention(hidden_states, mixer_inputs)
+        layer_output = self.output(self.intermediate(attention_output), attention_output)
+        return layer_output, attention_probs
+
+
+class PoNetEncoder(nn.Module):
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList([PoNetLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        mixer_inputs: PoNetMixerInputs,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+    ):
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layer:
+            hidden_states, attention_probs = layer(hidden_states, mixer_inputs)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states + (hidden_states,)
+            if output_attentions:
+                all_attentions = all_attentions + (attention_probs,)
+        if not return_dict:
+            return tuple(v for v in (hidden_states, all_hidden_states, all_attentions) if v is not None)
+        return BaseModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+
+
+class PoNetPooler(nn.Module):
+    """`tanh(Dense(h[:, 0]))`: the published sentence representation."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class PoNetPredictionHeadTransform(nn.Module):
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACT2FN[config.hidden_act] if isinstance(config.hidden_act, str) else config.hidden_act
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class PoNetLMPredictionHead(nn.Module):
+    """Transform, then the vocabulary decoder (tied to the word embeddings) with an output-only bias."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.transform = PoNetPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
+
+
+class PoNetOnlyMLMHead(nn.Module):
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.predictions = PoNetLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+class PoNetPreTrainingHeads(nn.Module):
+    """MLM head and the 3-way sentence structural objective (SSO) head."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__()
+        self.predictions = PoNetLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 3)
+
+    def forward(self, sequence_output, pooled_output):
+        return self.predictions(sequence_output), self.seq_relationship(pooled_output)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pretrained model base and the bare model
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PoNetPreTrainedModel(PreTrainedModel):
+    config_class = PoNetConfig
+    config: PoNetConfig
+    base_model_prefix = "ponet"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["PoNetEmbeddings", "PoNetLayer"]
+    # The published checkpoint stores the (non-persistent here) position id buffer.
+    _keys_to_ignore_on_load_unexpected = [r"position_ids"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, PoNetLMPredictionHead):
+            init.zeros_(module.bias)
+        elif isinstance(module, PoNetEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+        elif isinstance(module, SequencePooler) and hasattr(module, "attention_query"):
+            init.normal_(module.attention_query, mean=0.0, std=self.config.initializer_range)
+
+    def resize_position_embeddings(self, new_num_position_embeddings: int):
+        """Extend (or cut) the learned position table to `new_num_position_embeddings` rows.
+
+        Longer tables are filled by tiling the learned rows (row `i` copies row `i % old_size`), as the published
+        long-document models were built from the 512-position checkpoint. Updates `config.max_position_embeddings`.
+        """
+        embeddings = self.base_model.embeddings
+        old = embeddings.position_embeddings.weight
+        old_size = old.shape[0]
+        if new_num_position_embeddings == old_size:
+            return
+        if new_num_position_embeddings < 1:
+            raise ValueError(f"`new_num_position_embeddings` must be positive, got {new_num_position_embeddings}")
+        rows = torch.arange(new_num_position_embeddings, device=old.device) % old_size
+        new = nn.Embedding(new_num_position_embeddings, old.shape[1], device=old.device, dtype=old.dtype)
+        with torch.no_grad():
+            new.weight.copy_(old[rows])
+        embeddings.position_embeddings = new
+        embeddings.register_buffer(
+            "position_ids",
+            torch.arange(new_num_position_embeddings, device=old.device).expand((1, -1)),
+            persistent=False,
+        )
+        self.config.max_position_embeddings = new_num_position_embeddings
+        logger.info(
+            f"Resized the position table from {old_size} to {new_num_position_embeddings} rows by tiling the learned rows"
+        )
+
+    def get_position_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.position_embeddings
+
+
+class PoNetModel(PoNetPreTrainedModel):
+    """The bare PoNet encoder, returning token states and (optionally) the pooled first token."""
+
+    def __init__(self, config: PoNetConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.config = config
+        self.embeddings = PoNetEmbeddings(config)
+        self.encoder = PoNetEncoder(config)
+        self.pooler = PoNetPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def _mixer_inputs(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        segment_ids: torch.Tensor | None,
+        batch: int,
+        length: int,
+        device,
+    ) -> PoNetMixerInputs:
+        """Validity, CLS/SEP and segment tensors for every layer (see `PoNetMixerInputs`)."""
+        if attention_mask is None:
+            valid = torch.ones(batch, length, dtype=torch.bool, device=device)
+        else:
+            if attention_mask.shape != (batch, length):
+                raise ValueError(
+                    f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected {(batch, length)}"
+                )
+            valid = attention_mask.bool()
+
+        special = None
+        if input_ids is not None:
+            special = (input_ids == self.config.cls_token_id) | (input_ids == self.config.sep_token_id)
+
+        if segment_ids is not None:
+            if segment_ids.shape != (batch, length):
+                raise ValueError(f"`segment_ids` has shape {tuple(segment_ids.shape)}, expected {(batch, length)}")
+            if not torch.compiler.is_compiling() and bool((segment_ids[:, 1:] < segment_ids[:, :-1]).any()):
+                raise ValueError("`segment_ids` must be non-decreasing along each row (contiguous segments)")
+            segment_ids = compact_segment_ids(segment_ids)
+        elif self.config.segment_size is not None:
+            segment_ids = fixed_segment_ids(batch, length, self.config.segment_size, device)
+        elif special is not None:
+            segment_ids = segment_ids_from_special_tokens(special)
+        else:  # inputs_embeds without segment information: the whole sequence is one segment
+            segment_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
+
+        row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
+        segment_index = (segment_ids + row_offsets).reshape(-1)
+
+        blocked = ~valid
+        if self.config.clsgsepg and special is not None:
+            blocked = blocked | special
+        return PoNetMixerInputs(
+            valid=valid.unsqueeze(-1),
+            blocked=blocked.unsqueeze(-1),
+            segment_index=segment_index,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | BaseModelOutputWithPooling:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` `[batch, length]`): token ids (or pass `inputs_embeds`).
+            attention_mask (`[batch, length]`): 1 for real tokens, 0 for padding.
+            token_type_ids (`torch.LongTensor` `[batch, length]`): sentence A/B ids.
+            segment_ids (`torch.LongTensor` `[batch, length]`): segments for segment max-pooling (e.g. sentence
+                ids), non-decreasing per row. When absent: fixed blocks of `config.segment_size` if set, else
+                derived from the CLS/SEP ids, else (with `inputs_embeds` only) one segment.
+            position_ids (`torch.LongTensor` `[batch, length]`): positions (default `0 .. length - 1`).
+            inputs_embeds (`[batch, length, hidden]`): embeddings instead of `input_ids`.
+            output_attentions: also return the global-aggregation probabilities of every layer,
+                each `[batch, heads, length]`.
+            output_hidden_states: also return the embeddings and every layer's output, each `[batch, length, hidden]`.
+
+        Returns:
+            `BaseModelOutputWithPooling`: `last_hidden_state` `[batch, length, hidden]`, `pooler_output`
+            `[batch, hidden]` (None without a pooler), `hidden_states`, `attentions`.
+        """
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if input_ids is not None:
+            self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
+            batch, length = input_ids.shape
+            device = input_ids.device
+        else:
+            batch, length = inputs_embeds.shape[:2]
+            device = inputs_embeds.device
+        if position_ids is None and length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The input has {length} tokens but the position table has {self.config.max_position_embeddings} "
+                "rows (`config.max_position_embeddings`): truncate the input (e.g. `max_length`) or extend the "
+                "table with `model.resize_position_embeddings(n)`"
+            )
+
+        mixer_inputs = self._mixer_inputs(input_ids, attention_mask, segment_ids, batch, length, device)
+        embedding_output = self.embeddings(
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
+        )
+        encoder_outputs = self.encoder(
+            embedding_output,
+            mixer_inputs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        sequence_output = encoder_outputs.last_hidden_state
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+
+        if not return_dict:
+            return tuple(
+                v
+                for v in (sequence_output, pooled_output, encoder_outputs.hidden_states, encoder_outputs.attentions)
+                if v is not None
+            )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled_output,
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Task heads
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PoNetForPreTrainingOutput(ModelOutput):
+    """
+    Output of [`PoNetForPreTraining`].
+
+    Args:
+        loss (`torch.FloatTensor` `()`, with labels): `mlm_loss + sso_loss` (of the labels given).
+        mlm_loss (`torch.FloatTensor` `()`, with `labels`): masked language modelling loss.
+        sso_loss (`torch.FloatTensor` `()`, with `sentence_structural_label`): sentence structural objective loss.
+        prediction_logits (`[batch, length, vocab_size]`): MLM scores.
+        seq_relationship_logits (`[batch, 3]`): SSO scores (0 = in order, 1 = swapped, 2 = from another document).
+        hidden_states, attentions: as in [`PoNetModel`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    mlm_loss: torch.FloatTensor | None = None
+    sso_loss: torch.FloatTensor | None = None
+    prediction_logits: torch.FloatTensor | None = None
+    seq_relationship_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def _base_inputs(**kwargs):
+    """The keyword arguments every head forwards to `PoNetModel` unchanged."""
+    return {k: kwargs[k] for k in ("attention_mask", "token_type_ids", "segment_ids", "position_ids",
+                                   "inputs_embeds", "output_attentions", "output_hidden_states")}
+
+
+class PoNetForPreTraining(PoNetPreTrainedModel):
+    """PoNet with the pretraining heads: masked language modelling + the 3-way sentence structural objective."""
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "ponet.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        self.ponet = PoNetModel(config)
+        self.cls = PoNetPreTrainingHeads(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        sentence_structural_label=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | PoNetForPreTrainingOutput:
+        r"""
+        labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored.
+        sentence_structural_label (`torch.LongTensor` `[batch]`): SSO targets in {0, 1, 2}.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        prediction_scores, sso_scores = self.cls(outputs.last_hidden_state, outputs.pooler_output)
+
+        mlm_loss = sso_loss = total_loss = None
+        loss_fct = CrossEntropyLoss()
+        if labels is not None:
+            mlm_loss = loss_fct(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
+        if sentence_structural_label is not None:
+            sso_loss = loss_fct(sso_scores.view(-1, 3), sentence_structural_label.view(-1))
+        if mlm_loss is not None or sso_loss is not None:
+            total_loss = sum(loss for loss in (mlm_loss, sso_loss) if loss is not None)
+
+        if not return_dict:
+            output = (prediction_scores, sso_scores, outputs.hidden_states, outputs.attentions)
+            output = tuple(v for v in output if v is not None)
+            return ((total_loss, mlm_loss, sso_loss) + output) if total_loss is not None else output
+        return PoNetForPreTrainingOutput(
+            loss=total_loss,
+            mlm_loss=mlm_loss,
+            sso_loss=sso_loss,
+            prediction_logits=prediction_scores,
+            seq_relationship_logits=sso_scores,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class PoNetForMaskedLM(PoNetPreTrainedModel):
+    """PoNet with the masked language modelling head (no pooler)."""
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "ponet.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        self.ponet = PoNetModel(config, add_pooling_layer=False)
+        self.cls = PoNetOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | MaskedLMOutput:
+        r"""labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        prediction_scores = self.cls(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
+        if not return_dict:
+            output = tuple(v for v in (prediction_scores, outputs.hidden_states, outputs.attentions) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return MaskedLMOutput(
+            loss=loss, logits=prediction_scores, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class PoNetSequencePoolingMixin:
+    """Shared by the sequence-level heads: one vector per sequence, as `config.classifier_pooling` says.
+
+    `cls` is the published pooler (`tanh(Dense(h[:, 0]))`); the other modes come from `SequencePooler`.
+    The model only builds a pooler when `cls` is among the modes.
+    """
+
+    def _build_sequence_pooling(self, config: PoNetConfig):
+        modes = parse_pooling_modes(config.classifier_pooling)
+        self.ponet = PoNetModel(config, add_pooling_layer="cls" in modes)
+        self.pooling = SequencePooler(config.hidden_size, modes)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        return self.pooling.output_size
+
+    def _pool(self, outputs, attention_mask):
+        return self.pooling(outputs.last_hidden_state, attention_mask, cls_output=outputs.pooler_output)
+
+
+class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedModel):
+    """PoNet with a classification/regression head on the pooled sequence (`config.classifier_pooling`)."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        pooled_size = self._build_sequence_pooling(config)
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | SequenceClassifierOutput:
+        r"""
+        labels (`[batch]`, or `[batch, num_labels]` for multi-label): class ids in `[0, num_labels)`; float targets
+            when `num_labels == 1` (regression). `config.problem_type` is inferred as in BERT when unset.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        logits = self.classifier(self.dropout(self._pool(outputs, attention_mask)))
+
+        loss = None
+        if labels is not None:
+            if self.config.problem_type is None:
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif self.num_labels > 1 and labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            if self.config.problem_type == "regression":
+                loss_fct = MSELoss()
+                loss = loss_fct(logits.squeeze(), labels.squeeze()) if self.num_labels == 1 else loss_fct(logits, labels)
+            elif self.config.problem_type == "single_label_classification":
+                loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+            else:
+                loss = BCEWithLogitsLoss()(logits, labels)
+
+        if not return_dict:
+            output = tuple(v for v in (logits, outputs.hidden_states, outputs.attentions) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class PoNetForMultipleChoice(PoNetSequencePoolingMixin, PoNetPreTrainedModel):
+    """PoNet with a multiple-choice head: one score per (question, choice) sequence, softmax over choices."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        pooled_size = self._build_sequence_pooling(config)
+        self.classifier = nn.Linear(pooled_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | MultipleChoiceModelOutput:
+        r"""
+        Inputs are `[batch, num_choices, length]` (`inputs_embeds`: `[batch, num_choices, length, hidden]`).
+        labels (`torch.LongTensor` `[batch]`): the index of the right choice.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        reference = input_ids if input_ids is not None else inputs_embeds
+        num_choices = reference.shape[1]
+
+        def flat(t):
+            return None if t is None else t.reshape(-1, *t.shape[2:])
+
+        attention_mask = flat(attention_mask)
+        outputs = self.ponet(
+            flat(input_ids),
+            attention_mask=attention_mask,
+            token_type_ids=flat(token_type_ids),
+            segment_ids=flat(segment_ids),
+            position_ids=flat(position_ids),
+            inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(self._pool(outputs, attention_mask)))
+        reshaped_logits = logits.view(-1, num_choices)
+        loss = CrossEntropyLoss()(reshaped_logits, labels) if labels is not None else None
+
+        if not return_dict:
+            output = tuple(v for v in (reshaped_logits, outputs.hidden_states, outputs.attentions) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return MultipleChoiceModelOutput(
+            loss=loss, logits=reshaped_logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class PoNetForTokenClassification(PoNetPreTrainedModel):
+    """PoNet with a per-token classification head (no pooler)."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.ponet = PoNetModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | TokenClassifierOutput:
+        r"""labels (`torch.LongTensor` `[batch, length]`): class ids, -100 where no prediction is scored."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
+        if not return_dict:
+            output = tuple(v for v in (logits, outputs.hidden_states, outputs.attentions) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class PoNetForQuestionAnswering(PoNetPreTrainedModel):
+    """PoNet with a span-extraction head: start and end logits per token (no pooler)."""
+
+    def __init__(self, config: PoNetConfig):
+        super().__init__(config)
+        self.num_labels = 2
+        self.ponet = PoNetModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        segment_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        start_positions=None,
+        end_positions=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> tuple | QuestionAnsweringModelOutput:
+        r"""start_positions / end_positions (`torch.LongTensor` `[batch]`): the answer span; out-of-range is ignored."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
+        start_logits = start_logits.squeeze(-1).contiguous()
+        end_logits = end_logits.squeeze(-1).contiguous()
+
+        total_loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored_index = start_logits.size(1)
+            start_positions = start_positions.view(-1).clamp(0, ignored_index)
+            end_positions = end_positions.view(-1).clamp(0, ignored_index)
+            loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
+            total_loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+
+        if not return_dict:
+            output = (start_logits, end_logits, outputs.hidden_states, outputs.attentions)
+            output = tuple(v for v in output if v is not None)
+            return ((total_loss,) + output) if total_loss is not None else output
+        return QuestionAnsweringModelOutput(
+            loss=total_loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+__all__ = [
+    "PoNetForMaskedLM",
+    "PoNetForMultipleChoice",
+    "PoNetForPreTraining",
+    "PoNetForPreTrainingOutput",
+    "PoNetForQuestionAnswering",
+    "PoNetForSequenceClassification",
+    "PoNetForTokenClassification",
+    "PoNetModel",
+    "PoNetPreTrainedModel",
+]

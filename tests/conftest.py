@@ -1,0 +1,55 @@
+"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time)."""
+
+import os
+
+# Set before transformers / huggingface_hub are imported, so a stray download fails fast.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
+
+
+TOY_CORPUS = [
+    "The quick brown fox jumps over the lazy dog. The dog sleeps all day. A fox is quick.",
+    "Python is a programming language. It has a large standard library. Tests keep code honest.",
+    "Pooling networks mix tokens with max and mean pooling. They are fast on long sequences.",
+    "The movie was great and the actors were wonderful. I loved every minute of it.",
+    "The movie was terrible and boring. I hated the plot and the ending was bad.",
+    "Rivers flow to the sea. Mountains rise above the clouds. The weather changes quickly.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A WordPiece tokenizer (BERT-style, uncased) trained on a toy corpus: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4."""
+    return train_wordpiece_tokenizer(TOY_CORPUS * 4, vocab_size=300, min_frequency=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tiny_tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_tokenizer")
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_tokenizer):
+    """Factory for a tiny PoNetConfig whose vocabulary and special ids match `tiny_tokenizer`."""
+
+    def make(**kwargs):
+        defaults = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=128)
+        defaults.update(kwargs)
+        return config_for_tokenizer(tiny_tokenizer, **defaults)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield

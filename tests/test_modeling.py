@@ -1,0 +1,572 @@
+"""PoNet model: exact published semantics (against a naive reference written from the spec), invariances,
+half precision, checkpoint names, heads and losses, gradient checkpointing, errors."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch.nn import functional as F
+
+import modeling_ponet as mp
+from modeling_ponet import (
+    PoNetConfig,
+    PoNetForMaskedLM,
+    PoNetForMultipleChoice,
+    PoNetForPreTraining,
+    PoNetForQuestionAnswering,
+    PoNetForSequenceClassification,
+    PoNetForTokenClassification,
+    PoNetModel,
+)
+
+CLS, SEP, PAD = 2, 3, 0  # tiny_tokenizer's ids
+NEG = -10000.0  # the published code's "large negative"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A deliberately naive reference, one example at a time, loops over heads, segments and windows (spec steps 1-6)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def naive_segments_from_special(special):
+    """Each CLS/SEP is its own segment; the tokens between two of them form one."""
+    ids, seg = [], 0
+    for i in range(len(special)):
+        if i > 0 and (special[i] or special[i - 1]):
+            seg += 1
+        ids.append(seg)
+    return ids
+
+
+def naive_mixer(mixer, x, valid, special, segments, clsgsepg, window, num_heads):
+    """x: [L, H] one example; valid/special: lists of bools; segments: list of ints. Returns Y [L, H], probs [nh, L]."""
+    length, hidden = x.shape
+    d = hidden // num_heads
+    Q, K, O = mixer.dense_q(x), mixer.dense_k(x), mixer.dense_o(x)
+    S, Lc = mixer.dense_segment(x).clone(), mixer.dense_local(x).clone()
+    # GA
+    g = torch.zeros(hidden)
+    probs = torch.zeros(num_heads, length)
+    for h in range(num_heads):
+        cols = slice(h * d, (h + 1) * d)
+        real = [i for i in range(length) if valid[i]]
+        q = sum(Q[i, cols] for i in real) / len(real)
+        logits = torch.stack([q @ K[i, cols] / math.sqrt(d) + (0.0 if valid[i] else NEG) for i in range(length)])
+        a = logits.softmax(-1)
+        probs[h] = a
+        g[cols] = sum(a[i] * K[i, cols] for i in range(length))
+    # SMP
+    for i in range(length):
+        if not valid[i]:
+            S[i] = NEG
+    S_out = torch.empty_like(S)
+    for i in range(length):
+        members = [j for j in range(length) if segments[j] == segments[i]]
+        S_out[i] = torch.stack([S[j] for j in members]).max(0).values
+    # LMP
+    for i in range(length):
+        if not valid[i] or (clsgsepg and special[i]):
+            Lc[i] = NEG
+    half = window // 2
+    L_out = torch.empty_like(Lc)
+    for i in range(length):
+        members = range(max(0, i - half), min(length, i + half + 1))
+        L_out[i] = torch.stack([Lc[j] for j in members]).max(0).values
+    if clsgsepg:
+        for i in range(length):
+            if special[i]:
+                S_out[i] = 0.0
+                L_out[i] = 0.0
+    # PF
+    Y = (g + S_out) * O + L_out
+    for i in range(length):
+        if not valid[i]:
+            Y[i] = 0.0
+    return Y, probs
+
+
+def naive_forward(model: PoNetModel, input_ids=None, attention_mask=None, segment_ids=None, inputs_embeds=None):
+    """Reference last_hidden_state [B, L, H] and GA probs per layer, computed example by example."""
+    config = model.config
+    reference = input_ids if input_ids is not None else inputs_embeds
+    batch, length = reference.shape[:2]
+    outs, all_probs = [], []
+    for b in range(batch):
+        valid = [True] * length if attention_mask is None else [bool(v) for v in attention_mask[b]]
+        if input_ids is not None:
+            special = [int(t) in (config.cls_token_id, config.sep_token_id) for t in input_ids[b]]
+        else:
+            special = [False] * length
+        if segment_ids is not None:
+            segments = [int(s) for s in segment_ids[b]]
+        elif config.segment_size is not None:
+            segments = [i // config.segment_size for i in range(length)]
+        elif input_ids is not None:
+            segments = naive_segments_from_special(special)
+        else:
+            segments = [0] * length
+        emb = model.embeddings(
+            input_ids=None if input_ids is None else input_ids[b : b + 1],
+            inputs_embeds=None if inputs_embeds is None else inputs_embeds[b : b + 1],
+        )[0]
+        x, probs_b = emb, []
+        for layer in model.encoder.layer:
+            attn = layer.attention
+            Y, probs = naive_mixer(attn.self, x, valid, special, segments, config.clsgsepg,
+                                   config.local_window_size, config.num_attention_heads)
+            h = attn.output.LayerNorm(x + attn.output.dense(Y))
+            x = layer.output.LayerNorm(h + layer.output.dense(layer.intermediate(h)))
+            probs_b.append(probs)
+        outs.append(x)
+        all_probs.append(probs_b)
+    per_layer = [torch.stack([all_probs[b][l] for b in range(batch)]) for l in range(config.num_hidden_layers)]
+    return torch.stack(outs), per_layer
+
+
+def make_batch():
+    """Two rows: `[CLS] a b [SEP] c [SEP] PAD ...` with heavy padding, and a full row with three SEPs."""
+    ids = torch.tensor(
+        [
+            [CLS, 10, 11, SEP, 12, SEP, PAD, PAD, PAD, PAD, PAD, PAD],
+            [CLS, 20, 21, 22, SEP, 23, 24, SEP, 25, 26, 27, SEP],
+        ]
+    )
+    return ids, (ids != PAD).long()
+
+
+def random_weights(model):
+    """Larger-than-init weights so that every max and mask matters numerically."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" not in name:
+                p.normal_(0, 0.3)
+    return model
+
+
+@pytest.fixture
+def model_for(tiny_config):
+    def make(**kwargs):
+        kwargs.setdefault("hidden_dropout_prob", 0.0)
+        return random_weights(PoNetModel(tiny_config(**kwargs))).eval()
+
+    return make
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Parity with the naive reference
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clsgsepg", [True, False])
+def test_matches_naive_reference_with_padding_and_derived_segments(model_for, clsgsepg):
+    model = model_for(clsgsepg=clsgsepg)
+    ids, mask = make_batch()
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, output_attentions=True)
+        ref, ref_probs = naive_forward(model, ids, mask)
+    real = mask.bool()
+    assert (out.last_hidden_state - ref)[real].abs().max() <= 1e-5
+    for probs, expected in zip(out.attentions, ref_probs):
+        assert probs.shape == (2, 4, 12)
+        assert (probs - expected).abs().max() <= 1e-5
+        assert probs[0, :, 6:].abs().max() == 0  # padding gets no attention
+
+
+def test_matches_naive_reference_without_padding_or_mask(model_for):
+    model = model_for()
+    ids = make_batch()[0][1:]
+    with torch.no_grad():
+        assert (model(ids).last_hidden_state - naive_forward(model, ids)[0]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("clsgsepg", [True, False])
+def test_matches_naive_reference_with_explicit_segment_ids(model_for, clsgsepg):
+    model = model_for(clsgsepg=clsgsepg)
+    ids, mask = make_batch()
+    # sentence-level ids with gaps (7 -> compacted), CLS sharing the first sentence, padding sharing the last id
+    segments = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 2, 2, 2, 2, 7, 7, 7, 9, 9, 9, 9]])
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, segment_ids=segments).last_hidden_state
+        ref = naive_forward(model, ids, mask, segment_ids=segments)[0]
+        derived = model(ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    assert (out - ref)[real].abs().max() <= 1e-5
+    assert (out - derived)[real].abs().max() > 1e-3  # the segments really are used
+
+
+def test_matches_naive_reference_with_fixed_segment_size(model_for):
+    model = model_for(segment_size=4)
+    ids = torch.randint(5, 200, (2, 13))  # LRA-style: no CLS/SEP at all
+    mask = torch.ones_like(ids)
+    mask[0, 9:] = 0
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask).last_hidden_state
+        ref = naive_forward(model, ids, mask)[0]
+    assert (out - ref)[mask.bool()].abs().max() <= 1e-5
+
+
+def test_inputs_embeds_without_segment_info_uses_one_segment(model_for):
+    model = model_for()
+    embeds = torch.randn(2, 9, 32)
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        out = model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        ref = naive_forward(model, inputs_embeds=embeds, attention_mask=mask)[0]
+    assert (out - ref)[mask.bool()].abs().max() <= 1e-5
+
+
+def test_input_ids_and_their_embeddings_agree_when_segments_are_given(model_for):
+    model = model_for(clsgsepg=False)
+    ids, mask = make_batch()
+    segments = mp.modeling_ponet.segment_ids_from_special_tokens((ids == CLS) | (ids == SEP))
+    with torch.no_grad():
+        from_ids = model(ids, attention_mask=mask).last_hidden_state
+        from_embeds = model(inputs_embeds=model.embeddings.word_embeddings(ids), attention_mask=mask,
+                            segment_ids=segments).last_hidden_state
+    assert (from_ids - from_embeds)[mask.bool()].abs().max() <= 1e-5
+
+
+def test_derived_segments_match_the_published_example():
+    ids = torch.tensor([[CLS, 7, 8, SEP, 9, SEP, PAD, PAD]])
+    special = (ids == CLS) | (ids == SEP)
+    assert mp.modeling_ponet.segment_ids_from_special_tokens(special).tolist() == [[0, 1, 1, 2, 3, 4, 5, 5]]
+
+
+@pytest.mark.parametrize("window", [1, 5])
+def test_local_window_size_is_respected(model_for, window):
+    model = model_for(local_window_size=window)
+    ids, mask = make_batch()
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask).last_hidden_state
+        ref = naive_forward(model, ids, mask)[0]
+    assert (out - ref)[mask.bool()].abs().max() <= 1e-5
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Invariances
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_real_token_outputs_do_not_depend_on_padding_or_other_rows(model_for):
+    model = model_for()
+    ids, mask = make_batch()
+    with torch.no_grad():
+        base = model(ids, attention_mask=mask).last_hidden_state
+        # more padding on both rows
+        longer = torch.cat([ids, torch.full((2, 20), PAD)], dim=1)
+        longer_out = model(longer, attention_mask=(longer != PAD).long()).last_hidden_state
+        # the other row replaced by something else entirely
+        other = ids.clone()
+        other[1] = torch.tensor([CLS, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, SEP])
+        other_out = model(other, attention_mask=(other != PAD).long()).last_hidden_state
+        # the padding positions hold garbage ids
+        garbage = ids.clone()
+        garbage[0, 6:] = torch.tensor([CLS, SEP, 50, 51, 52, 53])
+        garbage_out = model(garbage, attention_mask=mask).last_hidden_state
+    real0 = mask[0].bool()
+    assert (longer_out[:, :12] - base)[mask.bool()].abs().max() <= 1e-5
+    assert (other_out[0] - base[0])[real0].abs().max() <= 1e-5
+    assert (garbage_out[0] - base[0])[real0].abs().max() <= 1e-5
+
+
+def test_batched_equals_one_by_one(model_for):
+    model = model_for()
+    ids, mask = make_batch()
+    with torch.no_grad():
+        batched = model(ids, attention_mask=mask).last_hidden_state
+        single = model(ids[:1, :6]).last_hidden_state
+    assert (batched[0, :6] - single[0]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_with_heavy_padding_is_finite_and_close_to_fp32(tiny_config, dtype):
+    model = PoNetModel(tiny_config(hidden_dropout_prob=0.0, max_position_embeddings=512)).eval()
+    ids = torch.randint(5, 200, (3, 400))
+    ids[:, 0] = CLS
+    lengths = [7, 150, 400]
+    for row, n in enumerate(lengths):
+        ids[row, n - 1] = SEP
+        ids[row, n:] = PAD
+    mask = (ids != PAD).long()
+    with torch.no_grad():
+        ref = model(ids, attention_mask=mask).last_hidden_state
+        half = model.to(dtype)(ids, attention_mask=mask, output_attentions=True)
+    out = half.last_hidden_state.float()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(a.float()).all() for a in half.attentions)
+    tolerance = 0.02 if dtype == torch.float16 else 0.1
+    assert (out - ref)[mask.bool()].abs().max() <= tolerance
+
+
+def test_half_precision_training_step_gives_finite_gradients(tiny_config):
+    model = PoNetForPreTraining(tiny_config(hidden_dropout_prob=0.0)).to(torch.bfloat16).train()
+    ids, mask = make_batch()
+    out = model(ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100),
+                sentence_structural_label=torch.tensor([0, 2]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss.float())
+    assert all(torch.isfinite(p.grad.float()).all() for p in model.parameters() if p.grad is not None)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The published checkpoint's names
+# ------------------------------------------------------------------------------------------------------------
+
+
+def published_state_dict(model: PoNetForPreTraining):
+    """The state dict as the published file stores it: position_ids present, decoder weight stored untied."""
+    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
+    state.pop("cls.predictions.decoder.bias", None)  # the published file has only cls.predictions.bias
+    state["ponet.embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings).unsqueeze(0)
+    state["cls.predictions.decoder.weight"] = model.ponet.embeddings.word_embeddings.weight.detach().clone()
+    return state
+
+
+EXPECTED_NAMES = {
+    "ponet.embeddings.word_embeddings.weight",
+    "ponet.embeddings.position_embeddings.weight",
+    "ponet.embeddings.token_type_embeddings.weight",
+    "ponet.embeddings.LayerNorm.weight",
+    "ponet.embeddings.LayerNorm.bias",
+    "ponet.pooler.dense.weight",
+    "ponet.pooler.dense.bias",
+    "cls.predictions.transform.dense.weight",
+    "cls.predictions.transform.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight",
+    "cls.predictions.transform.LayerNorm.bias",
+    "cls.predictions.bias",
+    "cls.seq_relationship.weight",
+    "cls.seq_relationship.bias",
+} | {
+    f"ponet.encoder.layer.{n}.{part}.{kind}"
+    for n in range(2)
+    for part in (
+        "attention.self.dense_local", "attention.self.dense_segment", "attention.self.dense_q",
+        "attention.self.dense_k", "attention.self.dense_o", "attention.output.dense", "attention.output.LayerNorm",
+        "intermediate.dense", "output.dense", "output.LayerNorm",
+    )
+    for kind in ("weight", "bias")
+}
+
+
+def test_parameter_names_are_the_published_ones(tiny_config):
+    model = PoNetForPreTraining(tiny_config())
+    names = set(model.state_dict()) - {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    assert names == EXPECTED_NAMES
+    assert model.cls.seq_relationship.weight.shape == (3, 32)
+
+
+def test_base_size_parameter_count_matches_the_published_model():
+    with torch.device("meta"):
+        model = PoNetModel(PoNetConfig())
+    assert sum(p.numel() for p in model.parameters()) == 123_656_448
+
+
+@pytest.mark.parametrize("head", [PoNetForPreTraining, PoNetModel, PoNetForSequenceClassification])
+def test_published_state_dict_loads_without_missing_weights_and_reproduces_outputs(tiny_config, tmp_path, head):
+    source = random_weights(PoNetForPreTraining(tiny_config(hidden_dropout_prob=0.0))).eval()
+    source.config.save_pretrained(tmp_path)
+    save_file(published_state_dict(source), tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+    loaded, info = head.from_pretrained(tmp_path, output_loading_info=True)
+    loaded.eval()
+    new_head_params = {"classifier.weight", "classifier.bias"} if head is PoNetForSequenceClassification else set()
+    assert set(info["missing_keys"]) == new_head_params
+    assert not info["mismatched_keys"]
+    ids, mask = make_batch()
+    with torch.no_grad():
+        expected = source(ids, attention_mask=mask)
+        got = loaded(ids, attention_mask=mask)
+    if head is PoNetForPreTraining:
+        assert torch.allclose(got.prediction_logits, expected.prediction_logits, atol=1e-5)
+        assert torch.allclose(got.seq_relationship_logits, expected.seq_relationship_logits, atol=1e-5)
+        assert loaded.cls.predictions.decoder.weight.data_ptr() == loaded.ponet.embeddings.word_embeddings.weight.data_ptr()
+    else:
+        base = expected_base = source.ponet(ids, attention_mask=mask)
+        inner = loaded if head is PoNetModel else loaded.ponet
+        got_base = inner(ids, attention_mask=mask)
+        assert torch.allclose(got_base.last_hidden_state, base.last_hidden_state, atol=1e-5)
+        assert torch.allclose(got_base.pooler_output, expected_base.pooler_output, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Heads, losses, gradient checkpointing
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_pretraining_loss_is_mlm_plus_sso(tiny_config):
+    model = PoNetForPreTraining(tiny_config()).eval()
+    ids, mask = make_batch()
+    labels = torch.full_like(ids, -100)
+    labels[:, 1] = ids[:, 1]
+    sso = torch.tensor([1, 2])
+    out = model(ids, attention_mask=mask, labels=labels, sentence_structural_label=sso)
+    mlm = F.cross_entropy(out.prediction_logits.view(-1, model.config.vocab_size), labels.view(-1))
+    sso_loss = F.cross_entropy(out.seq_relationship_logits, sso)
+    assert torch.allclose(out.mlm_loss, mlm) and torch.allclose(out.sso_loss, sso_loss)
+    assert torch.allclose(out.loss, mlm + sso_loss)
+    assert out.seq_relationship_logits.shape == (2, 3)
+    as_tuple = model(ids, attention_mask=mask, labels=labels, sentence_structural_label=sso, return_dict=False)
+    assert torch.allclose(as_tuple[0], out.loss) and torch.allclose(as_tuple[3], out.prediction_logits)
+
+
+def head_cases(tiny_config):
+    ids, mask = make_batch()
+    return [
+        (PoNetForPreTraining(tiny_config()), dict(labels=ids, sentence_structural_label=torch.tensor([0, 1]))),
+        (PoNetForMaskedLM(tiny_config()), dict(labels=ids)),
+        (PoNetForSequenceClassification(tiny_config(num_labels=3)), dict(labels=torch.tensor([0, 2]))),
+        (PoNetForTokenClassification(tiny_config(num_labels=5)), dict(labels=ids % 5)),
+        (PoNetForQuestionAnswering(tiny_config()), dict(start_positions=torch.tensor([1, 2]),
+                                                        end_positions=torch.tensor([2, 4]))),
+    ]
+
+
+def test_every_head_computes_a_loss_and_backpropagates(tiny_config):
+    ids, mask = make_batch()
+    for model, labels in head_cases(tiny_config):
+        out = model(ids, attention_mask=mask, **labels)
+        out.loss.backward()
+        assert torch.isfinite(out.loss)
+        grads = [p.grad for p in model.ponet.parameters() if p.requires_grad]
+        assert all(g is not None for g in grads), type(model).__name__
+        assert any(g.abs().sum() > 0 for g in grads)
+    choice = PoNetForMultipleChoice(tiny_config())
+    mc_ids = torch.stack([ids, ids.flip(0)])  # [batch=2, choices=2, length]
+    out = choice(mc_ids, attention_mask=(mc_ids != PAD).long(), labels=torch.tensor([1, 0]))
+    out.loss.backward()
+    assert out.logits.shape == (2, 2) and torch.isfinite(out.loss)
+
+
+def test_heads_that_do_not_use_the_pooler_do_not_build_it(tiny_config):
+    assert PoNetForMaskedLM(tiny_config()).ponet.pooler is None
+    assert PoNetForTokenClassification(tiny_config()).ponet.pooler is None
+    assert PoNetForQuestionAnswering(tiny_config()).ponet.pooler is None
+    assert PoNetForSequenceClassification(tiny_config(classifier_pooling="mean")).ponet.pooler is None
+    assert PoNetForSequenceClassification(tiny_config()).ponet.pooler is not None
+    assert PoNetForPreTraining(tiny_config()).ponet.pooler is not None
+
+
+def test_sequence_classification_problem_types_follow_bert(tiny_config):
+    ids, mask = make_batch()
+    regression = PoNetForSequenceClassification(tiny_config(num_labels=1)).eval()
+    target = torch.tensor([0.5, -1.0])
+    out = regression(ids, attention_mask=mask, labels=target)
+    assert regression.config.problem_type == "regression"
+    assert torch.allclose(out.loss, F.mse_loss(out.logits.squeeze(), target))
+
+    single = PoNetForSequenceClassification(tiny_config(num_labels=3)).eval()
+    out = single(ids, attention_mask=mask, labels=torch.tensor([2, 0]))
+    assert single.config.problem_type == "single_label_classification"
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits, torch.tensor([2, 0])))
+
+    multi = PoNetForSequenceClassification(tiny_config(num_labels=3)).eval()
+    target = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    out = multi(ids, attention_mask=mask, labels=target)
+    assert multi.config.problem_type == "multi_label_classification"
+    assert torch.allclose(out.loss, F.binary_cross_entropy_with_logits(out.logits, target))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max+weighted_sum", "cls+attention"])
+def test_classifier_pooling_feeds_the_classifier(tiny_config, pooling):
+    model = PoNetForSequenceClassification(tiny_config(classifier_pooling=pooling, num_labels=2)).eval()
+    ids, mask = make_batch()
+    with torch.no_grad():
+        base = model.ponet(ids, attention_mask=mask)
+        pooled = model.pooling(base.last_hidden_state, mask, cls_output=base.pooler_output)
+        logits = model(ids, attention_mask=mask).logits
+    assert model.classifier.in_features == 32 * len(pooling.split("+"))
+    assert torch.allclose(logits, model.classifier(pooled), atol=1e-6)
+    if pooling == "cls":
+        assert torch.allclose(pooled, base.pooler_output)  # the published pooler, as published
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config):
+    torch.manual_seed(0)
+    model = PoNetForPreTraining(tiny_config(hidden_dropout_prob=0.0)).train()
+    ids, mask = make_batch()
+    kwargs = dict(attention_mask=mask, labels=ids, sentence_structural_label=torch.tensor([0, 1]))
+
+    def grads():
+        model.zero_grad()
+        model(ids, **kwargs).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    assert all(layer.gradient_checkpointing for layer in model.ponet.encoder.layer)
+    checkpointed = grads()
+    assert plain.keys() == checkpointed.keys()
+    for name in plain:
+        assert torch.allclose(plain[name], checkpointed[name], atol=1e-6), name
+
+
+def test_hidden_states_and_return_dict_false(model_for):
+    model = model_for()
+    ids, mask = make_batch()
+    out = model(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == 3 and len(out.attentions) == 2
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)
+    as_tuple = model(ids, attention_mask=mask, return_dict=False)
+    assert torch.equal(as_tuple[0], out.last_hidden_state) and torch.equal(as_tuple[1], out.pooler_output)
+
+
+def test_resize_position_embeddings_tiles_the_learned_rows(tiny_config):
+    model = PoNetForSequenceClassification(tiny_config(max_position_embeddings=16))
+    old = model.ponet.embeddings.position_embeddings.weight.detach().clone()
+    model.resize_position_embeddings(40)
+    new = model.ponet.embeddings.position_embeddings.weight
+    assert new.shape == (40, 32) and model.config.max_position_embeddings == 40
+    assert torch.equal(new[:16], old) and torch.equal(new[16:32], old) and torch.equal(new[32:], old[:8])
+    ids = torch.randint(5, 200, (1, 40))
+    assert model(ids).logits.shape == (1, 2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(hidden_size=30, num_attention_heads=4), "hidden_size"),
+        (dict(local_window_size=4), "local_window_size"),
+        (dict(local_window_size=0), "local_window_size"),
+        (dict(segment_size=0), "segment_size"),
+        (dict(classifier_pooling="median"), "classifier_pooling"),
+        (dict(clsgsepg="yes"), "clsgsepg"),
+        (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
+        (dict(num_hidden_layers=0), "num_hidden_layers"),
+        (dict(max_position_embeddings=-1), "max_position_embeddings"),
+    ],
+)
+def test_bad_config_values_raise_an_error_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        PoNetConfig(**kwargs)
+
+
+def test_inputs_longer_than_the_position_table_raise(tiny_config):
+    model = PoNetModel(tiny_config(max_position_embeddings=16))
+    with pytest.raises(ValueError, match="position table has 16 rows"):
+        model(torch.randint(5, 200, (1, 17)))
+
+
+def test_decreasing_or_misshapen_segment_ids_raise(model_for):
+    model = model_for()
+    ids, mask = make_batch()
+    with pytest.raises(ValueError, match="non-decreasing"):
+        model(ids, attention_mask=mask, segment_ids=torch.arange(12).flip(0).expand(2, 12))
+    with pytest.raises(ValueError, match="segment_ids"):
+        model(ids, attention_mask=mask, segment_ids=torch.zeros(2, 5, dtype=torch.long))
+
+
+def test_input_ids_and_inputs_embeds_are_exclusive(model_for):
+    model = model_for()
+    ids, _ = make_batch()
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        model(ids, inputs_embeds=torch.randn(2, 12, 32))
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        model()

@@ -621,12 +621,6 @@ class PoNetForPreTrainingOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-def _base_inputs(**kwargs):
-    """The keyword arguments every head forwards to `PoNetModel` unchanged."""
-    return {k: kwargs[k] for k in ("attention_mask", "token_type_ids", "segment_ids", "position_ids",
-                                   "inputs_embeds", "output_attentions", "output_hidden_states")}
-
-
 class PoNetForPreTraining(PoNetPreTrainedModel):
     """PoNet with the pretraining heads: masked language modelling + the 3-way sentence structural objective."""
 
@@ -668,7 +662,17 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
         sentence_structural_label (`torch.LongTensor` `[batch]`): SSO targets in {0, 1, 2}.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        outputs = self.ponet(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         prediction_scores, sso_scores = self.cls(outputs.last_hidden_state, outputs.pooler_output)
 
         mlm_loss = sso_loss = total_loss = None
@@ -732,7 +736,17 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
     ) -> tuple | MaskedLMOutput:
         r"""labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        outputs = self.ponet(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         prediction_scores = self.cls(outputs.last_hidden_state)
         loss = None
         if labels is not None:
@@ -793,7 +807,17 @@ class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedM
             when `num_labels == 1` (regression). `config.problem_type` is inferred as in BERT when unset.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        outputs = self.ponet(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.classifier(self.dropout(self._pool(outputs, attention_mask)))
 
         loss = None
@@ -907,7 +931,17 @@ class PoNetForTokenClassification(PoNetPreTrainedModel):
     ) -> tuple | TokenClassifierOutput:
         r"""labels (`torch.LongTensor` `[batch, length]`): class ids, -100 where no prediction is scored."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        outputs = self.ponet(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
         if not return_dict:
@@ -945,7 +979,17 @@ class PoNetForQuestionAnswering(PoNetPreTrainedModel):
     ) -> tuple | QuestionAnsweringModelOutput:
         r"""start_positions / end_positions (`torch.LongTensor` `[batch]`): the answer span; out-of-range is ignored."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.ponet(input_ids, return_dict=True, **_base_inputs(**locals()))
+        outputs = self.ponet(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            segment_ids=segment_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
         start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
         start_logits = start_logits.squeeze(-1).contiguous()
         end_logits = end_logits.squeeze(-1).contiguous()

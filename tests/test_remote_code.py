@@ -1,0 +1,170 @@
+"""transformers integration: Auto classes, save_pretrained with remote code and a full auto_map, loading with
+`trust_remote_code=True` where this package cannot be imported, tokenizer, pipelines."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
+
+import modeling_ponet as mp
+
+
+AUTO_HEADS = {
+    "AutoModel": mp.PoNetModel,
+    "AutoModelForPreTraining": mp.PoNetForPreTraining,
+    "AutoModelForMaskedLM": mp.PoNetForMaskedLM,
+    "AutoModelForSequenceClassification": mp.PoNetForSequenceClassification,
+    "AutoModelForTokenClassification": mp.PoNetForTokenClassification,
+    "AutoModelForMultipleChoice": mp.PoNetForMultipleChoice,
+    "AutoModelForQuestionAnswering": mp.PoNetForQuestionAnswering,
+}
+
+
+def first_output(model, inputs):
+    out = model(**inputs)
+    for name in ("last_hidden_state", "prediction_logits", "logits", "start_logits"):
+        if getattr(out, name, None) is not None:
+            return out[name]
+    raise AssertionError(f"no output tensor in {type(out)}")
+
+
+def test_auto_classes_resolve_to_ponet(tiny_config):
+    config = tiny_config(classifier_pooling="mean+max")
+    assert isinstance(AutoConfig.for_model("ponet"), mp.PoNetConfig)
+    assert isinstance(AutoModel.from_config(config), mp.PoNetModel)
+    assert isinstance(AutoModelForSequenceClassification.from_config(config), mp.PoNetForSequenceClassification)
+    assert isinstance(AutoModelForMaskedLM.from_config(config), mp.PoNetForMaskedLM)
+
+
+def test_save_pretrained_writes_safetensors_code_and_full_auto_map(tiny_config, tmp_path):
+    mp.PoNetForSequenceClassification(tiny_config()).save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert {"model.safetensors", "config.json", "configuration_ponet.py", "modeling_ponet.py", "pooling.py"} <= files
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "ponet"
+    assert config["auto_map"] == mp.PONET_AUTO_MAP
+    for code_file in ("configuration_ponet.py", "modeling_ponet.py", "pooling.py"):
+        source = (tmp_path / code_file).read_text()
+        imports = [line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))]
+        assert all(name.split(".")[0] in {"math", "dataclasses", "torch", "transformers", ""} for name in imports), (
+            code_file, imports)
+
+
+# The child process cannot import this package: a meta-path finder refuses `modeling_ponet` itself (it is
+# installed in editable mode, so removing a sys.path entry would not be enough).
+CHILD = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "modeling_ponet" or name.startswith("modeling_ponet."):
+                raise ImportError("modeling_ponet is hidden from this process")
+    sys.meta_path.insert(0, Refuse())
+    try:
+        import modeling_ponet
+        raise SystemExit("modeling_ponet must not be importable here")
+    except ImportError:
+        pass
+    import torch, transformers
+    cases = torch.load(sys.argv[1])
+    for auto_name, folder, inputs, expected in cases:
+        model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        with torch.no_grad():
+            out = model(**inputs)
+        got = next(out[k] for k in ("last_hidden_state", "prediction_logits", "logits", "start_logits")
+                   if getattr(out, k, None) is not None)
+        diff = (got - expected).abs().max().item()
+        assert diff == 0.0, (auto_name, diff)
+        print("OK", auto_name, type(model).__name__)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(cases[0][1])
+    print("TOKENIZER", type(tokenizer).__name__, tokenizer("hello world")["input_ids"])
+    """
+)
+
+
+def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+    ids = torch.tensor([[2, 10, 11, 3, 12, 3, 0, 0], [2, 20, 21, 22, 3, 23, 24, 3]])
+    mask = (ids != 0).long()
+    cases = []
+    for auto_name, head in AUTO_HEADS.items():
+        model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention")).eval()
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if head is mp.PoNetForMultipleChoice:
+            inputs = {k: v.unsqueeze(0) for k, v in inputs.items()}  # [batch=1, choices=2, length]
+        with torch.no_grad():
+            expected = first_output(model, inputs)
+        folder = tmp_path / auto_name
+        model.save_pretrained(folder)
+        tiny_tokenizer.save_pretrained(folder)
+        cases.append((auto_name, str(folder), inputs, expected))
+    torch.save(cases, tmp_path / "cases.pt")
+    (tmp_path / "child.py").write_text(CHILD)
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cases.pt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for auto_name in AUTO_HEADS:
+        assert f"OK {auto_name}" in result.stdout
+    assert "TOKENIZER BertTokenizer" in result.stdout
+
+
+def test_auto_tokenizer_loads_from_a_saved_ponet_folder(tiny_config, tiny_tokenizer, tmp_path):
+    mp.PoNetModel(tiny_config()).save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert tokenizer("the quick fox")["input_ids"] == tiny_tokenizer("the quick fox")["input_ids"]
+    assert tokenizer.cls_token_id == tiny_config().cls_token_id
+
+
+@pytest.fixture
+def saved_heads(tiny_config, tiny_tokenizer, tmp_path):
+    folders = {}
+    for name, head in (("mlm", mp.PoNetForMaskedLM), ("base", mp.PoNetModel), ("cls", mp.PoNetForSequenceClassification)):
+        config = tiny_config(num_labels=2, id2label={0: "negative", 1: "positive"},
+                             label2id={"negative": 0, "positive": 1})
+        head(config).save_pretrained(tmp_path / name)
+        tiny_tokenizer.save_pretrained(tmp_path / name)
+        folders[name] = str(tmp_path / name)
+    return folders
+
+
+def test_fill_mask_pipeline(saved_heads, tiny_tokenizer):
+    fill = pipeline("fill-mask", model=saved_heads["mlm"], device="cpu")
+    predictions = fill("the quick [MASK] jumps", top_k=3)
+    assert len(predictions) == 3
+    assert all(p["token"] < len(tiny_tokenizer) and "[MASK]" not in p["sequence"] for p in predictions)
+    scores = [p["score"] for p in predictions]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_feature_extraction_pipeline_matches_the_model(saved_heads, tiny_tokenizer):
+    extract = pipeline("feature-extraction", model=saved_heads["base"], device="cpu")
+    features = torch.tensor(extract("python is a programming language")[0])
+    model = AutoModel.from_pretrained(saved_heads["base"]).eval()
+    with torch.no_grad():
+        expected = model(**tiny_tokenizer("python is a programming language", return_tensors="pt")).last_hidden_state[0]
+    assert features.shape == expected.shape
+    assert torch.allclose(features, expected, atol=1e-5)
+
+
+def test_text_classification_pipeline_uses_the_label_names(saved_heads):
+    classify = pipeline("text-classification", model=saved_heads["cls"], device="cpu")
+    results = classify(["the movie was great", "the movie was terrible and boring"])
+    assert [r["label"] in {"negative", "positive"} for r in results] == [True, True]
+    assert all(0.0 < r["score"] <= 1.0 for r in results)

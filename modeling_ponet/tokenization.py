@@ -57,7 +57,10 @@ def config_for_tokenizer(tokenizer: PreTrainedTokenizerBase, **kwargs) -> PoNetC
     """A `PoNetConfig` whose vocabulary size and PAD/CLS/SEP ids match `tokenizer` (other fields from kwargs)."""
     for name in ("pad_token_id", "cls_token_id", "sep_token_id"):
         if getattr(tokenizer, name) is None:
-            raise ValueError(f"PoNet needs a tokenizer with a {name.split('_')[0].upper()} token; {tokenizer} has none")
+            raise ValueError(
+                f"PoNet needs a tokenizer with a {name.split('_')[0].upper()} token; this "
+                f"{type(tokenizer).__name__} has none"
+            )
     kwargs.setdefault("vocab_size", len(tokenizer))
     return PoNetConfig(
         pad_token_id=tokenizer.pad_token_id,

@@ -32,6 +32,7 @@ from .modeling_ponet import (
     PoNetModel,
     PoNetPreTrainedModel,
 )
+from .pooled_classifier import PooledSequenceClassifier
 from .pooling import POOLING_MODES, SequencePooler, parse_pooling_modes
 from .tokenization import config_for_tokenizer, train_wordpiece_tokenizer
 
@@ -74,6 +75,7 @@ __all__ = [
     "PoNetForTokenClassification",
     "PoNetModel",
     "PoNetPreTrainedModel",
+    "PooledSequenceClassifier",
     "SequencePooler",
     "config_for_tokenizer",
     "parse_pooling_modes",

@@ -73,8 +73,9 @@ class PoNetMixerInputs:
         valid: bool `[batch, length, 1]`, True at real (non-padding) tokens.
         blocked: bool `[batch, length, 1]`, True at padding, and at CLS/SEP when `config.clsgsepg`: these rows
             do not feed the local max, and their SMP and LMP features are zeroed.
-        segment_index: long `[batch * length]`, each token's segment as a row of a `[batch * length]` table
-            (row `b` uses entries `b * length ... b * length + length - 1`), for a single scatter over the batch.
+        segment_index: long `[batch * length]`, each real token's segment as a row of a `[batch * length + 1]`
+            table (row `b` uses entries `b * length ... b * length + length - 1`), so one scatter covers the batch;
+            padding tokens point at the extra last row, so they never reach a real token's segment maximum.
     """
 
     valid: torch.Tensor
@@ -92,49 +93,69 @@ def compact_segment_ids(segment_ids: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 # The pooling operations of the mixer
 # ----------------------------------------------------------------------------------------------------------------
+# Written for speed without changing the published arithmetic: the projections are views of the GEMM outputs
+# (no copies), per-head products are GEMMs against block-diagonal matrices (no permutes), segment maxima go
+# through a table with one row per segment, the window max is an in-place max of shifted slices, and full-size
+# intermediates are reused in place. `PoNetPoolingFunction` below gives them a hand-written backward.
+
+
+def _block_diagonal(vectors: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """`[batch, hidden]` -> `[batch, hidden, heads]` holding head h's slice in column h, zeros elsewhere."""
+    batch, hidden = vectors.shape
+    eye = torch.eye(num_heads, dtype=vectors.dtype, device=vectors.device)
+    return (vectors.view(batch, num_heads, hidden // num_heads, 1) * eye.view(1, num_heads, 1, num_heads)).view(
+        batch, hidden, num_heads
+    )
+
+
+def _diagonal_blocks(per_head: torch.Tensor) -> torch.Tensor:
+    """`[batch, heads, hidden]` (row h computed for every head) -> `[batch, hidden]` keeping head h's slice of row h."""
+    batch, num_heads, hidden = per_head.shape
+    blocks = per_head.view(batch, num_heads, num_heads, hidden // num_heads).diagonal(dim1=1, dim2=2)
+    return blocks.transpose(1, 2).reshape(batch, hidden)
 
 
 def global_aggregation(
     query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GA: a masked mean of the queries attends over the keys; the keys are also the values.
 
     Args:
-        query, key: `[batch, length, hidden]` projections.
+        query, key: `[batch, length, hidden]` projections (strided views are fine).
         valid: bool `[batch, length, 1]`.
         num_heads: heads the hidden width is split into.
     Returns:
-        `g` `[batch, 1, hidden]` (one vector per sequence and head, heads merged) and the attention
-        probabilities `[batch, heads, length]`.
+        `g` `[batch, hidden]` (one vector per sequence and head, heads merged), the attention probabilities
+        `[batch, length, heads]` (float32) and the mean query `[batch, hidden]`.
     """
-    batch, length, hidden = key.shape
-    head_size = hidden // num_heads
-    # Stage 1: masked mean of the queries (summed in float32 so long fp16 sequences cannot overflow).
-    count = valid.sum(dim=1, dtype=torch.float32)
-    q = (query.masked_fill(~valid, 0.0).sum(dim=1, dtype=torch.float32) / count).to(query.dtype)
-    q = q.view(batch, num_heads, head_size)
-    keys = key.view(batch, length, num_heads, head_size)
-    # Stage 2: the mean query attends over the keys.
-    scores = torch.einsum("bnd,blnd->bnl", q, keys) / math.sqrt(head_size)
-    scores = scores.float().masked_fill(~valid.view(batch, 1, length), torch.finfo(torch.float32).min)
-    probs = scores.softmax(dim=-1).to(key.dtype)
-    g = torch.einsum("bnl,blnd->bnd", probs, keys).reshape(batch, 1, hidden)
-    return g, probs
+    hidden = key.shape[-1]
+    # Stage 1: the masked mean as one GEMM with weights valid / count (a mean cannot overflow in half precision).
+    weights = valid.transpose(1, 2).to(query.dtype)
+    weights = weights / valid.sum(dim=1, keepdim=True).transpose(1, 2).to(query.dtype)
+    mean_query = torch.bmm(weights, query).squeeze(1)
+    # Stage 2: the mean query attends over the keys: `[L, hidden] @ [hidden, heads]` keeps the heads apart.
+    scores = torch.bmm(key, _block_diagonal(mean_query, num_heads)).float() / math.sqrt(hidden // num_heads)
+    probs = scores.masked_fill_(~valid, torch.finfo(torch.float32).min).softmax(dim=1)
+    g = _diagonal_blocks(torch.bmm(probs.to(key.dtype).transpose(1, 2), key))
+    return g, probs, mean_query
 
 
 def segment_max_pooling(features: torch.Tensor, segment_index: torch.Tensor) -> torch.Tensor:
     """SMP: every token gets the elementwise max of `features` over its segment.
 
     Args:
-        features: `[batch, length, hidden]`; rows that must not count are already filled with the dtype minimum.
+        features: `[batch, length, hidden]`, contiguous (the scatter's fast path needs it).
         segment_index: long `[batch * length]` (see `PoNetMixerInputs`).
     Returns:
-        `[batch, length, hidden]`.
+        `[batch, length, hidden]`; at padding rows, the max over the batch's padding (never used).
     """
     batch, length, hidden = features.shape
-    flat = features.reshape(batch * length, hidden)
-    table = flat.new_full((batch * length, hidden), torch.finfo(features.dtype).min)
-    table = table.scatter_reduce(0, segment_index[:, None].expand(-1, hidden), flat, "amax", include_self=True)
+    # The table has a row per possible segment; only the rows that receive a token are written or read.
+    table = features.new_empty(batch * length + 1, hidden)
+    table.scatter_reduce_(
+        0, segment_index[:, None].expand(-1, hidden), features.reshape(batch * length, hidden), "amax",
+        include_self=False,
+    )
     return table.index_select(0, segment_index).view(batch, length, hidden)
 
 
@@ -146,14 +167,125 @@ def local_max_pooling(features: torch.Tensor, window_size: int) -> torch.Tensor:
     Returns:
         `[batch, length, hidden]`.
     """
-    half = window_size // 2
-    length = features.shape[1]
-    out = features
-    for shift in range(1, half + 1):  # a loop over window offsets, not over tokens
-        shifted_left = F.pad(features[:, shift:], (0, 0, 0, shift), value=torch.finfo(features.dtype).min)
-        shifted_right = F.pad(features[:, : length - shift], (0, 0, shift, 0), value=torch.finfo(features.dtype).min)
-        out = torch.maximum(out, torch.maximum(shifted_left, shifted_right))
+    out = features.clone()
+    for shift in range(1, window_size // 2 + 1):  # a loop over window offsets, not over tokens; in place
+        out[:, shift:].clamp_(min=features[:, :-shift])
+        out[:, :-shift].clamp_(min=features[:, shift:])
     return out
+
+
+def _local_argmax_bits(features: torch.Tensor, pooled: torch.Tensor, window_size: int) -> torch.Tensor:
+    """uint8 `[batch, length, hidden]`: bit `half + s` says that token `i + s` holds the window max of token `i`."""
+    half = window_size // 2
+    bits = (features == pooled).to(torch.uint8) << half
+    for shift in range(1, half + 1):
+        bits[:, :-shift] |= (features[:, shift:] == pooled[:, :-shift]).to(torch.uint8) << (half + shift)
+        bits[:, shift:] |= (features[:, :-shift] == pooled[:, shift:]).to(torch.uint8) << (half - shift)
+    return bits
+
+
+def _pooling_fusion_forward(query, key, out_gate, segment, local, valid, blocked, segment_index, num_heads, window):
+    """GA, SMP, LMP and PF. Returns the mixed features, GA probabilities `[batch, length, heads]` and what
+    the backward needs (mean query, GA vector, the masked local features and their window max)."""
+    dtype = key.dtype
+    keep = (~blocked).to(dtype)
+    g, probs, mean_query = global_aggregation(query, key, valid, num_heads)
+
+    # SMP: padding never reaches a real token (it points at its own row); zeroed at blocked rows.
+    # `fused` becomes the factor of the gate: valid * (g + keep * segment_max).
+    fused = segment_max_pooling(segment, segment_index)
+    fused.mul_(keep).add_(g.unsqueeze(1)).mul_(valid)
+
+    # LMP over the local features with blocked rows at the dtype minimum, then zeroed at blocked rows.
+    masked_local = torch.where(blocked, torch.finfo(dtype).min, local)
+    pooled_local = local_max_pooling(masked_local, window)
+
+    # PF: Y = valid * (g + S) * O + L (S and L are already zero at blocked rows, which include padding).
+    mixed = pooled_local * keep
+    mixed.addcmul_(fused, out_gate)
+    return mixed, probs, mean_query, g, masked_local, pooled_local
+
+
+class PoNetPoolingFunction(torch.autograd.Function):
+    """The pooling part of the mixer (everything after the projections) with a hand-written backward.
+
+    Inputs are the projection GEMM outputs `ko = [K | O]` `[batch, length, 2 * hidden]` and `segment` (S)
+    `[batch, length, hidden]`, which the backward needs and so are saved, and `ql = [Q | Lc]`
+    `[batch, length, 2 * hidden]`, which is not saved: the backward only needs the mean query and one byte per
+    element saying which tokens hold each window max. Autograd through the plain ops would instead keep several
+    full-size masks, maxima and products per layer. Maxima shared by ties split the gradient evenly, as `amax` does.
+    """
+
+    @staticmethod
+    def forward(ctx, ko, segment, ql, valid, blocked, segment_index, num_heads, window):
+        key, out_gate = ko.chunk(2, dim=-1)
+        query, local = ql.chunk(2, dim=-1)
+        mixed, probs, mean_query, g, masked_local, pooled_local = _pooling_fusion_forward(
+            query, key, out_gate, segment, local, valid, blocked, segment_index, num_heads, window
+        )
+        bits = _local_argmax_bits(masked_local, pooled_local, window)
+        ctx.save_for_backward(ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index)
+        ctx.num_heads, ctx.window = num_heads, window
+        probs_out = probs.to(ko.dtype).transpose(1, 2).contiguous()
+        ctx.mark_non_differentiable(probs_out)
+        return mixed, probs_out
+
+    @staticmethod
+    def backward(ctx, grad_mixed, grad_probs):
+        ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index = ctx.saved_tensors
+        num_heads, window = ctx.num_heads, ctx.window
+        batch, length, hidden = grad_mixed.shape
+        dtype = ko.dtype
+        key, out_gate = ko.chunk(2, dim=-1)
+        keep = (~blocked).to(dtype)
+        grad_ko = torch.empty_like(ko)
+        grad_key, grad_gate = grad_ko.chunk(2, dim=-1)
+        grad_ql = torch.empty_like(ko)
+        grad_query, grad_local = grad_ql.chunk(2, dim=-1)
+        grad = grad_mixed * valid  # padding rows of Y are constant zeros
+
+        # The gate: dO = dY * valid * (g + keep * segment_max).
+        segment_max = segment_max_pooling(segment, segment_index)
+        is_max = segment == segment_max
+        work = segment_max.mul_(keep).add_(g.unsqueeze(1))
+        grad_gate.copy_(grad).mul_(work)
+
+        # GA vector: dg = sum over tokens of dY * O. SMP: dS_max = dY * O at kept rows, summed per segment and
+        # shared among the tokens that hold the max.
+        work.copy_(grad).mul_(out_gate)
+        grad_g = work.sum(dim=1, dtype=torch.float32)
+        work.mul_(keep)
+        table = torch.zeros(batch * length + 1, hidden, dtype=dtype, device=ko.device)
+        table.index_add_(0, segment_index, work.view(batch * length, hidden))
+        ties = torch.zeros_like(table).index_add_(0, segment_index, is_max.view(batch * length, hidden).to(dtype))
+        table.div_(ties.clamp_(min=1))
+        grad_segment = table.index_select(0, segment_index).view(batch, length, hidden).mul_(is_max)
+
+        # LMP: the window max's gradient goes to the tokens holding it (split among ties), none to blocked rows.
+        half = window // 2
+        counts = (bits & 1).to(dtype)
+        for bit in range(1, window):
+            counts += (bits >> bit) & 1
+        share = grad.mul_(keep).div_(counts.clamp_(min=1))  # `grad` is not needed unmasked any more
+        grad_local.copy_(share).mul_(bits >> half & 1)
+        for shift in range(1, half + 1):
+            grad_local[:, shift:] += share[:, :-shift] * (bits[:, :-shift] >> (half + shift) & 1)
+            grad_local[:, :-shift] += share[:, shift:] * (bits[:, shift:] >> (half - shift) & 1)
+
+        # GA (float32 around the softmax): probs `[batch, length, heads]`, g = sum_l probs * K per head,
+        # scores = K . mean_query * scale.
+        grad_g_heads = _block_diagonal(grad_g, num_heads)  # [batch, hidden, heads]
+        grad_probs_total = torch.bmm(key, grad_g_heads.to(dtype)).float()
+        grad_scores = probs * (grad_probs_total - (probs * grad_probs_total).sum(dim=1, keepdim=True))
+        grad_scores *= 1.0 / math.sqrt(hidden // num_heads)
+        # dK = probs @ blockdiag(dg)^T + dscores @ blockdiag(mean_query)^T, as one GEMM.
+        left = torch.cat([probs, grad_scores], dim=-1).to(dtype)
+        right = torch.cat([grad_g_heads, _block_diagonal(mean_query.float(), num_heads)], dim=-1).transpose(1, 2)
+        grad_key.copy_(torch.bmm(left, right.to(dtype)))
+        grad_mean_query = _diagonal_blocks(torch.bmm(grad_scores.to(dtype).transpose(1, 2), key))
+        weights = valid.to(dtype) / valid.sum(dim=1, keepdim=True).to(dtype)
+        grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(weights)
+        return grad_ko, grad_segment, grad_ql, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -201,7 +333,7 @@ class PoNetPoolingMixer(nn.Module):
 
     `Y_h = (g_h + S_h) * O_h + L_h` per head h, where `g` is the global aggregation, `S` the segment max of
     `dense_segment(x)`, `L` the local max of `dense_local(x)` and `O = dense_o(x)`. The five projections run
-    as one matrix multiply; their parameters keep the published names.
+    as three matrix multiplies (see `projections`); their parameters keep the published names.
     """
 
     def __init__(self, config: PoNetConfig):
@@ -215,30 +347,40 @@ class PoNetPoolingMixer(nn.Module):
         self.dense_segment = nn.Linear(hidden, hidden)
         self.dense_local = nn.Linear(hidden, hidden)
 
-    def projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The five projections `(q, k, o, segment, local)`, each `[batch, length, hidden]`, in one GEMM."""
-        layers = (self.dense_q, self.dense_k, self.dense_o, self.dense_segment, self.dense_local)
-        weight = torch.cat([layer.weight for layer in layers])
-        bias = torch.cat([layer.bias for layer in layers])
-        return F.linear(hidden_states, weight, bias).chunk(5, dim=-1)
+    def projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`[K | O]` `[batch, length, 2 * hidden]`, S `[batch, length, hidden]` and `[Q | Lc]` `[batch, length, 2 * hidden]`.
+
+        Three GEMMs rather than one: the backward keeps only the first two, and S must be contiguous for the
+        fast path of the segment max's scatter.
+        """
+
+        def fused(*layers):
+            weight = torch.cat([layer.weight for layer in layers])
+            bias = torch.cat([layer.bias for layer in layers])
+            return F.linear(hidden_states, weight, bias)
+
+        return (
+            fused(self.dense_k, self.dense_o),
+            self.dense_segment(hidden_states),
+            fused(self.dense_q, self.dense_local),
+        )
 
     def forward(
         self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and GA probabilities `[batch, heads, length]`."""
-        query, key, out_gate, segment, local = self.projections(hidden_states)
-        lowest = torch.finfo(hidden_states.dtype).min
-
-        g, attention_probs = global_aggregation(query, key, mixer_inputs.valid, self.num_attention_heads)
-        segment = segment_max_pooling(segment.masked_fill(~mixer_inputs.valid, lowest), mixer_inputs.segment_index)
-        local = local_max_pooling(local.masked_fill(mixer_inputs.blocked, lowest), self.local_window_size)
-
-        # Pooling fusion. Zeroing the pooled features at padding (and CLS/SEP under clsgsepg) before the product
-        # keeps the dtype minimum out of the arithmetic, so fp16/bf16 cannot overflow into inf or NaN.
-        segment = segment.masked_fill(mixer_inputs.blocked, 0.0)
-        local = local.masked_fill(mixer_inputs.blocked, 0.0)
-        mixed = (g + segment) * out_gate + local
-        return mixed.masked_fill(~mixer_inputs.valid, 0.0), attention_probs
+        ko, segment, ql = self.projections(hidden_states)
+        masks = (mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index)
+        if torch.is_grad_enabled() and (ko.requires_grad or segment.requires_grad or ql.requires_grad):
+            return PoNetPoolingFunction.apply(
+                ko, segment, ql, *masks, self.num_attention_heads, self.local_window_size
+            )
+        key, out_gate = ko.chunk(2, dim=-1)
+        query, local = ql.chunk(2, dim=-1)
+        mixed, probs = _pooling_fusion_forward(
+            query, key, out_gate, segment, local, *masks, self.num_attention_heads, self.local_window_size
+        )[:2]
+        return mixed, probs.to(ko.dtype).transpose(1, 2).contiguous()
 
 
 class PoNetMixerOutput(nn.Module):
@@ -500,8 +642,9 @@ class PoNetModel(PoNetPreTrainedModel):
         else:  # inputs_embeds without segment information: the whole sequence is one segment
             segment_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
 
+        # One table row per (example, segment); padding tokens all point at the extra last row.
         row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
-        segment_index = (segment_ids + row_offsets).reshape(-1)
+        segment_index = torch.where(valid, segment_ids + row_offsets, batch * length).reshape(-1)
 
         blocked = ~valid
         if self.config.clsgsepg and special is not None:

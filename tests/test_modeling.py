@@ -570,3 +570,106 @@ def test_input_ids_and_inputs_embeds_are_exclusive(model_for):
         model(ids, inputs_embeds=torch.randn(2, 12, 32))
     with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
         model()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The mixer's hand-written backward (helper BENCH, issue 6): gradients against autograd through a naive mixer
+# ------------------------------------------------------------------------------------------------------------
+
+
+def amax_reference_mixer(mixer, x, valid, special, segments, clsgsepg, window, num_heads):
+    """Like `naive_mixer` (spec steps 1-6, one example) but with `amax`, whose gradient splits ties evenly."""
+    length, hidden = x.shape
+    d = hidden // num_heads
+    Q, K, O = mixer.dense_q(x), mixer.dense_k(x), mixer.dense_o(x)
+    S, Lc = mixer.dense_segment(x), mixer.dense_local(x)
+    real = [i for i in range(length) if valid[i]]
+    g = []
+    for h in range(num_heads):
+        cols = slice(h * d, (h + 1) * d)
+        q = torch.stack([Q[i, cols] for i in real]).mean(0)
+        a = torch.stack([q @ K[i, cols] / math.sqrt(d) for i in real]).softmax(-1)
+        g.append((a[:, None] * torch.stack([K[i, cols] for i in real])).sum(0))
+    g = torch.cat(g)
+    rows = []
+    for i in range(length):
+        if not valid[i]:
+            rows.append(torch.zeros(hidden))
+            continue
+        blocked_i = clsgsepg and special[i]
+        members = [j for j in real if segments[j] == segments[i]]
+        s_max = torch.zeros(hidden) if blocked_i else torch.stack([S[j] for j in members]).amax(0)
+        window_members = [j for j in range(max(0, i - window // 2), min(length, i + window // 2 + 1))
+                          if valid[j] and not (clsgsepg and special[j])]
+        l_max = torch.zeros(hidden) if blocked_i else torch.stack([Lc[j] for j in window_members]).amax(0)
+        rows.append((g + s_max) * O[i] + l_max)
+    return torch.stack(rows)
+
+
+def mixer_gradients(model, ids, mask, segment_ids, x, weights, reference):
+    """Gradients of `sum(weights * Y)` w.r.t. x and the mixer parameters, from the model's mixer or the reference."""
+    mixer = model.encoder.layer[0].attention.self
+    config = model.config
+    x = x.clone().requires_grad_(True)
+    mixer.zero_grad()
+    if reference:
+        batch, length = ids.shape
+        out = []
+        for b in range(batch):
+            valid = [bool(v) for v in mask[b]]
+            special = [int(t) in (config.cls_token_id, config.sep_token_id) for t in ids[b]]
+            segments = (naive_segments_from_special(special) if segment_ids is None
+                        else [int(s) for s in segment_ids[b]])
+            out.append(amax_reference_mixer(mixer, x[b], valid, special, segments, config.clsgsepg,
+                                            config.local_window_size, config.num_attention_heads))
+        out = torch.stack(out)
+    else:
+        inputs = model._mixer_inputs(ids, mask, segment_ids, *ids.shape, ids.device)
+        out = mixer(x, inputs)[0]
+    (out * weights).sum().backward()
+    grads = {"x": x.grad}
+    grads.update({name: p.grad.clone() for name, p in mixer.named_parameters()})
+    return grads
+
+
+@pytest.mark.parametrize("clsgsepg, window, explicit_segments", [
+    (True, 3, False), (False, 3, False), (True, 3, True), (False, 1, True), (True, 5, False),
+])
+def test_mixer_backward_matches_autograd_through_the_naive_mixer(model_for, clsgsepg, window, explicit_segments):
+    model = model_for(clsgsepg=clsgsepg, local_window_size=window).train()
+    ids, mask = make_batch()
+    segments = None
+    if explicit_segments:  # CLS shares the first sentence's segment, padding the last one's
+        segments = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0, 2, 2, 2, 2, 7, 7, 7, 9, 9, 9, 9]])
+    torch.manual_seed(1)
+    x, weights = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
+    ours = mixer_gradients(model, ids, mask, segments, x, weights, reference=False)
+    expected = mixer_gradients(model, ids, mask, segments, x, weights, reference=True)
+    for name in expected:
+        assert torch.allclose(ours[name], expected[name], atol=1e-4, rtol=1e-4), name
+
+
+def test_mixer_backward_splits_tied_maxima_evenly(model_for):
+    model = model_for()
+    mixer = model.encoder.layer[0].attention.self
+    with torch.no_grad():  # every token of a segment / window ties: S and Lc are their biases
+        mixer.dense_segment.weight.zero_()
+        mixer.dense_local.weight.zero_()
+    ids, mask = make_batch()
+    torch.manual_seed(2)
+    x, weights = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
+    ours = mixer_gradients(model, ids, mask, None, x, weights, reference=False)
+    expected = mixer_gradients(model, ids, mask, None, x, weights, reference=True)
+    for name in expected:
+        assert torch.allclose(ours[name], expected[name], atol=1e-4, rtol=1e-4), name
+    assert ours["dense_segment.weight"].abs().max() > 0 and ours["dense_local.weight"].abs().max() > 0
+
+
+def test_mixer_compiles_without_graph_breaks(model_for):
+    model = model_for()
+    mixer = model.encoder.layer[0].attention.self
+    ids, mask = make_batch()
+    inputs = model._mixer_inputs(ids, mask, None, 2, 12, "cpu")
+    x = torch.randn(2, 12, 32, requires_grad=True)
+    explanation = torch._dynamo.explain(mixer)(x, inputs)
+    assert explanation.graph_break_count == 0, explanation.break_reasons

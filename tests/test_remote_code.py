@@ -87,7 +87,7 @@ CHILD = textwrap.dedent(
         got = next(out[k] for k in ("last_hidden_state", "prediction_logits", "logits", "start_logits")
                    if getattr(out, k, None) is not None)
         diff = (got - expected).abs().max().item()
-        assert diff == 0.0, (auto_name, diff)
+        assert diff <= 1e-6, (auto_name, diff)  # another process may sum in another order: float noise only
         print("OK", auto_name, type(model).__name__)
     tokenizer = transformers.AutoTokenizer.from_pretrained(cases[0][1])
     print("TOKENIZER", type(tokenizer).__name__, tokenizer("hello world")["input_ids"])

@@ -1,0 +1,339 @@
+#!/usr/bin/env python
+"""Fine-tune PoNet (or any `AutoModelForSequenceClassification` model) on a GLUE task with Accelerate.
+
+Reads like transformers' `run_glue_no_trainer.py`. The data is the Hub GLUE dataset (`nyu-mll/glue`) or local
+csv / tsv (the original GLUE files too) / json files; the task's official metrics are computed offline; the
+checkpoint with the best dev score is kept; test predictions are written as GLUE benchmark submission files.
+
+    python finetune/run_glue.py --model_name_or_path chtan/ponet-base-uncased --task_name mrpc \
+        --per_device_train_batch_size 32 --learning_rate 5e-5 --output_dir out/mrpc
+
+    accelerate launch --multi_gpu --num_processes 4 finetune/run_glue.py --task_name mnli ...
+"""
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from transformers import DataCollatorWithPadding, default_data_collator
+
+from modeling_ponet import finetuning as F
+from modeling_ponet import glue
+from modeling_ponet import hub
+from modeling_ponet import training as T
+
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--task_name", type=str, required=True, help=f"One of: {', '.join(glue.GLUE_TASKS)}.")
+    data.add_argument("--dataset_name", type=str, default=glue.GLUE_HUB_ID,
+                      help="Hub dataset with one config per GLUE task (used when no local files are given).")
+    data.add_argument("--dataset_config_name", type=str, default=None,
+                      help="Config of --dataset_name (default: the task name).")
+    data.add_argument("--glue_dir", type=str, default=None,
+                      help="A folder of the original GLUE distribution for the task (e.g. glue_data/MRPC): "
+                           "train.tsv, dev.tsv (MNLI: dev_matched/dev_mismatched.tsv), test*.tsv.")
+    data.add_argument("--train_file", type=str, default=None, help="Local csv/tsv/json training file.")
+    data.add_argument("--validation_file", type=str, default=None,
+                      help="Local dev file (MNLI: the matched dev set).")
+    data.add_argument("--validation_mismatched_file", type=str, default=None, help="MNLI's mismatched dev set.")
+    data.add_argument("--test_file", type=str, default=None,
+                      help="Local test file, predicted into a GLUE submission file (MNLI: matched).")
+    data.add_argument("--test_mismatched_file", type=str, default=None, help="MNLI's mismatched test set.")
+    data.add_argument("--ax_file", type=str, default=None,
+                      help="MNLI only: the diagnostic set (glue_data/diagnostic/diagnostic.tsv) to predict into AX.tsv.")
+    data.add_argument("--max_length", type=int, default=glue.PAPER_MAX_LENGTH,
+                      help="Maximum tokens per example after tokenization; longer pairs are truncated (logged).")
+    data.add_argument("--max_train_samples", type=int, default=None, help="Debug: keep the first N training examples.")
+    data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev examples.")
+    data.add_argument("--no_predict", action="store_true", help="Do not write test-set submission files.")
+    F.add_finetuning_args(parser)
+    T.add_training_args(parser)
+    parser.set_defaults(num_train_epochs=glue.PAPER_NUM_EPOCHS, per_device_train_batch_size=32,
+                        per_device_eval_batch_size=64)
+    args = parser.parse_args(argv)
+    T.check_training_args(args)
+    args.task = glue.get_task(args.task_name)
+    if args.max_length < 8:
+        raise ValueError(f"`--max_length` must be at least 8, got {args.max_length}")
+    return args
+
+
+def data_files(args) -> dict | None:
+    """{split: local path} from --glue_dir and the file flags (flags win), or None for the Hub dataset."""
+    task = args.task
+    matched = "validation_matched" if task.name == "mnli" else "validation"
+    test = "test_matched" if task.name == "mnli" else "test"
+    if task.name != "mnli":
+        for flag in ("validation_mismatched_file", "test_mismatched_file", "ax_file"):
+            if getattr(args, flag):
+                raise ValueError(f"`--{flag}` only applies to MNLI, not {task.pretty_name}")
+    files = glue.glue_dir_files(task, args.glue_dir) if args.glue_dir else {}
+    flags = {"train": args.train_file, matched: args.validation_file, test: args.test_file,
+             "validation_mismatched": args.validation_mismatched_file, "test_mismatched": args.test_mismatched_file}
+    files.update({split: path for split, path in flags.items() if path})
+    if not files:
+        return None
+    if "train" not in files:
+        raise ValueError("Local data needs a training file: pass `--train_file` (or `--glue_dir` with train.tsv)")
+    return files
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    task = args.task
+    accelerator = T.build_accelerator(args)
+    T.setup_logging(accelerator)
+    logger.info(accelerator.state)
+    from accelerate.utils import set_seed
+
+    set_seed(args.seed)
+    if accelerator.is_main_process and args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        if args.push_to_hub:
+            hub.create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
+    accelerator.wait_for_everyone()
+
+    # Data: local files or the Hub dataset, with the task's columns and validated labels.
+    files = data_files(args)
+    with accelerator.main_process_first():
+        raw = glue.load_glue(task, dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
+                             data_files=files, cache_dir=args.cache_dir)
+        if task.name == "mnli" and not args.no_predict and (args.ax_file or files is None):
+            try:
+                raw["ax"] = glue.load_ax(args.dataset_name, args.ax_file, cache_dir=args.cache_dir)
+            except Exception as err:  # the diagnostic set is optional: say why it is missing
+                if args.ax_file:
+                    raise
+                logger.warning("No AX diagnostic predictions: could not load %s/ax (%s)", args.dataset_name, err)
+    for split, limit in (("train", args.max_train_samples), *((s, args.max_eval_samples) for s in task.eval_splits)):
+        if limit is not None and split in raw and len(raw[split]) > limit:
+            raw[split] = raw[split].select(range(limit))
+    if "train" not in raw:
+        raise ValueError(f"No training split for {task.pretty_name}")
+    eval_splits = [split for split in task.eval_splits if split in raw]
+    if not eval_splits:
+        raise ValueError(f"No dev set for {task.pretty_name}: pass `--validation_file` (best-checkpoint "
+                         "selection and the reported metrics need one)")
+    test_splits = [] if args.no_predict else [split for split in (*task.test_splits, "ax") if split in raw]
+
+    # Model and tokenizer.
+    config, tokenizer, model = F.load_model_and_tokenizer(
+        args, task.num_labels, "regression" if task.is_regression else "single_label_classification",
+        finetuning_task=task.name, label_names=None if task.is_regression else list(task.label_names))
+    check_special_ids(model.config, tokenizer)
+    max_positions = getattr(model.config, "max_position_embeddings", None)
+    if max_positions is not None and args.max_length > max_positions:
+        raise ValueError(f"`--max_length` {args.max_length} exceeds the model's {max_positions} positions "
+                         "(use finetune/run_long_doc.py for longer inputs)")
+    T.maybe_enable_gradient_checkpointing(model, args)
+    to_model_ids = None if task.is_regression else F.label_permutation(model.config, list(task.label_names))
+
+    padding = "max_length" if args.pad_to_max_length else False
+
+    def preprocess(examples):
+        texts = [examples[column] for column in task.text_columns]
+        result = tokenizer(*texts, padding=padding, max_length=args.max_length, truncation=True)
+        full = tokenizer(*texts, truncation=False)["input_ids"]
+        result["truncated"] = [len(ids) > args.max_length for ids in full]
+        labels = examples["label"]
+        result["labels"] = [to_model_ids.get(label, label) for label in labels] if to_model_ids else labels
+        return result
+
+    with accelerator.main_process_first():
+        processed = raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names,
+                            num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
+                            desc="Tokenizing")
+    for split in processed:
+        truncated = int(np.sum(processed[split]["truncated"]))
+        if truncated:
+            logger.warning("%s: %d of %d examples are longer than --max_length %d and were truncated",
+                           split, truncated, len(processed[split]), args.max_length)
+        processed[split] = processed[split].remove_columns(["truncated"])
+    for split in test_splits:
+        processed[split] = processed[split].remove_columns(["labels"])
+
+    if args.pad_to_max_length:
+        collator = default_data_collator
+    else:
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    train_dataloader = T.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
+                                                seed=args.seed, num_workers=args.dataloader_num_workers)
+    eval_dataloaders = {split: T.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
+                                                       args.dataloader_num_workers)
+                        for split in eval_splits + test_splits}
+
+    optimizer = T.create_optimizer(model, args)
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
+    T.resolve_train_steps(args, len(train_dataloader))
+    lr_scheduler = accelerator.prepare(T.create_scheduler(optimizer, args, accelerator.num_processes))
+    T.init_tracking(accelerator, args, f"glue_{task.name}")
+
+    dev_predictions = {}  # split -> (predictions, references) of the latest evaluation
+
+    def evaluate(eval_model=None) -> dict:
+        metrics = {}
+        for split in eval_splits:
+            preds, refs = F.predict(accelerator, eval_model or model, eval_dataloaders[split], task.is_regression)
+            preds = to_task_ids(preds)
+            refs = to_task_ids(refs)
+            dev_predictions[split] = (preds, refs)
+            suffix = glue.split_suffix(task, split)
+            metrics.update({f"eval_{key}{suffix}": value
+                            for key, value in glue.compute_glue_metrics(task, preds, refs).items()})
+        return metrics
+
+    def to_task_ids(values):
+        if to_model_ids is None or values is None:
+            return values
+        inverse = {model_id: task_id for task_id, model_id in to_model_ids.items()}
+        return np.asarray([inverse[int(v)] for v in values])
+
+    selection = resolve_selection_metric(args, task)
+    tracker = F.BestModelTracker(args.output_dir, selection)
+    progress = F.resume(accelerator, args, len(train_dataloader), tracker)
+    total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Fine-tuning on %s *****", task.pretty_name)
+    logger.info("  Examples = %d, epochs = %d, total batch size = %d, updates = %d, processes = %d",
+                len(processed["train"]), args.num_train_epochs, total_batch, args.max_train_steps,
+                accelerator.num_processes)
+    start = time.perf_counter()
+    F.train_classifier(accelerator, args, model, tokenizer, optimizer, lr_scheduler, train_dataloader, evaluate,
+                       tracker, progress)
+    train_runtime = time.perf_counter() - start
+
+    # The final model: the best dev checkpoint (re-loaded), or the last one.
+    final_model = model
+    if args.output_dir is not None:
+        if F.promote_best_model(accelerator, tracker, args.output_dir):
+            logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
+                        tracker.best_step)
+            final_model = reload_model(args, accelerator)
+        else:
+            F.save_model(accelerator, model, tokenizer, args.output_dir)
+    eval_metrics = evaluate(final_model)
+
+    results = {
+        **eval_metrics,
+        "task_name": task.name,
+        "metric_for_best_model": tracker.metric,
+        "best_step": tracker.best_step,
+        "train_samples": len(processed["train"]),
+        "train_runtime": train_runtime,
+        "num_processes": accelerator.num_processes,
+        "total_train_batch_size": total_batch,
+        "learning_rate": args.learning_rate,
+        "max_train_steps": args.max_train_steps,
+        "num_train_epochs": args.num_train_epochs,
+        "mixed_precision": accelerator.mixed_precision,
+        "glue_scores": glue.glue_score_entries(task, eval_metrics),
+    }
+    logger.info("Final dev results: %s", {k: v for k, v in eval_metrics.items()})
+    if args.output_dir is None:
+        return results
+
+    for split in test_splits:
+        predictions, _ = F.predict(accelerator, final_model, eval_dataloaders[split], task.is_regression)
+        if accelerator.is_main_process:
+            split_task, split_name = (glue.AX_TASK, "test") if split == "ax" else (task, split)
+            path = glue.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
+                                         raw[split]["idx"], to_task_ids(predictions))
+            logger.info("Wrote %s (%d predictions)", path, len(predictions))
+            results.setdefault("submission_files", []).append(str(path.relative_to(args.output_dir)))
+
+    if accelerator.is_main_process:
+        for split, (preds, refs) in dev_predictions.items():
+            write_dev_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"], preds, refs)
+        T.write_all_results(args.output_dir, results)
+        is_local = args.model_name_or_path is not None and Path(args.model_name_or_path).exists()
+        hub.write_model_card(
+            args.output_dir, "finetuned",
+            model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
+            base_model=None if is_local else args.model_name_or_path,
+            datasets=[args.dataset_name] if files is None else None,
+            training_data=None if files is None else f"local GLUE {task.pretty_name} files",
+            model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
+            eval_results=glue.card_eval_results(task, eval_metrics, args.dataset_name),
+            hyperparameters=card_hyperparameters(args, total_batch, accelerator),
+            config=accelerator.unwrap_model(final_model).config,
+        )
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    if args.push_to_hub and accelerator.is_main_process:
+        hub.push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message="End of training",
+                        private=args.hub_private_repo)
+    return results
+
+
+def check_special_ids(config, tokenizer):
+    """PoNet finds segments through the CLS/SEP ids of its config: they must be the tokenizer's."""
+    if getattr(config, "model_type", None) != "ponet":
+        return
+    for name in ("cls_token_id", "sep_token_id"):
+        if getattr(config, name) != getattr(tokenizer, name):
+            raise ValueError(f"The model's {name} ({getattr(config, name)}) differs from the tokenizer's "
+                             f"({getattr(tokenizer, name)}): PoNet would derive wrong segments. Use the tokenizer "
+                             "the model was pretrained with (or build the config with config_for_tokenizer)")
+
+
+def resolve_selection_metric(args, task) -> str | None:
+    name = args.metric_for_best_model or task.main_metric
+    if name.lower() == "none":
+        return None
+    name = name if name.startswith("eval_") else f"eval_{name}"
+    allowed = [f"eval_{m}{suffix}" for m in (*task.metrics, "combined_score")
+               for suffix in {glue.split_suffix(task, s) for s in task.eval_splits}]
+    if name not in allowed:
+        raise ValueError(f"`--metric_for_best_model` {args.metric_for_best_model!r} is not a {task.pretty_name} "
+                         f"dev metric; choose one of {allowed} or 'none'")
+    return name
+
+
+def reload_model(args, accelerator):
+    """The kept (best) model from --output_dir, on this process's device, for the final evaluation."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
+    return model.to(accelerator.device)
+
+
+def write_dev_predictions(path: Path, indices, predictions, references):
+    """`index  prediction  label` per dev example (task label ids, or STS-B scores), to re-check the metrics."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("index\tprediction\tlabel\n")
+        for index, prediction, label in zip(indices, predictions, references):
+            handle.write(f"{int(index)}\t{prediction}\t{label}\n")
+
+
+def card_hyperparameters(args, total_batch, accelerator) -> dict:
+    return {
+        "task_name": args.task.name,
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "total_train_batch_size": total_batch,
+        "num_processes": accelerator.num_processes,
+        "num_train_epochs": args.num_train_epochs,
+        "max_train_steps": args.max_train_steps,
+        "max_length": args.max_length,
+        "weight_decay": args.weight_decay,
+        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
+        "num_warmup_steps": args.num_warmup_steps,
+        "seed": args.seed,
+        "mixed_precision": accelerator.mixed_precision,
+        "metric_for_best_model": args.metric_for_best_model or args.task.main_metric,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""Fine-tune PoNet on long-document classification (HND, IMDb, Yelp-5, arXiv-11 or local files) with Accelerate.
+
+As published: inputs up to 4096 tokens (and beyond), the 512-row position table extended by tiling, sentence
+level `segment_ids` (paragraph level for arXiv-11), gradient checkpointing. Reports accuracy, micro-F1 and
+macro-F1 (plus the positive-class F1 for the binary HND and IMDb) on the dev and test sets.
+
+    accelerate launch finetune/run_long_doc.py --dataset imdb --model_name_or_path chtan/ponet-base-uncased \
+        --max_length 4096 --per_device_train_batch_size 4 --gradient_accumulation_steps 8 --output_dir out/imdb
+
+    python finetune/run_long_doc.py --train_file train.jsonl --validation_file dev.jsonl --test_file test.jsonl \
+        --text_column text --label_column label --model_name_or_path my-ponet --output_dir out/docs
+"""
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modeling_ponet import finetuning as F
+from modeling_ponet import hub
+from modeling_ponet import long_doc as L
+from modeling_ponet import training as T
+from modeling_ponet.metrics import classification_metrics
+from modeling_ponet.text import SEGMENT_MODES, tokenize_with_segment_ids
+
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", type=str, default=None,
+                      help=f"A preset: {', '.join(L.LONG_DOC_DATASETS)} (Hub data); or use the file flags.")
+    data.add_argument("--dataset_name", type=str, default=None,
+                      help="Override the preset's Hub dataset id (same columns).")
+    data.add_argument("--dataset_config_name", type=str, default=None, help="Config of the Hub dataset.")
+    data.add_argument("--train_file", type=str, default=None, help="Local jsonl/json/csv/tsv with text + label.")
+    data.add_argument("--validation_file", type=str, default=None, help="Local dev file.")
+    data.add_argument("--test_file", type=str, default=None, help="Local test file (labelled: metrics are reported).")
+    data.add_argument("--text_column", type=str, default="text", help="Text column of the local files.")
+    data.add_argument("--label_column", type=str, default="label", help="Label column of the local files.")
+    data.add_argument("--label_names", type=str, nargs="+", default=None,
+                      help="Label names in id order (default: the preset's, or sorted from the training file).")
+    data.add_argument("--validation_split_percentage", type=int, default=10,
+                      help="Percentage of train held out as dev (and test) when the dataset has none.")
+    data.add_argument("--max_length", type=int, default=4096,
+                      help="Maximum tokens per document (longer ones are truncated, logged); the position table "
+                           "is extended by tiling when the checkpoint has fewer positions.")
+    data.add_argument("--segment_level", type=str, default=None, choices=[*SEGMENT_MODES, "none"],
+                      help="segment_ids per sentence or paragraph (default: the preset's, else sentence); "
+                           "'none' lets PoNet derive segments from [CLS]/[SEP].")
+    data.add_argument("--max_train_samples", type=int, default=None, help="Debug: keep the first N training documents.")
+    data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev/test documents.")
+    F.add_finetuning_args(parser)
+    T.add_training_args(parser)
+    parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
+                        help="Disable gradient checkpointing (on by default for long inputs).")
+    parser.set_defaults(gradient_checkpointing=True, num_train_epochs=3, per_device_train_batch_size=4,
+                        per_device_eval_batch_size=8, learning_rate=3e-5)
+    args = parser.parse_args(argv)
+    T.check_training_args(args)
+    args.preset = L.get_long_doc_dataset(args.dataset) if args.dataset else None
+    if args.preset is None and args.train_file is None:
+        raise ValueError("Pass --dataset (one of: " + ", ".join(L.LONG_DOC_DATASETS) + ") or --train_file")
+    if args.segment_level is None:
+        args.segment_level = args.preset.segment_level if args.preset else "sentence"
+    if args.max_length < 8:
+        raise ValueError(f"`--max_length` must be at least 8, got {args.max_length}")
+    return args
+
+
+def load_data(args):
+    """(DatasetDict with train/validation[/test] of text, label, idx; label names)."""
+    files = {split: path for split, path in (("train", args.train_file), ("validation", args.validation_file),
+                                             ("test", args.test_file)) if path}
+    if files:
+        names = args.label_names or (list(args.preset.label_names) if args.preset else None)
+        splits, names = L.load_local_long_docs(files, args.text_column, args.label_column, names,
+                                               clean_html=bool(args.preset and args.preset.clean_html))
+    else:
+        preset = args.preset
+        if args.dataset_name:
+            preset = L.LongDocDataset(**{**preset.__dict__, "hub_id": args.dataset_name,
+                                         "hub_config": args.dataset_config_name})
+        splits = L.load_long_doc(preset, cache_dir=args.cache_dir, seed=args.seed,
+                                 validation_fraction=args.validation_split_percentage / 100)
+        names = list(preset.label_names)
+    if "validation" not in splits:
+        parts = splits["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=args.seed)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        logger.warning("No dev set given: holding out %d training documents (seed %d)", len(splits["validation"]),
+                       args.seed)
+    return splits, names
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    accelerator = T.build_accelerator(args)
+    T.setup_logging(accelerator)
+    logger.info(accelerator.state)
+    from accelerate.utils import set_seed
+
+    set_seed(args.seed)
+    if accelerator.is_main_process and args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        if args.push_to_hub:
+            hub.create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
+    accelerator.wait_for_everyone()
+
+    with accelerator.main_process_first():
+        raw, label_names = load_data(args)
+    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples),
+                         ("test", args.max_eval_samples)):
+        if limit is not None and split in raw and len(raw[split]) > limit:
+            raw[split] = raw[split].select(range(limit))
+    num_labels = len(label_names)
+    eval_splits = [split for split in ("validation", "test") if split in raw]
+
+    config, tokenizer, model = F.load_model_and_tokenizer(args, num_labels, "single_label_classification",
+                                                          label_names=label_names)
+    # The tiling happens before anything is prepared, so every process extends the same way.
+    L.extend_positions(model, args.max_length)
+    tokenizer.model_max_length = max(tokenizer.model_max_length or 0, args.max_length)
+    T.maybe_enable_gradient_checkpointing(model, args)
+    is_ponet = getattr(model.config, "model_type", None) == "ponet"
+    use_segments = args.segment_level != "none"
+    if use_segments and not is_ponet:
+        logger.warning("%s takes no segment_ids: ignoring --segment_level %s", model.config.model_type,
+                       args.segment_level)
+        use_segments = False
+
+    def preprocess(examples):
+        if use_segments:
+            result = tokenize_with_segment_ids(tokenizer, examples["text"], mode=args.segment_level, truncation=True,
+                                               max_length=args.max_length)
+        else:
+            result = tokenizer(examples["text"], truncation=True, max_length=args.max_length)
+        result["truncated"] = [len(ids) >= args.max_length for ids in result["input_ids"]]
+        result["labels"] = examples["label"]
+        return result
+
+    with accelerator.main_process_first():
+        processed = raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names,
+                            num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
+                            desc="Tokenizing")
+    for split in processed:
+        truncated = int(np.sum(processed[split]["truncated"]))
+        logger.info("%s: %d documents, %d reach --max_length %d (truncated)%s", split, len(processed[split]), truncated,
+                    args.max_length, _segment_summary(processed[split]) if use_segments else "")
+        processed[split] = processed[split].remove_columns(["truncated"])
+
+    collator = L.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    train_dataloader = T.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
+                                                seed=args.seed, num_workers=args.dataloader_num_workers)
+    eval_dataloaders = {split: T.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
+                                                       args.dataloader_num_workers) for split in eval_splits}
+    optimizer = T.create_optimizer(model, args)
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
+    T.resolve_train_steps(args, len(train_dataloader))
+    lr_scheduler = accelerator.prepare(T.create_scheduler(optimizer, args, accelerator.num_processes))
+    T.init_tracking(accelerator, args, f"long_doc_{args.dataset or 'local'}")
+
+    predictions = {}
+
+    def evaluate(eval_model=None, splits=("validation",)) -> dict:
+        metrics = {}
+        for split in splits:
+            preds, refs = F.predict(accelerator, eval_model or model, eval_dataloaders[split])
+            predictions[split] = (preds, refs)
+            prefix = "eval" if split == "validation" else split
+            metrics.update({f"{prefix}_{k}": v for k, v in classification_metrics(preds, refs, num_labels).items()})
+        return metrics
+
+    main_metric = args.metric_for_best_model or (args.preset.main_metric if args.preset else "accuracy")
+    if main_metric.lower() == "none":
+        selection = None
+    else:
+        selection = main_metric if main_metric.startswith("eval_") else f"eval_{main_metric}"
+        allowed = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
+        if selection not in allowed:
+            raise ValueError(f"`--metric_for_best_model` {main_metric!r}: choose one of {allowed} or 'none'")
+    tracker = F.BestModelTracker(args.output_dir, selection)
+    progress = F.resume(accelerator, args, len(train_dataloader), tracker)
+    total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Long-document fine-tuning: %d documents, max_length %d, %d labels, %d updates, "
+                "total batch %d, %d processes, segments: %s *****", len(processed["train"]), args.max_length,
+                num_labels, args.max_train_steps, total_batch, accelerator.num_processes,
+                args.segment_level if use_segments else "derived from [CLS]/[SEP]")
+    start = time.perf_counter()
+    F.train_classifier(accelerator, args, model, tokenizer, optimizer, lr_scheduler, train_dataloader, evaluate,
+                       tracker, progress)
+    train_runtime = time.perf_counter() - start
+
+    final_model = model
+    if args.output_dir is not None:
+        if F.promote_best_model(accelerator, tracker, args.output_dir):
+            logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
+                        tracker.best_step)
+            from transformers import AutoModelForSequenceClassification
+
+            final_model = AutoModelForSequenceClassification.from_pretrained(
+                args.output_dir, trust_remote_code=args.trust_remote_code).to(accelerator.device)
+        else:
+            F.save_model(accelerator, model, tokenizer, args.output_dir)
+    final_metrics = evaluate(final_model, splits=eval_splits)
+    logger.info("Final results: %s", final_metrics)
+    results = {
+        **final_metrics,
+        "dataset": args.dataset or "local",
+        "metric_for_best_model": tracker.metric,
+        "best_step": tracker.best_step,
+        "max_length": args.max_length,
+        "max_position_embeddings": accelerator.unwrap_model(final_model).config.max_position_embeddings
+        if hasattr(accelerator.unwrap_model(final_model).config, "max_position_embeddings") else None,
+        "segment_level": args.segment_level if use_segments else "none",
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "train_samples": len(processed["train"]),
+        "train_runtime": train_runtime,
+        "num_processes": accelerator.num_processes,
+        "total_train_batch_size": total_batch,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    if args.output_dir is None:
+        return results
+    if accelerator.is_main_process:
+        for split, (preds, refs) in predictions.items():
+            path = Path(args.output_dir) / "predictions" / f"{split}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write("index\tprediction\tlabel\tprediction_name\n")
+                for index, pred, ref in zip(raw[split]["idx"], preds, refs):
+                    handle.write(f"{index}\t{int(pred)}\t{int(ref)}\t{label_names[int(pred)]}\n")
+        T.write_all_results(args.output_dir, results)
+        dataset_id = (args.dataset_name or args.preset.hub_id) if args.preset and not args.train_file else None
+        name = args.preset.pretty_name if args.preset else "local documents"
+        eval_results = []
+        for split in eval_splits:
+            prefix = "eval_" if split == "validation" else f"{split}_"
+            eval_results += hub.eval_results_from_metrics(
+                final_metrics, prefix=prefix, task_type="text-classification", dataset_type=dataset_id or "local",
+                dataset_name=name, dataset_split=split)
+        is_local = args.model_name_or_path is not None and Path(args.model_name_or_path).exists()
+        hub.write_model_card(
+            args.output_dir, "finetuned",
+            model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
+            base_model=None if is_local else args.model_name_or_path,
+            datasets=[dataset_id] if dataset_id else None,
+            training_data=None if dataset_id else f"local files ({args.train_file})",
+            model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on {name} with documents of "
+                          f"up to {args.max_length} tokens ({args.segment_level}-level segments).",
+            eval_results=eval_results,
+            hyperparameters={
+                "learning_rate": args.learning_rate, "per_device_train_batch_size": args.per_device_train_batch_size,
+                "total_train_batch_size": total_batch, "num_train_epochs": args.num_train_epochs,
+                "max_train_steps": args.max_train_steps, "max_length": args.max_length,
+                "segment_level": args.segment_level, "gradient_checkpointing": args.gradient_checkpointing,
+                "weight_decay": args.weight_decay, "num_warmup_steps": args.num_warmup_steps, "seed": args.seed,
+                "mixed_precision": accelerator.mixed_precision, "metric_for_best_model": tracker.metric,
+            },
+            config=accelerator.unwrap_model(final_model).config,
+        )
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    if args.push_to_hub and accelerator.is_main_process:
+        hub.push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message="End of training",
+                        private=args.hub_private_repo)
+    return results
+
+
+def _segment_summary(dataset) -> str:
+    """Mean segments per document (a paragraph mode on text without blank lines shows up as ~3)."""
+    if len(dataset) == 0:
+        return ""
+    counts = [ids[-1] + 1 for ids in dataset["segment_ids"][:1000]]
+    return f", {np.mean(counts):.1f} segments per document on average"
+
+
+if __name__ == "__main__":
+    main()

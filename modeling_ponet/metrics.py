@@ -1,0 +1,110 @@
+"""Evaluation metrics computed offline with scikit-learn and scipy.
+
+These are the computations behind `evaluate.load("glue", ...)` (which would download a metric script):
+Matthews correlation for CoLA, F1 + accuracy for MRPC/QQP, Pearson + Spearman for STS-B, accuracy
+elsewhere; plus accuracy / micro-F1 / macro-F1 (and binary F1) for long-document classification.
+Every function takes plain sequences or numpy arrays of predictions and references and returns floats.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+
+def _arrays(predictions, references):
+    predictions, references = np.asarray(predictions), np.asarray(references)
+    if predictions.shape != references.shape:
+        raise ValueError(f"predictions and references differ in shape: {predictions.shape} vs {references.shape}")
+    if predictions.size == 0:
+        raise ValueError("Cannot compute a metric on zero examples")
+    return predictions, references
+
+
+def accuracy(predictions, references) -> float:
+    """Fraction of predictions equal to the reference labels."""
+    predictions, references = _arrays(predictions, references)
+    return float(accuracy_score(references, predictions))
+
+
+def binary_f1(predictions, references, pos_label: int = 1) -> float:
+    """F1 of the positive class (`pos_label`), as GLUE reports for MRPC and QQP."""
+    predictions, references = _arrays(predictions, references)
+    return float(f1_score(references, predictions, pos_label=pos_label, average="binary", zero_division=0))
+
+
+def matthews_correlation(predictions, references) -> float:
+    """Matthews correlation coefficient (CoLA); 0 when predictions or references are constant."""
+    predictions, references = _arrays(predictions, references)
+    return float(matthews_corrcoef(references, predictions))
+
+
+def _correlation(fn, predictions, references) -> float:
+    predictions, references = _arrays(np.asarray(predictions, dtype=float), np.asarray(references, dtype=float))
+    # A constant prediction vector (a collapsed regressor) has no defined correlation: report NaN, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        value = fn(predictions, references)[0]
+    return float(value)
+
+
+def pearson(predictions, references) -> float:
+    """Pearson correlation (STS-B); NaN when either side is constant."""
+    return _correlation(pearsonr, predictions, references)
+
+
+def spearman(predictions, references) -> float:
+    """Spearman rank correlation (STS-B); NaN when either side is constant."""
+    return _correlation(spearmanr, predictions, references)
+
+
+def classification_metrics(predictions, references, num_labels: int | None = None,
+                           binary: bool | None = None) -> dict[str, float]:
+    """Accuracy, micro-F1 and macro-F1 (over all `num_labels` classes), plus binary `f1` for 2-class tasks.
+
+    `binary` defaults to `num_labels == 2` (HND and IMDb report the positive-class F1).
+    """
+    predictions, references = _arrays(predictions, references)
+    labels = list(range(num_labels)) if num_labels is not None else None
+    if binary is None:
+        binary = num_labels == 2
+    result = {
+        "accuracy": float(accuracy_score(references, predictions)),
+        "micro_f1": float(f1_score(references, predictions, labels=labels, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0)),
+    }
+    if binary:
+        result["f1"] = binary_f1(predictions, references)
+    return result
+
+
+def mean_of(metrics: dict[str, float], keys: Sequence[str]) -> float:
+    """Mean of `metrics[k]` for `k` in keys (NaN if any is NaN)."""
+    values = [metrics[key] for key in keys]
+    return float(sum(values) / len(values))
+
+
+def is_better(candidate: float | None, best: float | None, greater_is_better: bool = True) -> bool:
+    """Whether `candidate` beats `best`; NaN never wins and anything beats None/NaN."""
+    if candidate is None or (isinstance(candidate, float) and math.isnan(candidate)):
+        return False
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    return candidate > best if greater_is_better else candidate < best
+
+
+__all__ = [
+    "accuracy",
+    "binary_f1",
+    "classification_metrics",
+    "is_better",
+    "matthews_correlation",
+    "mean_of",
+    "pearson",
+    "spearman",
+]

@@ -1,0 +1,460 @@
+#!/usr/bin/env python
+"""Pretrain PoNet with masked language modelling + the sentence structural objective (SSO), with Accelerate.
+
+Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `modeling_ponet.pretraining_data`,
+the loop helpers `modeling_ponet.training`. Runs on one CPU, one GPU, or many GPUs / nodes
+(`accelerate launch --config_file pretrain/configs/...`), resumes exactly from `--checkpointing_steps`
+folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
+
+With no data flags it pretrains a tiny PoNet on the docstrings of Python's standard library, with its own
+WordPiece tokenizer, offline, in a few minutes on a laptop CPU:
+
+    python pretrain/run_pretraining.py
+
+A real run (bert-base-uncased vocabulary, base size, local text files):
+
+    accelerate launch --config_file pretrain/configs/ddp_8gpu_bf16.yaml pretrain/run_pretraining.py \
+        --train_file corpus.txt --tokenizer_name bert-base-uncased --max_seq_length 512 \
+        --per_device_train_batch_size 48 --learning_rate 1e-4 --num_warmup_steps 5000 \
+        --max_train_steps 140000 --checkpointing_steps 5000 --output_dir ponet-base
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+
+import torch
+from accelerate.utils import DistributedType, broadcast_object_list, set_seed
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoModelForPreTraining, AutoTokenizer, BertTokenizerFast
+
+import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
+from modeling_ponet.hub import eval_results_from_metrics, push_to_hub, write_model_card
+from modeling_ponet.pretraining_data import (
+    DataCollatorForPoNetPretraining,
+    add_pretraining_data_args,
+    build_sso_dataset,
+    corpus_text_batches,
+    has_data_args,
+    load_pretraining_corpus,
+)
+from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer
+from modeling_ponet.training import (
+    ProgressBar,
+    add_training_args,
+    build_accelerator,
+    build_eval_dataloader,
+    build_train_dataloader,
+    check_training_args,
+    create_optimizer,
+    create_scheduler,
+    epoch_dataloader,
+    init_tracking,
+    maybe_enable_gradient_checkpointing,
+    maybe_save_checkpoint,
+    resolve_checkpoint,
+    resolve_train_steps,
+    resume_state,
+    setup_logging,
+    write_all_results,
+)
+
+
+logger = logging.getLogger(__name__)
+
+# The embedded demo (no data flags): a tiny PoNet on the standard-library docstrings, sized to finish in
+# a few minutes on 2 CPU cores. Any flag given on the command line still wins.
+DEMO_DEFAULTS = dict(
+    train_tokenizer=True,
+    vocab_size=4000,
+    hidden_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=512,
+    max_seq_length=128,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    learning_rate=1e-3,
+    weight_decay=0.01,
+    num_warmup_steps=60,
+    max_train_steps=600,
+    eval_steps=200,
+    output_dir="ponet-tiny-stdlib",
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Pretrain PoNet with MLM + SSO (Accelerate).")
+    model = parser.add_argument_group("model and tokenizer")
+    model.add_argument("--model_name_or_path", type=str, default=None,
+                       help="Continue pretraining from this checkpoint (e.g. chtan/ponet-base-uncased).")
+    model.add_argument("--config_name", type=str, default=None,
+                       help="A config (Hub id or folder) to start from scratch with; size flags override it.")
+    model.add_argument("--tokenizer_name", type=str, default=None,
+                       help="Tokenizer (Hub id or folder), e.g. bert-base-uncased.")
+    model.add_argument("--train_tokenizer", action="store_true",
+                       help="Train a WordPiece tokenizer on the training corpus.")
+    model.add_argument("--vocab_size", type=int, default=30522, help="Vocabulary size for --train_tokenizer.")
+    model.add_argument("--tokenizer_train_documents", type=int, default=None,
+                       help="Train the tokenizer on at most this many documents (default: all; a streamed "
+                            "corpus uses 100000).")
+    model.add_argument("--hidden_size", type=int, default=None, help="From scratch: width (default 768).")
+    model.add_argument("--num_hidden_layers", type=int, default=None, help="From scratch: layers (default 12).")
+    model.add_argument("--num_attention_heads", type=int, default=None, help="From scratch: heads (default 12).")
+    model.add_argument("--intermediate_size", type=int, default=None,
+                       help="From scratch: feed-forward width (default 3072).")
+    model.add_argument("--max_position_embeddings", type=int, default=None,
+                       help="From scratch: position table size (default max(512, --max_seq_length)).")
+    add_pretraining_data_args(parser)
+    add_training_args(parser)
+    # The published recipe (ponet-spec.md): AdamW, lr 1e-4, linear warm-up and decay.
+    parser.set_defaults(learning_rate=1e-4, weight_decay=0.01, num_warmup_steps=0, per_device_train_batch_size=32,
+                        per_device_eval_batch_size=32)
+    args = parser.parse_args(argv)
+    if not has_data_args(args):
+        parser.set_defaults(**DEMO_DEFAULTS)
+        args = parser.parse_args(argv)
+        args.embedded_corpus = True
+    else:
+        args.embedded_corpus = False
+    check_training_args(args)
+    if args.max_seq_length < 8:
+        raise ValueError(f"--max_seq_length must be at least 8, got {args.max_seq_length}")
+    if args.model_name_or_path and (args.config_name or args.train_tokenizer):
+        raise ValueError("--model_name_or_path continues a checkpoint: it cannot be combined with --config_name "
+                         "or --train_tokenizer")
+    if args.tokenizer_name and args.train_tokenizer:
+        raise ValueError("Pass either --tokenizer_name or --train_tokenizer, not both")
+    if not (args.tokenizer_name or args.train_tokenizer or args.model_name_or_path):
+        raise ValueError("No tokenizer: pass --tokenizer_name (e.g. bert-base-uncased), --train_tokenizer "
+                         "--vocab_size N, or --model_name_or_path")
+    return args
+
+
+def load_or_train_tokenizer(args, accelerator, corpus):
+    """The tokenizer: from --tokenizer_name / --model_name_or_path, or trained on the corpus on the main
+    process and broadcast to the others (so every rank has the very same vocabulary)."""
+    if not args.train_tokenizer:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or args.model_name_or_path,
+                                                  trust_remote_code=args.trust_remote_code)
+        if not tokenizer.is_fast:
+            raise ValueError("Sentence-level segment ids need a fast tokenizer (offsets); this one is not")
+        return tokenizer
+    checkpoint = resolve_checkpoint(args)
+    if checkpoint is not None and (checkpoint / "tokenizer.json").is_file():
+        # WordPiece training is not bit-for-bit reproducible across processes: reuse the run's own vocabulary.
+        logger.info(f"Using the tokenizer trained by the interrupted run, saved in {checkpoint}")
+        return AutoTokenizer.from_pretrained(checkpoint)
+    payload = [None]
+    if accelerator.is_main_process:
+        limit = args.tokenizer_train_documents or (100_000 if args.streaming else None)
+        started = time.perf_counter()
+        tokenizer = train_wordpiece_tokenizer(corpus_text_batches(corpus["train"], max_documents=limit),
+                                              vocab_size=args.vocab_size)
+        logger.info(f"Trained a WordPiece tokenizer of {len(tokenizer)} tokens in {time.perf_counter() - started:.1f}s")
+        payload = [tokenizer.backend_tokenizer.to_str()]
+    broadcast_object_list(payload)
+    # Every rank (the main one too) rebuilds it from the same JSON, so the datasets cache keys agree.
+    return BertTokenizerFast(tokenizer_object=Tokenizer.from_str(payload[0]), do_lower_case=True, unk_token="[UNK]",
+                             sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+
+
+def build_model(args, tokenizer):
+    """Continue from --model_name_or_path, or a fresh PoNet from --config_name / size flags whose
+    vocabulary and CLS/SEP/PAD ids match the tokenizer."""
+    if args.model_name_or_path:
+        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
+                                                        trust_remote_code=args.trust_remote_code)
+        if len(tokenizer) > model.config.vocab_size:
+            logger.info(f"Resizing the embeddings from {model.config.vocab_size} to {len(tokenizer)} tokens")
+            model.resize_token_embeddings(len(tokenizer))
+        if args.max_seq_length > model.config.max_position_embeddings:
+            logger.info(f"Extending the position table from {model.config.max_position_embeddings} to "
+                        f"{args.max_seq_length} rows (tiling the learned rows)")
+            model.resize_position_embeddings(args.max_seq_length)
+        return model
+    sizes = {name: getattr(args, name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                     "intermediate_size", "max_position_embeddings")
+             if getattr(args, name) is not None}
+    if args.config_name:
+        base = AutoConfig.from_pretrained(args.config_name, trust_remote_code=args.trust_remote_code).to_dict()
+        for key in ("vocab_size", "pad_token_id", "cls_token_id", "sep_token_id", "model_type", "architectures",
+                    "transformers_version", "auto_map"):
+            base.pop(key, None)
+        base.update(sizes)
+        sizes = base
+    sizes.setdefault("max_position_embeddings", max(512, args.max_seq_length))
+    if sizes["max_position_embeddings"] < args.max_seq_length:
+        raise ValueError(f"--max_position_embeddings ({sizes['max_position_embeddings']}) is shorter than "
+                         f"--max_seq_length ({args.max_seq_length})")
+    config = config_for_tokenizer(tokenizer, **sizes)
+    logger.info("Training a new PoNet from scratch")
+    return AutoModelForPreTraining.from_config(config)
+
+
+@torch.no_grad()
+def evaluate(model, dataloader, accelerator) -> dict:
+    """MLM loss / accuracy over masked tokens, SSO loss / accuracy over examples, and perplexity."""
+    model.eval()
+    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # mlm loss, correct, count, sso loss, correct
+    sso_count = 0
+    for batch in dataloader:
+        outputs = model(**{k: v for k, v in batch.items() if k not in ("labels", "sentence_structural_label")})
+        logits = outputs.prediction_logits.float()
+        labels = batch["labels"]
+        scored = labels != -100
+        mlm_loss = torch.nn.functional.cross_entropy(logits[scored], labels[scored], reduction="none")
+        mlm_correct = (logits[scored].argmax(-1) == labels[scored]).float()
+        # Per-example sums, so that gather_for_metrics can drop the duplicates padding the last batch.
+        rows = scored.nonzero()[:, 0]
+        size = labels.shape[0]
+        per_example = torch.zeros(size, 5, dtype=torch.float64, device=labels.device)
+        per_example[:, 0].index_add_(0, rows, mlm_loss.double())
+        per_example[:, 1].index_add_(0, rows, mlm_correct.double())
+        per_example[:, 2] = scored.sum(1).double()
+        sso_logits = outputs.seq_relationship_logits.float()
+        sso_labels = batch["sentence_structural_label"]
+        per_example[:, 3] = torch.nn.functional.cross_entropy(sso_logits, sso_labels, reduction="none").double()
+        per_example[:, 4] = (sso_logits.argmax(-1) == sso_labels).double()
+        per_example = accelerator.gather_for_metrics(per_example)
+        totals += per_example.sum(0)
+        sso_count += per_example.shape[0]
+    model.train()
+    mlm_loss = (totals[0] / totals[2].clamp(min=1)).item()
+    sso_loss = (totals[3] / max(sso_count, 1)).item()
+    return {
+        "mlm_loss": mlm_loss,
+        "mlm_accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
+        "sso_loss": sso_loss,
+        "sso_accuracy": (totals[4] / max(sso_count, 1)).item(),
+        "loss": mlm_loss + sso_loss,
+        "perplexity": math.exp(min(mlm_loss, 50.0)),
+        "masked_tokens": int(totals[2].item()),
+        "examples": sso_count,
+    }
+
+
+def save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer, end_of_epoch=False):
+    """`maybe_save_checkpoint`, plus the tokenizer in the folder (a resumed run must use the same vocabulary)."""
+    path = maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch)
+    if path is not None and accelerator.is_main_process:
+        tokenizer.save_pretrained(path)
+    return path
+
+
+def parameter_checksum(model) -> float:
+    """A float64 sum of all parameters (weighted by position) to compare replicas across processes."""
+    total = torch.zeros((), dtype=torch.float64)
+    for index, param in enumerate(model.parameters()):
+        total += (index + 1) * param.detach().double().sum().cpu()
+    return total.item()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    accelerator = build_accelerator(args)
+    setup_logging(accelerator)
+    logger.info(accelerator.state)
+    set_seed(args.seed)
+    if accelerator.is_main_process and args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+    accelerator.wait_for_everyone()
+    started = time.perf_counter()
+
+    # Corpus, tokenizer, SSO examples (the main process fills the datasets cache first).
+    with accelerator.main_process_first():
+        corpus = load_pretraining_corpus(args)
+    tokenizer = load_or_train_tokenizer(args, accelerator, corpus)
+    with accelerator.main_process_first():
+        train_dataset = build_sso_dataset(corpus["train"], tokenizer, args, split="train", dupe_factor=args.dupe_factor)
+        eval_dataset = build_sso_dataset(corpus["validation"], tokenizer, args, split="validation", seed_offset=1)
+    if args.streaming:
+        train_dataset = train_dataset.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+    if args.max_train_samples is not None:
+        train_dataset = (train_dataset.take(args.max_train_samples) if args.streaming
+                         else train_dataset.select(range(min(args.max_train_samples, len(train_dataset)))))
+    if args.max_eval_samples is not None:
+        eval_dataset = (eval_dataset.take(args.max_eval_samples) if args.streaming
+                        else eval_dataset.select(range(min(args.max_eval_samples, len(eval_dataset)))))
+    if not args.streaming:
+        logger.info(f"{len(train_dataset)} training and {len(eval_dataset)} validation SSO examples")
+
+    model = build_model(args, tokenizer)
+    maybe_enable_gradient_checkpointing(model, args)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info(f"PoNet with {n_params:,} parameters")
+
+    pad_multiple = 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
+    train_collator = DataCollatorForPoNetPretraining(tokenizer, args.mlm_probability, args.whole_word_masking,
+                                                     seed=args.seed, pad_to_multiple_of=pad_multiple)
+    # Evaluation masks are fixed (same seed and epoch every time), so evaluations are comparable.
+    eval_collator = DataCollatorForPoNetPretraining(tokenizer, args.mlm_probability, args.whole_word_masking,
+                                                    seed=args.seed + 1, pad_to_multiple_of=pad_multiple)
+    train_dataloader = build_train_dataloader(train_dataset, args.per_device_train_batch_size, train_collator,
+                                              seed=args.seed, num_workers=args.dataloader_num_workers)
+    eval_dataloader = build_eval_dataloader(eval_dataset, args.per_device_eval_batch_size, eval_collator,
+                                            num_workers=args.dataloader_num_workers)
+
+    optimizer = create_optimizer(model, args)
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader)
+    batches_per_epoch = None if args.streaming else len(train_dataloader)
+    resolve_train_steps(args, batches_per_epoch)
+    lr_scheduler = accelerator.prepare(create_scheduler(optimizer, args, accelerator.num_processes))
+    init_tracking(accelerator, args, "ponet_pretraining")
+
+    total_batch_size = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    logger.info("***** Running pretraining *****")
+    logger.info(f"  Processes = {accelerator.num_processes} ({accelerator.distributed_type}), "
+                f"mixed precision = {accelerator.mixed_precision}")
+    logger.info(f"  Total batch size (parallel, distributed & accumulation) = {total_batch_size}")
+    logger.info(f"  Total optimization steps = {args.max_train_steps}")
+
+    progress = resume_state(accelerator, args, batches_per_epoch)
+    bar = ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
+    running = torch.zeros(3, device=accelerator.device)  # loss, mlm loss, sso loss since the last log
+    running_batches = 0
+    eval_metrics, history = None, []
+    model.train()
+    for epoch in range(progress.epoch, args.num_train_epochs):
+        for batch in epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                accelerator.backward(outputs.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            running += torch.stack([outputs.loss, outputs.mlm_loss, outputs.sso_loss]).detach().float()
+            running_batches += 1
+            progress.advance(accelerator.sync_gradients)
+            tokens = int(batch["attention_mask"].sum())
+            if not accelerator.sync_gradients:
+                bar.add_tokens(tokens)
+                continue
+            step = progress.completed_steps
+            bar.update(loss=outputs.loss.item(), tokens=tokens)
+            if args.with_tracking and (step % args.logging_steps == 0 or step == args.max_train_steps):
+                means = (running / running_batches).tolist()
+                accelerator.log({"train/loss": means[0], "train/mlm_loss": means[1], "train/sso_loss": means[2],
+                                 "train/learning_rate": lr_scheduler.get_last_lr()[0], "train/epoch": epoch,
+                                 "train/tokens_per_second": bar.tokens_per_second()}, step=step)
+                running.zero_()
+                running_batches = 0
+            if args.eval_steps and step % args.eval_steps == 0 and step < args.max_train_steps:
+                eval_metrics = evaluate(model, eval_dataloader, accelerator)
+                history.append({"step": step, **eval_metrics})
+                bar.bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()
+                                                          if isinstance(v, float)))
+                if args.with_tracking:
+                    accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=step)
+            save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer)
+            if step >= args.max_train_steps:
+                break
+        if progress.completed_steps >= args.max_train_steps:
+            break
+        progress.end_epoch()
+        if not args.eval_steps:
+            eval_metrics = evaluate(model, eval_dataloader, accelerator)
+            history.append({"step": progress.completed_steps, "epoch": epoch, **eval_metrics})
+            logger.info(f"epoch {epoch}: {eval_metrics}")
+            if args.with_tracking:
+                accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
+        save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer, end_of_epoch=True)
+    bar.close()
+
+    # Final evaluation (unless the last epoch-end evaluation was at this very step).
+    if not history or history[-1]["step"] != progress.completed_steps:
+        eval_metrics = evaluate(model, eval_dataloader, accelerator)
+        history.append({"step": progress.completed_steps, **eval_metrics})
+        if args.with_tracking:
+            accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
+    eval_metrics = history[-1]
+    logger.info("Final evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items() if isinstance(v, float)))
+
+    # Replicas must agree (DDP keeps them in sync); sharded setups (FSDP, DeepSpeed) hold different shards.
+    checksums = None
+    if accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        local = torch.tensor([parameter_checksum(model)], dtype=torch.float64, device=accelerator.device)
+        checksums = accelerator.gather(local).cpu().tolist()
+    if args.with_tracking:
+        accelerator.end_training()
+
+    results = {
+        **{f"eval_{k}": v for k, v in eval_metrics.items() if k != "step"},
+        "train_steps": progress.completed_steps,
+        "train_epochs_started": progress.epoch + 1,
+        "total_train_batch_size": total_batch_size,
+        "num_processes": accelerator.num_processes,
+        "distributed_type": str(accelerator.distributed_type),
+        "mixed_precision": accelerator.mixed_precision,
+        "train_tokens_per_second": bar.tokens_per_second(),
+        "train_runtime_seconds": time.perf_counter() - started,
+        "num_parameters": n_params,
+        "embedded_corpus": args.embedded_corpus,
+        "rank_parameter_checksums": checksums,
+        "eval_history": history,
+    }
+    if args.output_dir is not None:
+        accelerator.wait_for_everyone()
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(args.output_dir, is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+        if accelerator.is_main_process:
+            tokenizer.save_pretrained(args.output_dir)
+            write_all_results(args.output_dir, results)
+            write_card(args, unwrapped.config, eval_metrics, progress.completed_steps, total_batch_size)
+            if args.push_to_hub:
+                push_to_hub(args.output_dir, args.hub_model_id, args.hub_token,
+                            commit_message=f"PoNet pretraining: {progress.completed_steps} steps",
+                            private=args.hub_private_repo or None)
+    accelerator.print(json.dumps({k: v for k, v in results.items() if k != "eval_history"}, indent=2))
+    accelerator.wait_for_everyone()
+    return results
+
+
+def write_card(args, config, eval_metrics, steps, total_batch_size):
+    """The model card: data, steps, hyper-parameters and the final evaluation (modeling_ponet.hub)."""
+    if args.embedded_corpus:
+        data_name, datasets = "Python standard-library docstrings (embedded demo corpus)", None
+    elif args.dataset_name:
+        data_name = args.dataset_name + (f" ({args.dataset_config_name})" if args.dataset_config_name else "")
+        datasets = [args.dataset_name]
+    else:
+        data_name = ", ".join(os.path.basename(p) for p in (args.train_file, args.validation_file) if p)
+        datasets = None
+    metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "sso_accuracy", "sso_loss", "perplexity")}
+    hyperparameters = {
+        "max_train_steps": steps,
+        "learning_rate": args.learning_rate,
+        "total_train_batch_size": total_batch_size,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
+        "num_warmup_steps": args.num_warmup_steps,
+        "weight_decay": args.weight_decay,
+        "max_seq_length": args.max_seq_length,
+        "mlm_probability": args.mlm_probability,
+        "whole_word_masking": args.whole_word_masking,
+        "seed": args.seed,
+    }
+    write_model_card(
+        args.output_dir, "pretrained",
+        model_id=args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+        base_model=args.model_name_or_path,
+        datasets=datasets,
+        training_data=f"{data_name}; {steps} optimizer steps of {total_batch_size} sequences of up to "
+                      f"{args.max_seq_length} tokens",
+        eval_results=eval_results_from_metrics(metrics, task_type="fill-mask", dataset_type=args.dataset_name or "text",
+                                               dataset_name=data_name, dataset_split="validation"),
+        hyperparameters=hyperparameters,
+        config=config,
+    )
+
+
+if __name__ == "__main__":
+    main()

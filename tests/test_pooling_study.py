@@ -1,0 +1,307 @@
+"""The pooling study end to end on tiny PoNet, BERT and GPT-2 backbones made here (offline), its resume, its
+outputs (CSV, markdown table, PNG) and its errors."""
+
+import csv
+import importlib.util
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, GPT2TokenizerFast, PreTrainedTokenizerFast
+
+from modeling_ponet import PoNetModel
+from modeling_ponet import pooling_study as study
+from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer
+
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "finetune" / "run_pooling_study.py"
+POSITIVE = ["great", "wonderful", "loved", "brilliant", "fun", "moving"]
+NEGATIVE = ["terrible", "boring", "hated", "awful", "dull", "bad"]
+OPENINGS = ["the movie was", "i think the plot felt", "honestly the actors were", "this film is", "the ending was"]
+
+
+def review(rng: random.Random, positive: bool) -> str:
+    words = POSITIVE if positive else NEGATIVE
+    return f"{rng.choice(OPENINGS)} {rng.choice(words)} and {rng.choice(words)} ."
+
+
+def reviews(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    return [(review(rng, label == 1), label) for label in (rng.randint(0, 1) for _ in range(n))]
+
+
+def write_csv(path: Path, header, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def byte_level_bpe(texts) -> Tokenizer:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    # Tiny models on shared CPU cores: extra intra-op threads only contend with each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Tiny sentiment data (train.csv, dev.tsv) and three tiny random backbones with their tokenizers, saved."""
+    root = tmp_path_factory.mktemp("pooling_study")
+    train, dev = reviews(48, seed=0), reviews(24, seed=1)
+    write_csv(root / "train.csv", ["sentence", "label"], train)
+    (root / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in dev))
+    texts = [s for s, _ in train + dev] * 3
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                max_position_embeddings=64)
+
+    wordpiece = train_wordpiece_tokenizer(texts, vocab_size=200, min_frequency=1)
+    PoNetModel(config_for_tokenizer(wordpiece, **size)).save_pretrained(root / "tiny-ponet")
+    wordpiece.save_pretrained(root / "tiny-ponet")
+    BertModel(BertConfig(vocab_size=len(wordpiece), pad_token_id=wordpiece.pad_token_id, **size)).save_pretrained(
+        root / "tiny-bert")
+    wordpiece.save_pretrained(root / "tiny-bert")
+
+    # GPT-2 as published: byte-level BPE, an EOS token and no pad token.
+    gpt2_tokenizer = GPT2TokenizerFast(tokenizer_object=byte_level_bpe(texts), bos_token="<|endoftext|>",
+                                       eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    assert gpt2_tokenizer.pad_token is None
+    eos = gpt2_tokenizer.eos_token_id
+    GPT2Model(GPT2Config(vocab_size=len(gpt2_tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                         bos_token_id=eos, eos_token_id=eos)).save_pretrained(root / "tiny-gpt2")
+    gpt2_tokenizer.save_pretrained(root / "tiny-gpt2")
+    return root
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("run_pooling_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def study_argv(env: Path, output_dir: Path, backbones=("tiny-ponet", "tiny-bert", "tiny-gpt2"),
+               pooling=("last", "mean+max", "attention"), seeds=("1", "2"), extra=()):
+    return [
+        "--model_name_or_path", *[str(env / b) for b in backbones],
+        "--pooling", *pooling,
+        "--seeds", *seeds,
+        "--train_file", str(env / "train.csv"),
+        "--validation_file", str(env / "dev.tsv"),
+        "--per_device_train_batch_size", "16",
+        "--per_device_eval_batch_size", "32",
+        "--num_train_epochs", "1",
+        "--output_dir", str(output_dir),
+        *extra,
+    ]
+
+
+def run_in_process(argv):
+    cli = load_cli()
+    return study.run_study(cli.parse_args(argv))
+
+
+def parse_markdown_table(text: str) -> tuple[list[str], dict]:
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        table[(cells[0], cells[1])] = dict(zip(header[2:], cells[2:]))
+    return header[2:], table
+
+
+def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path, caplog):
+    output_dir = tmp_path / "study"
+    result = subprocess.run([sys.executable, str(SCRIPT), *study_argv(env, output_dir)], capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = result.stdout + result.stderr
+    assert "has no pad token: using its EOS token" in log  # GPT-2: pad = eos, said out loud
+    assert "Trained 36 run(s), skipped 0" in log
+
+    # The CSV: one row per backbone x regime x pooling x seed, with metrics in range.
+    rows = study.read_results(output_dir / study.RESULTS_CSV)
+    keys = {(Path(r["backbone"]).name, r["regime"], r["pooling"], r["seed"]) for r in rows}
+    assert len(rows) == len(keys) == 3 * 2 * 3 * 2
+    assert {k[0] for k in keys} == {"tiny-ponet", "tiny-bert", "tiny-gpt2"}
+    assert {k[1] for k in keys} == {"frozen", "full"} and {k[2] for k in keys} == {"last", "mean+max", "attention"}
+    for row in rows:
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1 and np.isfinite(row["eval_loss"])
+        assert row["num_train_examples"] == 48 and row["num_eval_examples"] == 24 and row["train_steps"] == 3
+        assert row["train_time_s"] > 0
+    # The frozen regime trains only the head: far fewer parameters than full fine-tuning of the same backbone.
+    trainable = {(Path(r["backbone"]).name, r["regime"], r["pooling"]): r["trainable_parameters"] for r in rows}
+    for backbone in ("tiny-ponet", "tiny-bert", "tiny-gpt2"):
+        assert trainable[(backbone, "frozen", "last")] == 2 * 32 + 2  # the linear classifier only
+        assert trainable[(backbone, "frozen", "attention")] == 2 * 32 + 2 + 32 * 32 + 32 + 32
+        assert trainable[(backbone, "full", "last")] > 10 * trainable[(backbone, "frozen", "attention")]
+
+    # The markdown table: mean ± std (%) of each cell, recomputed here from the CSV; the best of each row in bold.
+    poolings, table = parse_markdown_table((output_dir / study.TABLE_MD).read_text())
+    assert poolings == ["last", "mean+max", "attention"]
+    assert len(table) == 6
+    for (backbone, regime), cells in table.items():
+        means = {}
+        for pooling in poolings:
+            values = [100 * r["accuracy"] for r in rows
+                      if (Path(r["backbone"]).name, r["regime"], r["pooling"]) == (backbone, regime, pooling)]
+            assert len(values) == 2
+            means[pooling] = statistics.fmean(values)
+            assert cells[pooling].strip("*") == f"{means[pooling]:.1f} ± {statistics.stdev(values):.1f}"
+        best = max(means.values())
+        assert {p for p in poolings if cells[p].startswith("**")} == {p for p in poolings if means[p] == best}
+
+    # The figure: a real PNG with content.
+    from matplotlib import image
+
+    picture = image.imread(output_dir / study.FIGURE_PNG)
+    height, width = picture.shape[:2]
+    assert height >= 250 and width >= 600
+    pixels = picture[..., :3].reshape(-1, 3)
+    assert (pixels.min(axis=1) < 0.9).mean() > 0.02  # not a blank white page
+    assert len(np.unique(pixels.round(2), axis=0)) > 10  # bars in several colours, text, axes
+    assert (output_dir / "all_results.json").is_file()
+
+    # Running the same command again trains nothing: every run is already in the CSV.
+    caplog.set_level(logging.INFO)
+    again = run_in_process(study_argv(env, output_dir))
+    assert (again.num_trained, again.num_skipped) == (0, 36)
+    assert len(study.read_results(output_dir / study.RESULTS_CSV)) == 36
+    assert "36 of the 36 runs of this sweep are already in" in caplog.text
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_path, monkeypatch):
+    output_dir = tmp_path / "study"
+    argv = study_argv(env, output_dir, backbones=("tiny-gpt2",), pooling=("cls", "weighted_mean"),
+                      extra=("--regimes", "frozen"))
+    calls = []
+    original = study.train_and_evaluate
+
+    def interrupted_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # e.g. the job was killed
+        calls.append(args[3])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(study, "train_and_evaluate", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(argv)
+    first = study.read_results(output_dir / study.RESULTS_CSV)
+    assert len(first) == 2
+
+    monkeypatch.setattr(study, "train_and_evaluate", original)
+    resumed = run_in_process(argv)
+    assert (resumed.num_trained, resumed.num_skipped) == (2, 2)
+    rows = study.read_results(output_dir / study.RESULTS_CSV)
+    assert len(rows) == 4 and rows[:2] == first  # finished runs kept as they were
+    assert len({(r["pooling"], r["seed"]) for r in rows}) == 4
+
+    # Extending the sweep (one more seed) runs only the new cells.
+    extended = run_in_process(study_argv(env, output_dir, backbones=("tiny-gpt2",), pooling=("cls", "weighted_mean"),
+                                         seeds=("1", "2", "3"), extra=("--regimes", "frozen")))
+    assert (extended.num_trained, extended.num_skipped) == (2, 4)
+    assert "1 / 3 seed" not in (output_dir / study.TABLE_MD).read_text()  # every cell has 3 seeds now
+    assert "over 3 seed(s)" in (output_dir / study.TABLE_MD).read_text()
+
+    # Resuming under other settings would mix incomparable runs: refused.
+    with pytest.raises(ValueError, match="other settings.*learning_rate"):
+        run_in_process(argv + ["--probe_learning_rate", "0.5"])
+
+
+def test_unknown_pooling_name_is_a_clear_error(env, tmp_path):
+    with pytest.raises(ValueError, match=r"'avg'.*choose from"):
+        load_cli().parse_args(study_argv(env, tmp_path / "out", pooling=("mean", "avg")))
+
+
+def test_backbone_without_pad_or_eos_token_is_a_clear_error(env, tmp_path):
+    folder = tmp_path / "no-pad"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=byte_level_bpe([s for s, _ in reviews(20, 0)]))
+    assert tokenizer.pad_token is None and tokenizer.eos_token is None
+    tokenizer.save_pretrained(folder)
+    GPT2Model(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=4, n_positions=64,
+                         bos_token_id=None, eos_token_id=None)).save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"no-pad.*has no pad token.*tokenizer.pad_token = tokenizer.eos_token"):
+        run_in_process(study_argv(env, tmp_path / "out", backbones=(str(folder),)))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ("sentence,label\n", "no data rows"),
+    ("sentence,label\n ,0\n,1\n", "no example with a non-empty text"),
+])
+def test_empty_dataset_is_a_clear_error(env, tmp_path, content, message):
+    (tmp_path / "empty.csv").write_text(content)
+    argv = study_argv(env, tmp_path / "out")
+    argv[argv.index("--train_file") + 1] = str(tmp_path / "empty.csv")
+    with pytest.raises(ValueError, match=message):
+        run_in_process(argv)
+
+
+def test_missing_column_and_unseen_evaluation_labels_are_clear_errors(env, tmp_path):
+    args = load_cli().parse_args(study_argv(env, tmp_path / "out", extra=("--label_column_name", "stars")))
+    with pytest.raises(ValueError, match="no label column 'stars'"):
+        study.load_sentiment_data(args)
+    write_csv(tmp_path / "dev.csv", ["sentence", "label"], [("fine film", 0), ("odd film", 7)])
+    args = load_cli().parse_args(study_argv(env, tmp_path / "out"))
+    args.validation_file = str(tmp_path / "dev.csv")
+    with pytest.raises(ValueError, match=r"evaluation data.*outside the training label set.*\['7'\]"):
+        study.load_sentiment_data(args)
+
+
+def test_string_labels_empty_texts_and_missing_dev_split(env, tmp_path, caplog):
+    rows = [(text, "pos" if label else "neg") for text, label in reviews(40, 3)] + [("", "pos"), ("  ", "neg")]
+    write_csv(tmp_path / "train.csv", ["text", "sentiment"], rows)
+    args = load_cli().parse_args(study_argv(env, tmp_path / "out", extra=("--label_column_name", "sentiment",
+                                                                          "--max_train_samples", "20")))
+    args.train_file, args.validation_file = str(tmp_path / "train.csv"), None
+    caplog.set_level(logging.INFO)
+    data = study.load_sentiment_data(args)
+    assert data.label_names == ["neg", "pos"]
+    assert "Dropped 2 of 42 training examples with an empty text" in caplog.text
+    assert "held out 10% of the training data (4 examples)" in caplog.text
+    assert len(data.train) == 20 and len(data.eval) == 4
+    originals = {text: label for text, label in rows}
+    for split in (data.train, data.eval):
+        for example in split:
+            assert data.label_names[example["label"]] == originals[example["text"]]
+
+
+def test_table_and_figure_from_synthetic_results(tmp_path):
+    rows = []
+    for backbone, offset in (("ponet", 0.0), ("gpt2", 0.1)):
+        for pooling, base in (("mean", 0.8), ("max", 0.7), ("last", 0.6)):
+            for seed, noise in ((1, -0.02), (2, 0.0), (3, 0.02)):
+                rows.append(dict(backbone=backbone, regime="frozen", pooling=pooling, seed=seed,
+                                 accuracy=base + offset * (pooling == "last") * 3 + noise))
+    cells = study.summarize(rows)
+    assert [(c.backbone, c.pooling, c.n) for c in cells][:3] == [("ponet", "mean", 3), ("ponet", "max", 3),
+                                                                   ("ponet", "last", 3)]
+    table = study.markdown_table(cells)
+    _, parsed = parse_markdown_table(table)
+    assert parsed[("ponet", "frozen")] == {"mean": "**80.0 ± 2.0**", "max": "70.0 ± 2.0", "last": "60.0 ± 2.0"}
+    assert parsed[("gpt2", "frozen")]["last"] == "**90.0 ± 2.0**"
+    path = study.plot_study(cells, tmp_path / "figure.png", baseline=0.5)
+    assert path.stat().st_size > 5_000

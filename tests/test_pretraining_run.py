@@ -1,0 +1,221 @@
+"""pretrain/run_pretraining.py end to end: a tiny run, exact resume, 2-process DDP, the embedded demo corpus."""
+
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "pretrain" / "run_pretraining.py"
+
+TOPICS = {
+    "river": "water flows down the valley to the sea past stones and fish",
+    "kitchen": "the cook bakes bread and boils soup with salt and butter",
+    "network": "packets travel between servers over cables and routers",
+    "garden": "flowers grow in the soil under the sun with rain and bees",
+    "library": "readers borrow books and study maps in quiet rooms",
+}
+
+
+def write_corpus(path: Path, documents: int, seed: int) -> Path:
+    """Blank-line separated documents of 5-9 sentences, each document about one topic."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(documents):
+        topic, words = rng.choice(sorted(TOPICS.items()))
+        words = words.split()
+        sentences = []
+        for _ in range(rng.randint(5, 9)):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(4, 9)))
+            sentences.append(f"The {topic} {body}.")
+        docs.append(" ".join(sentences))
+    path.write_text("\n\n".join(docs) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return write_corpus(folder / "train.txt", 40, 0), write_corpus(folder / "valid.txt", 8, 1)
+
+
+TINY = ["--train_tokenizer", "--vocab_size", "300", "--hidden_size", "32", "--num_hidden_layers", "2",
+        "--num_attention_heads", "4", "--intermediate_size", "64", "--max_seq_length", "48",
+        "--per_device_eval_batch_size", "16"]
+
+
+def run_script(args, launcher=None, env_extra=None, timeout=300):
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               OMP_NUM_THREADS="1")
+    env.update(env_extra or {})
+    command = (launcher or [sys.executable]) + [str(SCRIPT)] + [str(a) for a in args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def results_of(output_dir: Path) -> dict:
+    return json.loads((output_dir / "all_results.json").read_text())
+
+
+def load_script_module():
+    spec = importlib.util.spec_from_file_location("run_pretraining", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_lowers_mlm_loss_and_saves_a_reloadable_hub_ready_folder(corpus, tmp_path):
+    train, valid = corpus
+    out = tmp_path / "out"
+    run_script(["--train_file", train, "--validation_file", valid, *TINY, "--per_device_train_batch_size", "8",
+                "--learning_rate", "3e-3", "--num_warmup_steps", "2", "--max_train_steps", "30", "--eval_steps", "3",
+                "--output_dir", out, "--with_tracking", "--report_to", "tensorboard"])
+    results = results_of(out)
+    history = results["eval_history"]
+    assert [h["step"] for h in history] == list(range(3, 31, 3))
+    assert history[-1]["mlm_loss"] < history[0]["mlm_loss"] - 0.5
+    for key in ("eval_mlm_loss", "eval_mlm_accuracy", "eval_sso_loss", "eval_sso_accuracy", "eval_perplexity"):
+        assert key in results
+    assert results["train_steps"] == 30 and results["num_processes"] == 1
+    assert results["eval_perplexity"] == pytest.approx(torch.tensor(results["eval_mlm_loss"]).exp().item(), rel=1e-5)
+    assert list((out / "runs").rglob("events.out.tfevents*")), "no tensorboard events"
+
+    card = (out / "README.md").read_text()
+    assert "MLM accuracy" in card and "SSO accuracy" in card and "30 optimizer steps" in card
+    assert f"{results['eval_sso_accuracy']:.4f}".rstrip("0") in card
+
+    from transformers import AutoModelForPreTraining, AutoTokenizer
+
+    import modeling_ponet  # noqa: F401
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model, info = AutoModelForPreTraining.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert type(model).__name__ == "PoNetForPreTraining"
+    assert model.config.cls_token_id == tokenizer.cls_token_id and model.config.vocab_size == len(tokenizer)
+    inputs = tokenizer("The river water flows.", "The garden soil grows.", return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        expected = model(**inputs).seq_relationship_logits[0].tolist()
+
+    # A fresh interpreter that never imports modeling_ponet loads the same model through the remote code.
+    probe = (
+        "import json, sys, torch\n"
+        "from transformers import AutoModelForPreTraining, AutoTokenizer\n"
+        f"path = {str(out)!r}\n"
+        "tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)\n"
+        "model = AutoModelForPreTraining.from_pretrained(path, trust_remote_code=True).eval()\n"
+        "assert 'modeling_ponet' not in sys.modules\n"
+        "inputs = tok('The river water flows.', 'The garden soil grows.', return_tensors='pt')\n"
+        "with torch.no_grad(): logits = model(**inputs).seq_relationship_logits[0].tolist()\n"
+        "print(json.dumps({'module': type(model).__module__, 'logits': logits}))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    probe_result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                                  cwd=tmp_path, timeout=120)
+    assert probe_result.returncode == 0, probe_result.stderr[-3000:]
+    remote = json.loads(probe_result.stdout.strip().splitlines()[-1])
+    assert remote["module"].startswith("transformers_modules")
+    assert remote["logits"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
+    train, valid = corpus
+    # 40 documents give ~60 examples: 8 batches of 8 per epoch, 4 updates of 2 batches. Stopping at
+    # update 3 resumes mid-epoch; 8 updates cross an epoch boundary after the resume.
+    common = ["--train_file", train, "--validation_file", valid, *TINY, "--per_device_train_batch_size", "8",
+              "--gradient_accumulation_steps", "2", "--learning_rate", "3e-3", "--num_warmup_steps", "2",
+              "--max_train_steps", "8", "--max_train_samples", "60", "--max_eval_samples", "16"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    run_script(common + ["--output_dir", full, "--checkpointing_steps", "3"])
+    progress = json.loads((full / "step_3" / "training_progress.json").read_text())
+    assert progress == {"epoch": 0, "batches_in_epoch": 6, "completed_steps": 3}
+    assert (full / "step_6").is_dir()
+    run_script(common + ["--output_dir", resumed, "--resume_from_checkpoint", full / "step_3"])
+
+    expected, actual = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    start = load_file(full / "step_3" / "model.safetensors")
+    assert any((start[k] - expected[k]).abs().max() > 1e-4 for k in start)  # training went on after step 3
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], atol=1e-6, rtol=0), name
+    assert results_of(resumed)["eval_mlm_loss"] == pytest.approx(results_of(full)["eval_mlm_loss"], abs=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_ddp_run_keeps_replicas_identical_and_checkpoints(corpus, tmp_path):
+    train, valid = corpus
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(free_port())]
+    run_script(["--train_file", train, "--validation_file", valid, *TINY, "--per_device_train_batch_size", "4",
+                "--max_train_steps", "4", "--checkpointing_steps", "2", "--output_dir", out],
+               launcher=launcher, env_extra={"ACCELERATE_USE_CPU": "1"})
+    results = results_of(out)
+    assert results["num_processes"] == 2
+    assert "MULTI_CPU" in results["distributed_type"]
+    checksums = results["rank_parameter_checksums"]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
+    checkpoint = out / "step_2"
+    assert (checkpoint / "model.safetensors").is_file()
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    assert results["total_train_batch_size"] == 8
+
+
+def test_no_data_flags_select_the_embedded_demo_and_flags_still_win():
+    module = load_script_module()
+    demo = module.parse_args([])
+    assert demo.embedded_corpus and demo.train_tokenizer
+    assert (demo.hidden_size, demo.max_seq_length) == (module.DEMO_DEFAULTS["hidden_size"],
+                                                       module.DEMO_DEFAULTS["max_seq_length"])
+    assert module.parse_args(["--max_train_steps", "7"]).max_train_steps == 7
+    real = module.parse_args(["--train_file", "x.txt", "--tokenizer_name", "bert-base-uncased"])
+    assert not real.embedded_corpus and real.hidden_size is None and real.max_seq_length == 512
+
+
+def test_bad_flag_combinations_get_one_clear_error():
+    module = load_script_module()
+    with pytest.raises(ValueError, match="No tokenizer"):
+        module.parse_args(["--train_file", "x.txt"])
+    with pytest.raises(ValueError, match="either --tokenizer_name or --train_tokenizer"):
+        module.parse_args(["--train_file", "x.txt", "--tokenizer_name", "t", "--train_tokenizer"])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        module.parse_args(["--train_file", "x.txt", "--model_name_or_path", "m", "--config_name", "c"])
+
+
+def test_missing_train_file_fails_before_training(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--train_file", str(tmp_path / "absent.txt"), *TINY,
+                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "no such file" in result.stderr and "absent.txt" in result.stderr
+
+
+def test_embedded_corpus_run_trains_its_own_tokenizer_offline(tmp_path):
+    out = tmp_path / "demo"
+    run_script(["--hidden_size", "32", "--intermediate_size", "64", "--vocab_size", "800", "--max_seq_length", "32",
+                "--per_device_train_batch_size", "8", "--max_train_steps", "3", "--eval_steps", "0",
+                "--max_eval_samples", "32", "--output_dir", out])
+    results = results_of(out)
+    assert results["embedded_corpus"] is True and results["train_steps"] == 3
+    assert 0 < results["eval_examples"] <= 32
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert len(vocab) == 800 and "[MASK]" in vocab
+    assert "docstrings" in (out / "README.md").read_text()

@@ -23,7 +23,8 @@ Modes (`--modes`):
 Timing: `--warmup` untimed calls, then `--repeats` timed calls; the median is reported (CUDA: CUDA events).
 Peak memory: CUDA: `torch.cuda.max_memory_allocated()` minus what was allocated before the first call (model,
 inputs). CPU: the process's peak resident set (`resource.getrusage(...).ru_maxrss`) minus its resident set
-before the first call; both include the gradients in `train` mode.
+before the first call; both include the gradients in `train` mode. CPU figures depend on the allocator; `train`
+also records the exact activation memory autograd keeps for the backward ("saved", via saved-tensor hooks).
 
 Writes `<output_dir>/results.json`, `results.md` (times, tokens/s, ratios, memory, and the issue's checks) and
 one log-log plot per device and batch size, `speed_<device>_b<batch>.png`.
@@ -35,13 +36,11 @@ Example (the figures in benchmarks/RESULTS.md):
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 import traceback
@@ -190,6 +189,7 @@ def measure(spec: dict) -> dict:
         return time.perf_counter() - begin
 
     first_call_s = timed()  # includes compilation for the compiled variant
+    saved_mb = saved_activations_mb(model, input_ids) if train and spec["model"] != "ponet_compile" else None
     for _ in range(max(0, spec["warmup"] - 1)):
         timed()
     times = [timed() for _ in range(spec["repeats"])]
@@ -210,7 +210,29 @@ def measure(spec: dict) -> dict:
         "tokens_per_s": spec["batch_size"] * spec["length"] / median,
         "peak_memory_mb": peak_delta / 2**20,
         "peak_process_memory_mb": peak_total / 2**20,
+        "saved_activations_mb": saved_mb,
     }
+
+
+def saved_activations_mb(model, input_ids) -> float:
+    """What autograd keeps for the backward of one forward pass (distinct storages, parameters excluded), in MiB.
+
+    Exact and allocator-independent, unlike the CPU process peak."""
+    import torch
+
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        hidden = model(input_ids=input_ids).last_hidden_state
+    del hidden
+    return sum(storages.values()) / 2**20
 
 
 def _worker(spec: dict, result_path: str):
@@ -482,12 +504,15 @@ def markdown(report: dict) -> str:
                 ]
                 out.append("| " + " | ".join(row) + " |")
             out += ["", f"### {mode}, batch {batch}: tokens/s and peak memory (MiB above the loaded model)", ""]
+            saved = [m for m in models if m != "ponet_compile"] if mode == "train" else []
             header = ["length"] + [f"{LABELS[m]} tok/s" for m in models] + [f"{LABELS[m]} MiB" for m in models]
+            header += [f"{LABELS[m]} saved MiB" for m in saved]
             out += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
             for length in lengths:
                 cells = [table.get((m, mode, length, batch)) for m in models]
                 row = [str(length)] + [_cell(c, "tokens_per_s", ".0f") for c in cells]
                 row += [_cell(c, "peak_memory_mb", ".0f") for c in cells]
+                row += [_cell(table.get((m, mode, length, batch)), "saved_activations_mb", ".0f") for m in saved]
                 out.append("| " + " | ".join(row) + " |")
             out.append("")
     compiled = [r for r in report["results"] if r["model"] == "ponet_compile" and r["status"] == "ok"]

@@ -13,7 +13,6 @@ checkpoint with the best dev score is kept; test predictions are written as GLUE
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -90,17 +89,7 @@ def data_files(args) -> dict | None:
 def main(argv=None):
     args = parse_args(argv)
     task = args.task
-    accelerator = T.build_accelerator(args)
-    T.setup_logging(accelerator)
-    logger.info(accelerator.state)
-    from accelerate.utils import set_seed
-
-    set_seed(args.seed)
-    if accelerator.is_main_process and args.output_dir is not None:
-        os.makedirs(args.output_dir, exist_ok=True)
-        if args.push_to_hub:
-            hub.create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
-    accelerator.wait_for_everyone()
+    accelerator = T.start_run(args)
 
     # Data: local files or the Hub dataset, with the task's columns and validated labels.
     files = data_files(args)

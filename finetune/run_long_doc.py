@@ -14,7 +14,6 @@ macro-F1 (plus the positive-class F1 for the binary HND and IMDb) on the dev and
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -101,17 +100,7 @@ def load_data(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    accelerator = T.build_accelerator(args)
-    T.setup_logging(accelerator)
-    logger.info(accelerator.state)
-    from accelerate.utils import set_seed
-
-    set_seed(args.seed)
-    if accelerator.is_main_process and args.output_dir is not None:
-        os.makedirs(args.output_dir, exist_ok=True)
-        if args.push_to_hub:
-            hub.create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
-    accelerator.wait_for_everyone()
+    accelerator = T.start_run(args)
 
     with accelerator.main_process_first():
         raw, label_names = load_data(args)

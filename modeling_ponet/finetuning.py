@@ -286,12 +286,7 @@ def train_classifier(
         for batch in T.epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
+                T.optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
             progress.advance(accelerator.sync_gradients)
             running_loss += loss.detach().float().item()
             running_count += 1

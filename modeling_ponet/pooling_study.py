@@ -443,12 +443,7 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
         for batch in T.epoch_dataloader(accelerator, train_dataloader, epoch):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad()
+                T.optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
             losses.append(loss.item())
             if accelerator.sync_gradients:
                 completed_steps += 1

@@ -345,12 +345,13 @@ def resolve_train_steps(args: argparse.Namespace, batches_per_epoch: int | None)
     """Fill in `args.max_train_steps` / `args.num_train_epochs` from the (prepared, per-process) number of
     batches per epoch, as the examples do; returns the number of optimizer updates per epoch.
 
-    `batches_per_epoch=None` (a streaming dataset) needs `--max_train_steps`; the run stops after that
-    many updates or `--num_train_epochs` passes over the stream, whichever comes first.
+    `batches_per_epoch=None` (a streaming dataset) needs `--max_train_steps`, which alone sets the length
+    of the run: the stream is read again from the start (a new "epoch", reshuffled) as often as needed.
     """
     if batches_per_epoch is None:
         if args.max_train_steps is None:
             raise ValueError("A streaming (iterable) dataset has no length: pass `--max_train_steps`")
+        args.num_train_epochs = args.max_train_steps  # an upper bound: every pass gives at least one update
         return None
     if batches_per_epoch == 0:
         raise ValueError("The training dataloader is empty: no batch to train on")
@@ -585,6 +586,42 @@ def write_all_results(output_dir: str | os.PathLike, results: dict) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The opening of a run and one optimisation step (every script does these the same way)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def start_run(args: argparse.Namespace, **accelerator_kwargs):
+    """Build the accelerator, set up logging and the seed, create `--output_dir`, and with `--push_to_hub`
+    create the Hub repository now, so that a bad token fails before any training. Returns the accelerator."""
+    from accelerate.utils import set_seed
+
+    accelerator = build_accelerator(args, **accelerator_kwargs)
+    setup_logging(accelerator)
+    logger.info(accelerator.state)
+    set_seed(args.seed)
+    if accelerator.is_main_process and args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        if getattr(args, "push_to_hub", False):
+            from .hub import create_hub_repo
+
+            create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
+    accelerator.wait_for_everyone()
+    return accelerator
+
+
+def optimization_step(accelerator, model, loss, optimizer, lr_scheduler, max_grad_norm: float | None) -> None:
+    """Backward, then (on the batch that ends an update) gradient clipping; the optimizer and schedule step
+    and the gradients are cleared. Call inside `with accelerator.accumulate(model):`, which turns the
+    steps of non-final accumulation batches into no-ops."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients and max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad()
+
+
 __all__ = [
     "add_training_args",
     "check_training_args",
@@ -609,4 +646,6 @@ __all__ = [
     "resume_state",
     "ProgressBar",
     "write_all_results",
+    "start_run",
+    "optimization_step",
 ]

@@ -108,6 +108,8 @@ def parse_args(argv=None):
                        help="From scratch: feed-forward width (default 3072).")
     model.add_argument("--max_position_embeddings", type=int, default=None,
                        help="From scratch: position table size (default max(512, --max_seq_length)).")
+    model.add_argument("--sso_loss_weight", type=float, default=1.0,
+                       help="Train on mlm_loss + w * sso_loss (1.0 = the published objective).")
     add_pretraining_data_args(parser)
     add_training_args(parser)
     # The published recipe (ponet-spec.md): AdamW, lr 1e-4, linear warm-up and decay.
@@ -323,13 +325,14 @@ def main(argv=None):
         for batch in epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
             with accelerator.accumulate(model):
                 outputs = model(**batch)
-                accelerator.backward(outputs.loss)
+                loss = outputs.mlm_loss + args.sso_loss_weight * outputs.sso_loss
+                accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad()
-            running += torch.stack([outputs.loss, outputs.mlm_loss, outputs.sso_loss]).detach().float()
+            running += torch.stack([loss, outputs.mlm_loss, outputs.sso_loss]).detach().float()
             running_batches += 1
             progress.advance(accelerator.sync_gradients)
             tokens = int(batch["attention_mask"].sum())
@@ -337,7 +340,7 @@ def main(argv=None):
                 bar.add_tokens(tokens)
                 continue
             step = progress.completed_steps
-            bar.update(loss=outputs.loss.item(), tokens=tokens)
+            bar.update(loss=loss.item(), tokens=tokens)
             if args.with_tracking and (step % args.logging_steps == 0 or step == args.max_train_steps):
                 means = (running / running_batches).tolist()
                 accelerator.log({"train/loss": means[0], "train/mlm_loss": means[1], "train/sso_loss": means[2],
@@ -440,6 +443,8 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
         "max_seq_length": args.max_seq_length,
         "mlm_probability": args.mlm_probability,
         "whole_word_masking": args.whole_word_masking,
+        "sso_loss_weight": args.sso_loss_weight,
+        "dupe_factor": args.dupe_factor,
         "seed": args.seed,
     }
     write_model_card(

@@ -51,6 +51,7 @@ def test_every_measurement_is_recorded_with_times_memory_and_the_machine(tiny_ru
                 assert r["time_ms"] > 0 and len(r["times_ms"]) == 1
                 assert r["tokens_per_s"] == pytest.approx(length / (r["time_ms"] / 1000.0))
                 assert r["peak_memory_mb"] >= 0 and r["peak_process_memory_mb"] > 0
+                assert ((r["saved_activations_mb"] or 0) > 0) == (mode == "train")
     machine, settings = report["machine"], report["settings"]
     assert machine["cpu"] and machine["torch"] and settings["threads"] == 1 and settings["hidden_size"] == 32
 

@@ -170,7 +170,10 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
                       if (Path(r["backbone"]).name, r["regime"], r["pooling"]) == (backbone, regime, pooling)]
             assert len(values) == 2
             means[pooling] = statistics.fmean(values)
-            assert cells[pooling].strip("*") == f"{means[pooling]:.1f} ± {statistics.stdev(values):.1f}"
+            shown_mean, shown_std = (float(v) for v in cells[pooling].strip("*").split(" ± "))
+            # one decimal shown: equal up to rounding (the table and this test may round x.x5 differently)
+            assert abs(shown_mean - means[pooling]) <= 0.05 + 1e-9
+            assert abs(shown_std - statistics.stdev(values)) <= 0.05 + 1e-9
         best = max(means.values())
         assert {p for p in poolings if cells[p].startswith("**")} == {p for p in poolings if means[p] == best}
 

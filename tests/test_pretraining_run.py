@@ -219,3 +219,21 @@ def test_embedded_corpus_run_trains_its_own_tokenizer_offline(tmp_path):
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert len(vocab) == 800 and "[MASK]" in vocab
     assert "docstrings" in (out / "README.md").read_text()
+
+
+def test_streaming_a_dataset_folder_runs_for_max_train_steps(corpus, tmp_path):
+    train, _ = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    # The `text` builder reads one document per line; 40 documents hold about one update of 8 examples
+    # per pass, so 12 updates take several passes over the stream.
+    documents = train.read_text().strip().split("\n\n")
+    (folder / "train.txt").write_text("\n".join(documents) + "\n")
+    out = tmp_path / "out"
+    run_script(["--dataset_name", folder, "--streaming", "--max_eval_documents", "5", *TINY,
+                "--per_device_train_batch_size", "8", "--max_train_samples", "24", "--max_train_steps", "12",
+                "--checkpointing_steps", "6", "--output_dir", out])
+    results = results_of(out)
+    assert results["train_steps"] == 12 and results["train_epochs_started"] >= 4
+    assert 0 < results["eval_examples"]
+    assert json.loads((out / "step_6" / "training_progress.json").read_text())["completed_steps"] == 6

@@ -279,8 +279,7 @@ def run_one(context, spec: dict, memory_cap_bytes: int | None, time_cap_s: float
         peak_rss = 0
         killed_for = None
         while process.is_alive():
-            process.join(0.05)
-            try:
+            try:  # sample before waiting: a short measurement may end within the first wait
                 rss = watched.memory_info().rss
             except psutil.Error:
                 break
@@ -293,6 +292,7 @@ def run_one(context, spec: dict, memory_cap_bytes: int | None, time_cap_s: float
                 process.kill()
                 process.join()
                 break
+            process.join(0.05)
         process.join()
         wall_s = time.monotonic() - begin
         if killed_for == "oom":

@@ -34,7 +34,8 @@ def tiny_run(tmp_path_factory):
     )
     # A second run, merged into the first, whose one measurement passes a (tiny) memory cap.
     report, _ = run_bench(
-        out, "--models", "ponet", "--lengths", "128", "--modes", "forward", "--memory_cap_gb", "0.01", "--append"
+        out, "--models", "ponet", "--lengths", "128", "--modes", "forward", "--memory_cap_gb", "0.01", "--append",
+        "--repeats", "200",  # long enough to be sampled while it runs (it is killed at the first sample)
     )
     return out, report, stdout
 

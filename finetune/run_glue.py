@@ -251,7 +251,8 @@ def main(argv=None):
             datasets=[args.dataset_name] if files is None else None,
             training_data=None if files is None else f"local GLUE {task.pretty_name} files",
             model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
-            eval_results=glue.card_eval_results(task, eval_metrics, args.dataset_name),
+            # local files are not the Hub's GLUE: the model index must not claim they are
+            eval_results=glue.card_eval_results(task, eval_metrics, args.dataset_name if files is None else "local"),
             hyperparameters=card_hyperparameters(args, total_batch, accelerator),
             config=accelerator.unwrap_model(final_model).config,
         )

@@ -200,15 +200,7 @@ def main(argv=None):
                        tracker, progress)
     train_runtime = time.perf_counter() - start
 
-    # The final model: the best dev checkpoint (re-loaded), or the last one.
-    final_model = model
-    if args.output_dir is not None:
-        if F.promote_best_model(accelerator, tracker, args.output_dir):
-            logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
-                        tracker.best_step)
-            final_model = reload_model(args, accelerator)
-        else:
-            F.save_model(accelerator, model, tokenizer, args.output_dir)
+    final_model = F.finalize_model(accelerator, args, model, tokenizer, tracker)
     eval_metrics = evaluate(final_model)
 
     results = {
@@ -287,14 +279,6 @@ def resolve_selection_metric(args, task) -> str | None:
         raise ValueError(f"`--metric_for_best_model` {args.metric_for_best_model!r} is not a {task.pretty_name} "
                          f"dev metric; choose one of {allowed} or 'none'")
     return name
-
-
-def reload_model(args, accelerator):
-    """The kept (best) model from --output_dir, on this process's device, for the final evaluation."""
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
-    return model.to(accelerator.device)
 
 
 def write_dev_predictions(path: Path, indices, predictions, references):

@@ -187,17 +187,7 @@ def main(argv=None):
                        tracker, progress)
     train_runtime = time.perf_counter() - start
 
-    final_model = model
-    if args.output_dir is not None:
-        if F.promote_best_model(accelerator, tracker, args.output_dir):
-            logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
-                        tracker.best_step)
-            from transformers import AutoModelForSequenceClassification
-
-            final_model = AutoModelForSequenceClassification.from_pretrained(
-                args.output_dir, trust_remote_code=args.trust_remote_code).to(accelerator.device)
-        else:
-            F.save_model(accelerator, model, tokenizer, args.output_dir)
+    final_model = F.finalize_model(accelerator, args, model, tokenizer, tracker)
     final_metrics = evaluate(final_model, splits=eval_splits)
     logger.info("Final results: %s", final_metrics)
     results = {

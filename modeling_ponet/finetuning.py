@@ -228,6 +228,22 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
     return True
 
 
+def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker):
+    """The model to evaluate and publish: the best dev checkpoint, moved into `--output_dir` and re-loaded on this
+    process's device, or (no best checkpoint) the last model, saved there. Without `--output_dir`, the last model."""
+    if args.output_dir is None:
+        return model
+    if not promote_best_model(accelerator, tracker, args.output_dir):
+        save_model(accelerator, model, tokenizer, args.output_dir)
+        return model
+    logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
+                tracker.best_step)
+    from transformers import AutoModelForSequenceClassification
+
+    best = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
+    return best.to(accelerator.device)
+
+
 def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker) -> T.TrainingProgress:
     """`training.resume_state` plus the best-model tracker stored in the checkpoint resumed from."""
     progress = T.resume_state(accelerator, args, batches_per_epoch=batches_per_epoch)

@@ -214,7 +214,11 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
     """Move the files of `best_model/` into `output_dir` (the final model) and remove the folder.
 
     Returns False (and leaves things as they are) when there is no current best model."""
-    if not tracker.best_model_is_current():
+    is_current = tracker.best_model_is_current()
+    # Every process must read best_model/ before the main one moves it: a process that looked afterwards would
+    # take the other branch (saving the last model) and its collectives would never meet the main process's.
+    accelerator.wait_for_everyone()
+    if not is_current:
         return False
     if accelerator.is_main_process:
         (tracker.best_dir / BEST_STATE_FILE).unlink()  # the figures go to all_results.json

@@ -3,8 +3,9 @@
 Importing this package registers PoNet with transformers' Auto classes (`AutoConfig`, `AutoModel`,
 `AutoModelForPreTraining`, `AutoModelForMaskedLM`, `AutoModelForSequenceClassification`,
 `AutoModelForTokenClassification`, `AutoModelForMultipleChoice`, `AutoModelForQuestionAnswering`,
-`AutoTokenizer`), and marks the classes so that `save_pretrained` writes the modeling code next to the
-weights for `trust_remote_code=True` users.
+`AutoTokenizer`, also under the published checkpoint's tokenizer name `PoNetTokenizer`), gives PEFT PoNet's
+default LoRA target modules when PEFT is installed, and marks the classes so that `save_pretrained` writes the
+modeling code next to the weights for `trust_remote_code=True` users.
 """
 
 from transformers import (
@@ -17,7 +18,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
-    BertTokenizerFast,
 )
 
 from .configuration_ponet import PONET_AUTO_MAP, PoNetConfig
@@ -35,9 +35,13 @@ from .modeling_ponet import (
 from .pooled_classifier import PooledSequenceClassifier
 from .pooling import POOLING_MODES, SequencePooler, parse_pooling_modes
 from .tokenization import config_for_tokenizer, train_wordpiece_tokenizer
+from .tokenization_ponet import PoNetTokenizer, PoNetTokenizerFast
 
 
 __version__ = "0.1.0"
+
+# The five projections of every mixer: PEFT's default LoRA targets for PoNet.
+LORA_TARGET_MODULES = ("dense_q", "dense_k", "dense_o", "dense_segment", "dense_local")
 
 _AUTO_CLASSES = {
     AutoModel: PoNetModel,
@@ -56,13 +60,25 @@ def _register():
     for auto_class, model_class in _AUTO_CLASSES.items():
         auto_class.register(PoNetConfig, model_class, exist_ok=True)
         model_class.register_for_auto_class(auto_class.__name__)
-    # PoNet uses BERT's WordPiece tokenizer; this lets AutoTokenizer resolve a PoNet config without a tokenizer class.
-    AutoTokenizer.register(PoNetConfig, fast_tokenizer_class=BertTokenizerFast, exist_ok=True)
+    # BERT's WordPiece tokenizer, for PoNet folders without a tokenizer class and for the published checkpoint's
+    # `PoNetTokenizer` (AutoTokenizer looks the name up with "Fast" appended among the registered classes).
+    AutoTokenizer.register(PoNetConfig, fast_tokenizer_class=PoNetTokenizerFast, exist_ok=True)
+    _register_peft_targets()
+
+
+def _register_peft_targets():
+    """Tell PEFT (when installed) which modules LoRA adapts in a PoNet model when no `target_modules` are given."""
+    try:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    except ImportError:  # PEFT is optional
+        return
+    TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.setdefault("ponet", list(LORA_TARGET_MODULES))
 
 
 _register()
 
 __all__ = [
+    "LORA_TARGET_MODULES",
     "PONET_AUTO_MAP",
     "POOLING_MODES",
     "PoNetConfig",
@@ -75,6 +91,8 @@ __all__ = [
     "PoNetForTokenClassification",
     "PoNetModel",
     "PoNetPreTrainedModel",
+    "PoNetTokenizer",
+    "PoNetTokenizerFast",
     "PooledSequenceClassifier",
     "SequencePooler",
     "config_for_tokenizer",

@@ -54,6 +54,8 @@ class PoNetConfig(PreTrainedConfig):
         classifier_dropout (`float`, *optional*): dropout before classification heads (defaults to
             `hidden_dropout_prob`).
         tie_word_embeddings (`bool`, defaults to `True`): tie the MLM decoder to the word embeddings.
+        bos_token_id / eos_token_id (`int`, *optional*): unused by PoNet (BERT-style inputs have none); kept so that
+            transformers' generic checks find them, as on `BertConfig`.
     """
 
     model_type = "ponet"
@@ -81,9 +83,13 @@ class PoNetConfig(PreTrainedConfig):
         classifier_pooling="cls",
         classifier_dropout=None,
         tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=None,
         **kwargs,
     ):
-        kwargs.setdefault("auto_map", dict(PONET_AUTO_MAP))
+        # Every PoNet folder saves the full map, also one loaded from a folder with fewer entries (the published
+        # checkpoint maps 4 Auto classes, to files it has); extra entries a folder may have are kept.
+        kwargs["auto_map"] = {**(kwargs.get("auto_map") or {}), **PONET_AUTO_MAP}
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -100,6 +106,9 @@ class PoNetConfig(PreTrainedConfig):
         self.pad_token_id = pad_token_id
         self.cls_token_id = cls_token_id
         self.sep_token_id = sep_token_id
+        # Not used by PoNet; transformers' checks (e.g. the missing-attention-mask warning) read them.
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
         self.clsgsepg = clsgsepg
         self.local_window_size = local_window_size
         self.segment_size = segment_size

@@ -1,4 +1,5 @@
-"""PyTorch PoNet model ("PoNet: Pooling Network for Efficient Token Mixing in Long Sequences", ICLR 2022).
+"""PyTorch PoNet model: "PoNet: Pooling Network for Efficient Token Mixing in Long Sequences" (Tan et al., ICLR
+2022, https://arxiv.org/abs/2110.02442; original implementation https://github.com/lxchtan/PoNet).
 
 PoNet is BERT with the self-attention block replaced by a pooling mixer made of four parts:
 global aggregation (GA), segment max-pooling (SMP), local max-pooling (LMP) and pooling fusion (PF).
@@ -30,6 +31,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput, logging
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_ponet import PoNetConfig
 from .pooling import SequencePooler, parse_pooling_modes
@@ -117,7 +119,7 @@ def _diagonal_blocks(per_head: torch.Tensor) -> torch.Tensor:
 
 def global_aggregation(
     query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GA: a masked mean of the queries attends over the keys; the keys are also the values.
 
     Args:
@@ -125,19 +127,23 @@ def global_aggregation(
         valid: bool `[batch, length, 1]`.
         num_heads: heads the hidden width is split into.
     Returns:
-        `g` `[batch, hidden]` (one vector per sequence and head, heads merged), the attention probabilities
-        `[batch, length, heads]` (float32) and the mean query `[batch, hidden]`.
+        `g` `[batch, hidden]` (one vector per sequence and head, heads merged); the attention probabilities
+        `[batch, heads, length]` in the dtype of `key`, the very tensor `g` is computed from (so they are
+        differentiable, like other models' attentions); the same probabilities as float32 `[batch, length, heads]`
+        and the mean query `[batch, hidden]` (both for the hand-written backward).
     """
     hidden = key.shape[-1]
     # Stage 1: the masked mean as one GEMM with weights valid / count (a mean cannot overflow in half precision).
-    weights = valid.transpose(1, 2).to(query.dtype)
-    weights = weights / valid.sum(dim=1, keepdim=True).transpose(1, 2).to(query.dtype)
+    # A row of padding only gets weights 0 rather than 0 / 0: its output is zeroed anyway, and must not be NaN.
+    count = valid.sum(dim=1, keepdim=True).clamp_(min=1).transpose(1, 2)
+    weights = valid.transpose(1, 2).to(query.dtype) / count.to(query.dtype)
     mean_query = torch.bmm(weights, query).squeeze(1)
     # Stage 2: the mean query attends over the keys: `[L, hidden] @ [hidden, heads]` keeps the heads apart.
     scores = torch.bmm(key, _block_diagonal(mean_query, num_heads)).float() / math.sqrt(hidden // num_heads)
     probs = scores.masked_fill_(~valid, torch.finfo(torch.float32).min).softmax(dim=1)
-    g = _diagonal_blocks(torch.bmm(probs.to(key.dtype).transpose(1, 2), key))
-    return g, probs, mean_query
+    attentions = probs.to(key.dtype).transpose(1, 2)
+    g = _diagonal_blocks(torch.bmm(attentions, key))
+    return g, attentions, probs, mean_query
 
 
 def segment_max_pooling(features: torch.Tensor, segment_index: torch.Tensor) -> torch.Tensor:
@@ -174,36 +180,42 @@ def local_max_pooling(features: torch.Tensor, window_size: int) -> torch.Tensor:
     return out
 
 
-def _local_argmax_bits(features: torch.Tensor, pooled: torch.Tensor, window_size: int) -> torch.Tensor:
-    """uint8 `[batch, length, hidden]`: bit `half + s` says that token `i + s` holds the window max of token `i`."""
-    half = window_size // 2
-    bits = (features == pooled).to(torch.uint8) << half
-    for shift in range(1, half + 1):
-        bits[:, :-shift] |= (features[:, shift:] == pooled[:, :-shift]).to(torch.uint8) << (half + shift)
-        bits[:, shift:] |= (features[:, :-shift] == pooled[:, shift:]).to(torch.uint8) << (half - shift)
-    return bits
+def pooling_fusion(g, out_gate, segment, local, valid, blocked, segment_index, window):
+    """SMP, LMP and PF given the GA vector `g`: `Y = valid * (g + S) * O + L`, with S and L zero at blocked rows.
 
-
-def _pooling_fusion_forward(query, key, out_gate, segment, local, valid, blocked, segment_index, num_heads, window):
-    """GA, SMP, LMP and PF. Returns the mixed features, GA probabilities `[batch, length, heads]` and what
-    the backward needs (mean query, GA vector, the masked local features and their window max)."""
-    dtype = key.dtype
+    Returns Y `[batch, length, hidden]` and, for the backward, the masked local features and their window max.
+    """
+    dtype = out_gate.dtype
     keep = (~blocked).to(dtype)
-    g, probs, mean_query = global_aggregation(query, key, valid, num_heads)
-
     # SMP: padding never reaches a real token (it points at its own row); zeroed at blocked rows.
     # `fused` becomes the factor of the gate: valid * (g + keep * segment_max).
     fused = segment_max_pooling(segment, segment_index)
     fused.mul_(keep).add_(g.unsqueeze(1)).mul_(valid)
-
     # LMP over the local features with blocked rows at the dtype minimum, then zeroed at blocked rows.
     masked_local = torch.where(blocked, torch.finfo(dtype).min, local)
     pooled_local = local_max_pooling(masked_local, window)
-
-    # PF: Y = valid * (g + S) * O + L (S and L are already zero at blocked rows, which include padding).
+    # PF (S and L are already zero at blocked rows, which include padding).
     mixed = pooled_local * keep
     mixed.addcmul_(fused, out_gate)
-    return mixed, probs, mean_query, g, masked_local, pooled_local
+    return mixed, masked_local, pooled_local
+
+
+def _local_argmax_bits(features: torch.Tensor, pooled: torch.Tensor, window_size: int) -> torch.Tensor:
+    """uint8 `[ceil(window / 8), batch, length, hidden]`: bit `k % 8` of byte `k // 8` says that token
+    `i + k - window // 2` holds the window max of token `i` (one byte per element up to window 7)."""
+    half = window_size // 2
+    bits = torch.zeros((window_size + 7) // 8, *features.shape, dtype=torch.uint8, device=features.device)
+    bits[half // 8] |= (features == pooled).to(torch.uint8) << (half % 8)
+    for shift in range(1, half + 1):
+        after, before = half + shift, half - shift
+        bits[after // 8][:, :-shift] |= (features[:, shift:] == pooled[:, :-shift]).to(torch.uint8) << (after % 8)
+        bits[before // 8][:, shift:] |= (features[:, :-shift] == pooled[:, shift:]).to(torch.uint8) << (before % 8)
+    return bits
+
+
+def _argmax_bit(bits: torch.Tensor, k: int, rows: slice = slice(None)) -> torch.Tensor:
+    """Bit `k` of `_local_argmax_bits` (0 or 1, uint8) at token rows `rows`."""
+    return bits[k // 8][:, rows] >> (k % 8) & 1
 
 
 class PoNetPoolingFunction(torch.autograd.Function):
@@ -212,26 +224,30 @@ class PoNetPoolingFunction(torch.autograd.Function):
     Inputs are the projection GEMM outputs `ko = [K | O]` `[batch, length, 2 * hidden]` and `segment` (S)
     `[batch, length, hidden]`, which the backward needs and so are saved, and `ql = [Q | Lc]`
     `[batch, length, 2 * hidden]`, which is not saved: the backward only needs the mean query and one byte per
-    element saying which tokens hold each window max. Autograd through the plain ops would instead keep several
-    full-size masks, maxima and products per layer. Maxima shared by ties split the gradient evenly, as `amax` does.
+    element (per 8 window offsets) saying which tokens hold each window max. Autograd through the plain ops would
+    instead keep several full-size masks, maxima and products per layer. Maxima shared by ties split the gradient
+    evenly, as `amax` does. When `g` is given, GA was computed (and is differentiated) by autograd outside, and
+    the backward returns its gradient instead of going through GA.
     """
 
     @staticmethod
-    def forward(ctx, ko, segment, ql, valid, blocked, segment_index, num_heads, window):
+    def forward(ctx, ko, segment, ql, g, valid, blocked, segment_index, num_heads, window):
         key, out_gate = ko.chunk(2, dim=-1)
         query, local = ql.chunk(2, dim=-1)
-        mixed, probs, mean_query, g, masked_local, pooled_local = _pooling_fusion_forward(
-            query, key, out_gate, segment, local, valid, blocked, segment_index, num_heads, window
+        ctx.ga_inside = g is None
+        probs = mean_query = None
+        if ctx.ga_inside:
+            g, _, probs, mean_query = global_aggregation(query, key, valid, num_heads)
+        mixed, masked_local, pooled_local = pooling_fusion(
+            g, out_gate, segment, local, valid, blocked, segment_index, window
         )
         bits = _local_argmax_bits(masked_local, pooled_local, window)
         ctx.save_for_backward(ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index)
         ctx.num_heads, ctx.window = num_heads, window
-        probs_out = probs.to(ko.dtype).transpose(1, 2).contiguous()
-        ctx.mark_non_differentiable(probs_out)
-        return mixed, probs_out
+        return mixed
 
     @staticmethod
-    def backward(ctx, grad_mixed, grad_probs):
+    def backward(ctx, grad_mixed):
         ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index = ctx.saved_tensors
         num_heads, window = ctx.num_heads, ctx.window
         batch, length, hidden = grad_mixed.shape
@@ -263,29 +279,34 @@ class PoNetPoolingFunction(torch.autograd.Function):
 
         # LMP: the window max's gradient goes to the tokens holding it (split among ties), none to blocked rows.
         half = window // 2
-        counts = (bits & 1).to(dtype)
-        for bit in range(1, window):
-            counts += (bits >> bit) & 1
+        counts = _argmax_bit(bits, 0).to(dtype)
+        for k in range(1, window):
+            counts += _argmax_bit(bits, k)
         share = grad.mul_(keep).div_(counts.clamp_(min=1))  # `grad` is not needed unmasked any more
-        grad_local.copy_(share).mul_(bits >> half & 1)
+        grad_local.copy_(share).mul_(_argmax_bit(bits, half))
         for shift in range(1, half + 1):
-            grad_local[:, shift:] += share[:, :-shift] * (bits[:, :-shift] >> (half + shift) & 1)
-            grad_local[:, :-shift] += share[:, shift:] * (bits[:, shift:] >> (half - shift) & 1)
+            grad_local[:, shift:] += share[:, :-shift] * _argmax_bit(bits, half + shift, slice(None, -shift))
+            grad_local[:, :-shift] += share[:, shift:] * _argmax_bit(bits, half - shift, slice(shift, None))
+
+        if not ctx.ga_inside:  # autograd takes dg through GA
+            grad_key.zero_()
+            grad_query.zero_()
+            return grad_ko, grad_segment, grad_ql, grad_g.to(g.dtype), None, None, None, None, None
 
         # GA (float32 around the softmax): probs `[batch, length, heads]`, g = sum_l probs * K per head,
         # scores = K . mean_query * scale.
         grad_g_heads = _block_diagonal(grad_g, num_heads)  # [batch, hidden, heads]
-        grad_probs_total = torch.bmm(key, grad_g_heads.to(dtype)).float()
-        grad_scores = probs * (grad_probs_total - (probs * grad_probs_total).sum(dim=1, keepdim=True))
+        grad_probs = torch.bmm(key, grad_g_heads.to(dtype)).float()
+        grad_scores = probs * (grad_probs - (probs * grad_probs).sum(dim=1, keepdim=True))
         grad_scores *= 1.0 / math.sqrt(hidden // num_heads)
         # dK = probs @ blockdiag(dg)^T + dscores @ blockdiag(mean_query)^T, as one GEMM.
         left = torch.cat([probs, grad_scores], dim=-1).to(dtype)
         right = torch.cat([grad_g_heads, _block_diagonal(mean_query.float(), num_heads)], dim=-1).transpose(1, 2)
         grad_key.copy_(torch.bmm(left, right.to(dtype)))
         grad_mean_query = _diagonal_blocks(torch.bmm(grad_scores.to(dtype).transpose(1, 2), key))
-        weights = valid.to(dtype) / valid.sum(dim=1, keepdim=True).to(dtype)
+        weights = valid.to(dtype) / valid.sum(dim=1, keepdim=True).clamp_(min=1).to(dtype)
         grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(weights)
-        return grad_ko, grad_segment, grad_ql, None, None, None, None, None
+        return grad_ko, grad_segment, grad_ql, None, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -350,9 +371,14 @@ class PoNetPoolingMixer(nn.Module):
     def projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`[K | O]` `[batch, length, 2 * hidden]`, S `[batch, length, hidden]` and `[Q | Lc]` `[batch, length, 2 * hidden]`.
 
-        Three GEMMs rather than one: the backward keeps only the first two, and S must be contiguous for the
-        fast path of the segment max's scatter.
+        Three GEMMs rather than five when the projections are plain `nn.Linear`: the backward keeps only the first
+        two, and S must be contiguous for the fast path of the segment max's scatter. Wrapped projections (PEFT
+        adapters, quantized layers) are called as modules, so that their wrappers take effect.
         """
+        layers = (self.dense_k, self.dense_o, self.dense_segment, self.dense_q, self.dense_local)
+        if any(type(layer) is not nn.Linear for layer in layers):
+            key, out_gate, segment, query, local = (layer(hidden_states) for layer in layers)
+            return torch.cat([key, out_gate], dim=-1), segment, torch.cat([query, local], dim=-1)
 
         def fused(*layers):
             weight = torch.cat([layer.weight for layer in layers])
@@ -366,34 +392,41 @@ class PoNetPoolingMixer(nn.Module):
         )
 
     def forward(
-        self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and GA probabilities `[batch, heads, length]`."""
+        self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and, with `output_attentions`, the GA
+        probabilities `[batch, heads, length]` (else None)."""
         ko, segment, ql = self.projections(hidden_states)
-        masks = (mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index)
-        if torch.is_grad_enabled() and (ko.requires_grad or segment.requires_grad or ql.requires_grad):
-            return PoNetPoolingFunction.apply(
-                ko, segment, ql, *masks, self.num_attention_heads, self.local_window_size
-            )
         key, out_gate = ko.chunk(2, dim=-1)
         query, local = ql.chunk(2, dim=-1)
-        mixed, probs = _pooling_fusion_forward(
-            query, key, out_gate, segment, local, *masks, self.num_attention_heads, self.local_window_size
-        )[:2]
-        return mixed, probs.to(ko.dtype).transpose(1, 2).contiguous()
+        valid, blocked, segment_index = mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index
+        heads, window = self.num_attention_heads, self.local_window_size
+        training = torch.is_grad_enabled() and (ko.requires_grad or segment.requires_grad or ql.requires_grad)
+        if training and not output_attentions:  # all four parts with the hand-written backward
+            mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, blocked, segment_index, heads, window)
+            return mixed, None
+        # Global aggregation (GA) through autograd: the probabilities it returns are what `g` is computed from.
+        g, attentions = global_aggregation(query, key, valid, heads)[:2]
+        if training:  # segment max-pooling, local max-pooling and pooling fusion with the hand-written backward
+            mixed = PoNetPoolingFunction.apply(ko, segment, ql, g, valid, blocked, segment_index, heads, window)
+        else:  # segment max-pooling (SMP), local max-pooling (LMP) and pooling fusion (PF)
+            mixed = pooling_fusion(g, out_gate, segment, local, valid, blocked, segment_index, window)[0]
+        return mixed, attentions if output_attentions else None
 
 
-class PoNetMixerOutput(nn.Module):
-    """Dense + dropout + residual + LayerNorm after the mixer (BERT's self-output)."""
-
-    def __init__(self, config: PoNetConfig):
+# Copied from transformers.models.bert.modeling_bert.BertSelfOutput with Bert->PoNet
+class PoNetSelfOutput(nn.Module):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, mixed: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(mixed)) + input_tensor)
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states + input_tensor)
+        return hidden_states
 
 
 class PoNetAttention(nn.Module):
@@ -402,32 +435,42 @@ class PoNetAttention(nn.Module):
     def __init__(self, config: PoNetConfig):
         super().__init__()
         self.self = PoNetPoolingMixer(config)
-        self.output = PoNetMixerOutput(config)
+        self.output = PoNetSelfOutput(config)
 
-    def forward(self, hidden_states, mixer_inputs):
-        mixed, attention_probs = self.self(hidden_states, mixer_inputs)
+    def forward(self, hidden_states, mixer_inputs, output_attentions=False):
+        mixed, attention_probs = self.self(hidden_states, mixer_inputs, output_attentions)
         return self.output(mixed, hidden_states), attention_probs
 
 
+# Copied from transformers.models.bert.modeling_bert.BertIntermediate with Bert->PoNet
 class PoNetIntermediate(nn.Module):
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = ACT2FN[config.hidden_act] if isinstance(config.hidden_act, str) else config.hidden_act
+        if isinstance(config.hidden_act, str):
+            self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        else:
+            self.intermediate_act_fn = config.hidden_act
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.intermediate_act_fn(hidden_states)
+        return hidden_states
 
 
+# Copied from transformers.models.bert.modeling_bert.BertOutput with Bert->PoNet
 class PoNetOutput(nn.Module):
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.dropout(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states + input_tensor)
+        return hidden_states
 
 
 class PoNetLayer(GradientCheckpointingLayer):
@@ -439,9 +482,9 @@ class PoNetLayer(GradientCheckpointingLayer):
         self.intermediate = PoNetIntermediate(config)
         self.output = PoNetOutput(config)
 
-    def forward(self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs):
-        """`[batch, length, hidden]` -> (`[batch, length, hidden]`, GA probabilities `[batch, heads, length]`)."""
-        attention_output, attention_probs = self.attention(hidden_states, mixer_inputs)
+    def forward(self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs, output_attentions: bool = False):
+        """`[batch, length, hidden]` -> (`[batch, length, hidden]`, GA probabilities `[batch, heads, length]` or None)."""
+        attention_output, attention_probs = self.attention(hidden_states, mixer_inputs, output_attentions)
         layer_output = self.output(self.intermediate(attention_output), attention_output)
         return layer_output, attention_probs
 
@@ -459,70 +502,84 @@ class PoNetEncoder(nn.Module):
         mixer_inputs: PoNetMixerInputs,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-        return_dict: bool = True,
-    ):
+    ) -> BaseModelOutput:
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layer:
-            hidden_states, attention_probs = layer(hidden_states, mixer_inputs)
+            hidden_states, attention_probs = layer(hidden_states, mixer_inputs, output_attentions=output_attentions)
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             if output_attentions:
                 all_attentions = all_attentions + (attention_probs,)
-        if not return_dict:
-            return tuple(v for v in (hidden_states, all_hidden_states, all_attentions) if v is not None)
         return BaseModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
         )
 
 
+# Copied from transformers.models.bert.modeling_bert.BertPooler with Bert->PoNet
 class PoNetPooler(nn.Module):
-    """`tanh(Dense(h[:, 0]))`: the published sentence representation."""
-
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.dense(hidden_states[:, 0]))
+        # We "pool" the model by simply taking the hidden state corresponding
+        # to the first token.
+        first_token_tensor = hidden_states[:, 0]
+        pooled_output = self.dense(first_token_tensor)
+        pooled_output = self.activation(pooled_output)
+        return pooled_output
 
 
+# Copied from transformers.models.bert.modeling_bert.BertPredictionHeadTransform with Bert->PoNet
 class PoNetPredictionHeadTransform(nn.Module):
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = ACT2FN[config.hidden_act] if isinstance(config.hidden_act, str) else config.hidden_act
+        if isinstance(config.hidden_act, str):
+            self.transform_act_fn = ACT2FN[config.hidden_act]
+        else:
+            self.transform_act_fn = config.hidden_act
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+        hidden_states = self.dense(hidden_states)
+        hidden_states = self.transform_act_fn(hidden_states)
+        hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
+# Copied from transformers.models.bert.modeling_bert.BertLMPredictionHead with Bert->PoNet
 class PoNetLMPredictionHead(nn.Module):
-    """Transform, then the vocabulary decoder (tied to the word embeddings) with an output-only bias."""
-
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.transform = PoNetPredictionHeadTransform(config)
+
+        # The output weights are the same as the input embeddings, but there is
+        # an output-only bias for each token.
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.transform(hidden_states))
+    def forward(self, hidden_states):
+        hidden_states = self.transform(hidden_states)
+        hidden_states = self.decoder(hidden_states)
+        return hidden_states
 
 
+# Copied from transformers.models.bert.modeling_bert.BertOnlyMLMHead with Bert->PoNet
 class PoNetOnlyMLMHead(nn.Module):
-    def __init__(self, config: PoNetConfig):
+    def __init__(self, config):
         super().__init__()
         self.predictions = PoNetLMPredictionHead(config)
 
     def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
-        return self.predictions(sequence_output)
+        prediction_scores = self.predictions(sequence_output)
+        return prediction_scores
 
 
 class PoNetPreTrainingHeads(nn.Module):
-    """MLM head and the 3-way sentence structural objective (SSO) head."""
+    """MLM head and the 3-way sentence structural objective (SSO) head (BERT's has a 2-way NSP head)."""
 
     def __init__(self, config: PoNetConfig):
         super().__init__()
@@ -531,7 +588,6 @@ class PoNetPreTrainingHeads(nn.Module):
 
     def forward(self, sequence_output, pooled_output):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Pretrained model base and the bare model
@@ -655,6 +711,7 @@ class PoNetModel(PoNetPreTrainedModel):
             segment_index=segment_index,
         )
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -665,7 +722,6 @@ class PoNetModel(PoNetPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> tuple | BaseModelOutputWithPooling:
         r"""
@@ -681,6 +737,7 @@ class PoNetModel(PoNetPreTrainedModel):
             output_attentions: also return the global-aggregation probabilities of every layer,
                 each `[batch, heads, length]`.
             output_hidden_states: also return the embeddings and every layer's output, each `[batch, length, hidden]`.
+            return_dict: `False` for a tuple of the non-None outputs (as every transformers model).
 
         Returns:
             `BaseModelOutputWithPooling`: `last_hidden_state` `[batch, length, hidden]`, `pooler_output`
@@ -690,7 +747,6 @@ class PoNetModel(PoNetPreTrainedModel):
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
 
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
@@ -717,17 +773,9 @@ class PoNetModel(PoNetPreTrainedModel):
             mixer_inputs,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
         )
         sequence_output = encoder_outputs.last_hidden_state
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
-
-        if not return_dict:
-            return tuple(
-                v
-                for v in (sequence_output, pooled_output, encoder_outputs.hidden_states, encoder_outputs.attentions)
-                if v is not None
-            )
         return BaseModelOutputWithPooling(
             last_hidden_state=sequence_output,
             pooler_output=pooled_output,
@@ -785,6 +833,7 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
         self.cls.predictions.decoder = new_embeddings
         self.cls.predictions.bias = new_embeddings.bias
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -795,16 +844,12 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
         inputs_embeds=None,
         labels=None,
         sentence_structural_label=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | PoNetForPreTrainingOutput:
         r"""
         labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored.
         sentence_structural_label (`torch.LongTensor` `[batch]`): SSO targets in {0, 1, 2}.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -812,9 +857,8 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
             segment_ids=segment_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         prediction_scores, sso_scores = self.cls(outputs.last_hidden_state, outputs.pooler_output)
 
@@ -827,10 +871,6 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
         if mlm_loss is not None or sso_loss is not None:
             total_loss = sum(loss for loss in (mlm_loss, sso_loss) if loss is not None)
 
-        if not return_dict:
-            output = (prediction_scores, sso_scores, outputs.hidden_states, outputs.attentions)
-            output = tuple(v for v in output if v is not None)
-            return ((total_loss, mlm_loss, sso_loss) + output) if total_loss is not None else output
         return PoNetForPreTrainingOutput(
             loss=total_loss,
             mlm_loss=mlm_loss,
@@ -863,6 +903,7 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
         self.cls.predictions.decoder = new_embeddings
         self.cls.predictions.bias = new_embeddings.bias
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -872,13 +913,9 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
         position_ids=None,
         inputs_embeds=None,
         labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | MaskedLMOutput:
         r"""labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -886,17 +923,13 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
             segment_ids=segment_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         prediction_scores = self.cls(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        if not return_dict:
-            output = tuple(v for v in (prediction_scores, outputs.hidden_states, outputs.attentions) if v is not None)
-            return ((loss,) + output) if loss is not None else output
         return MaskedLMOutput(
             loss=loss, logits=prediction_scores, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -931,6 +964,7 @@ class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedM
         self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -940,16 +974,12 @@ class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedM
         position_ids=None,
         inputs_embeds=None,
         labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | SequenceClassifierOutput:
         r"""
         labels (`[batch]`, or `[batch, num_labels]` for multi-label): class ids in `[0, num_labels)`; float targets
             when `num_labels == 1` (regression). `config.problem_type` is inferred as in BERT when unset.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -957,9 +987,8 @@ class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedM
             segment_ids=segment_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(self._pool(outputs, attention_mask)))
 
@@ -980,9 +1009,6 @@ class PoNetForSequenceClassification(PoNetSequencePoolingMixin, PoNetPreTrainedM
             else:
                 loss = BCEWithLogitsLoss()(logits, labels)
 
-        if not return_dict:
-            output = tuple(v for v in (logits, outputs.hidden_states, outputs.attentions) if v is not None)
-            return ((loss,) + output) if loss is not None else output
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -997,6 +1023,7 @@ class PoNetForMultipleChoice(PoNetSequencePoolingMixin, PoNetPreTrainedModel):
         self.classifier = nn.Linear(pooled_size, 1)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -1006,16 +1033,12 @@ class PoNetForMultipleChoice(PoNetSequencePoolingMixin, PoNetPreTrainedModel):
         position_ids=None,
         inputs_embeds=None,
         labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | MultipleChoiceModelOutput:
         r"""
         Inputs are `[batch, num_choices, length]` (`inputs_embeds`: `[batch, num_choices, length, hidden]`).
         labels (`torch.LongTensor` `[batch]`): the index of the right choice.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         reference = input_ids if input_ids is not None else inputs_embeds
         num_choices = reference.shape[1]
 
@@ -1030,17 +1053,13 @@ class PoNetForMultipleChoice(PoNetSequencePoolingMixin, PoNetPreTrainedModel):
             segment_ids=flat(segment_ids),
             position_ids=flat(position_ids),
             inputs_embeds=flat(inputs_embeds),
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(self._pool(outputs, attention_mask)))
         reshaped_logits = logits.view(-1, num_choices)
         loss = CrossEntropyLoss()(reshaped_logits, labels) if labels is not None else None
 
-        if not return_dict:
-            output = tuple(v for v in (reshaped_logits, outputs.hidden_states, outputs.attentions) if v is not None)
-            return ((loss,) + output) if loss is not None else output
         return MultipleChoiceModelOutput(
             loss=loss, logits=reshaped_logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -1058,6 +1077,7 @@ class PoNetForTokenClassification(PoNetPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -1067,13 +1087,9 @@ class PoNetForTokenClassification(PoNetPreTrainedModel):
         position_ids=None,
         inputs_embeds=None,
         labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | TokenClassifierOutput:
         r"""labels (`torch.LongTensor` `[batch, length]`): class ids, -100 where no prediction is scored."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -1081,15 +1097,11 @@ class PoNetForTokenClassification(PoNetPreTrainedModel):
             segment_ids=segment_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1)) if labels is not None else None
-        if not return_dict:
-            output = tuple(v for v in (logits, outputs.hidden_states, outputs.attentions) if v is not None)
-            return ((loss,) + output) if loss is not None else output
         return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -1105,6 +1117,7 @@ class PoNetForQuestionAnswering(PoNetPreTrainedModel):
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids=None,
@@ -1115,13 +1128,9 @@ class PoNetForQuestionAnswering(PoNetPreTrainedModel):
         inputs_embeds=None,
         start_positions=None,
         end_positions=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
         **kwargs,
     ) -> tuple | QuestionAnsweringModelOutput:
         r"""start_positions / end_positions (`torch.LongTensor` `[batch]`): the answer span; out-of-range is ignored."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -1129,9 +1138,8 @@ class PoNetForQuestionAnswering(PoNetPreTrainedModel):
             segment_ids=segment_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).split(1, dim=-1)
         start_logits = start_logits.squeeze(-1).contiguous()
@@ -1145,10 +1153,6 @@ class PoNetForQuestionAnswering(PoNetPreTrainedModel):
             loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
             total_loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
 
-        if not return_dict:
-            output = (start_logits, end_logits, outputs.hidden_states, outputs.attentions)
-            output = tuple(v for v in output if v is not None)
-            return ((total_loss,) + output) if total_loss is not None else output
         return QuestionAnsweringModelOutput(
             loss=total_loss,
             start_logits=start_logits,

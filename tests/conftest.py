@@ -10,6 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from fixtures.published_checkpoint import write_published_repo  # noqa: E402
 from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
 
 
@@ -47,6 +48,13 @@ def tiny_config(tiny_tokenizer):
         return config_for_tokenizer(tiny_tokenizer, **defaults)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def published_repo(tmp_path_factory):
+    """A local copy of the published `chtan/ponet-base-uncased` in its own layout (tests/fixtures/published_checkpoint.py):
+    its config, tokenizer files naming `PoNetTokenizer`, bert-base-uncased's vocabulary and `pytorch_model.bin`."""
+    return write_published_repo(tmp_path_factory.mktemp("ponet-base-uncased"))
 
 
 @pytest.fixture(autouse=True)

@@ -86,7 +86,8 @@ def naive_mixer(mixer, x, valid, special, segments, clsgsepg, window, num_heads)
     return Y, probs
 
 
-def naive_forward(model: PoNetModel, input_ids=None, attention_mask=None, segment_ids=None, inputs_embeds=None):
+def naive_forward(model: PoNetModel, input_ids=None, attention_mask=None, segment_ids=None, inputs_embeds=None,
+                  token_type_ids=None):
     """Reference last_hidden_state [B, L, H] and GA probs per layer, computed example by example."""
     config = model.config
     reference = input_ids if input_ids is not None else inputs_embeds
@@ -109,6 +110,7 @@ def naive_forward(model: PoNetModel, input_ids=None, attention_mask=None, segmen
         emb = model.embeddings(
             input_ids=None if input_ids is None else input_ids[b : b + 1],
             inputs_embeds=None if inputs_embeds is None else inputs_embeds[b : b + 1],
+            token_type_ids=None if token_type_ids is None else token_type_ids[b : b + 1],
         )[0]
         x, probs_b = emb, []
         for layer in model.encoder.layer:

@@ -78,8 +78,8 @@ CHILD = textwrap.dedent(
     except ImportError:
         pass
     import torch, transformers
-    cases = torch.load(sys.argv[1])
-    for auto_name, folder, inputs, expected in cases:
+    model_cases, tokenizer_cases = torch.load(sys.argv[1])
+    for auto_name, folder, inputs, expected in model_cases:
         model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         with torch.no_grad():
@@ -89,10 +89,43 @@ CHILD = textwrap.dedent(
         diff = (got - expected).abs().max().item()
         assert diff <= 1e-6, (auto_name, diff)  # another process may sum in another order: float noise only
         print("OK", auto_name, type(model).__name__)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(cases[0][1])
-    print("TOKENIZER", type(tokenizer).__name__, tokenizer("hello world")["input_ids"])
+    for folder, texts, expected in tokenizer_cases:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+        encoding = tokenizer(*texts)
+        for key, value in expected.items():
+            assert encoding[key] == value, (key, encoding[key], value)
+        print("TOKENIZER", type(tokenizer).__name__, sorted(expected))
     """
 )
+
+
+def load_without_this_package(model_cases, tokenizer_cases, tmp_path) -> str:
+    """Run CHILD on the cases in a process that cannot import `modeling_ponet`; returns its stdout.
+
+    model_cases: (Auto class name, folder, model inputs, expected first output) each, loaded with
+    `trust_remote_code=True` and compared within float noise. tokenizer_cases: (folder, texts, expected encoding).
+    """
+    torch.save((model_cases, tokenizer_cases), tmp_path / "cases.pt")
+    (tmp_path / "child.py").write_text(CHILD)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cases.pt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for auto_name, *_ in model_cases:
+        assert f"OK {auto_name}" in result.stdout
+    return result.stdout
+
+
+def auto_class_inputs(head, ids, mask, token_type_ids=None):
+    """Model inputs for `head`: multiple choice takes `[batch=1, choices, length]`."""
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if token_type_ids is not None:
+        inputs["token_type_ids"] = token_type_ids
+    if head is mp.PoNetForMultipleChoice:
+        inputs = {k: v.unsqueeze(0) for k, v in inputs.items()}
+    return inputs
 
 
 def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
@@ -101,27 +134,17 @@ def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny
     cases = []
     for auto_name, head in AUTO_HEADS.items():
         model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention")).eval()
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        if head is mp.PoNetForMultipleChoice:
-            inputs = {k: v.unsqueeze(0) for k, v in inputs.items()}  # [batch=1, choices=2, length]
+        inputs = auto_class_inputs(head, ids, mask)
         with torch.no_grad():
             expected = first_output(model, inputs)
         folder = tmp_path / auto_name
         model.save_pretrained(folder)
         tiny_tokenizer.save_pretrained(folder)
         cases.append((auto_name, str(folder), inputs, expected))
-    torch.save(cases, tmp_path / "cases.pt")
-    (tmp_path / "child.py").write_text(CHILD)
-
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cases.pt")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for auto_name in AUTO_HEADS:
-        assert f"OK {auto_name}" in result.stdout
-    assert "TOKENIZER BertTokenizer" in result.stdout
+    texts = ("the quick fox", "python is fast")
+    tokenizer_case = (cases[0][1], texts, dict(tiny_tokenizer(*texts)))
+    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path)
+    assert "TOKENIZER BertTokenizer" in stdout
 
 
 def test_auto_tokenizer_loads_from_a_saved_ponet_folder(tiny_config, tiny_tokenizer, tmp_path):

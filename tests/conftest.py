@@ -24,6 +24,12 @@ TOY_CORPUS = [
 ]
 
 
+def pytest_configure(config):
+    # markers of transformers' common model tests, which test_transformers_common.py runs
+    for marker in ("accelerate_tests", "flash_attn_test", "flash_attn_3_test", "flash_attn_4_test", "torch_compile_test"):
+        config.addinivalue_line("markers", f"{marker}: a marker of transformers' common model tests")
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A WordPiece tokenizer (BERT-style, uncased) trained on a toy corpus: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4."""

@@ -78,11 +78,13 @@ class PoNetMixerInputs:
         segment_index: long `[batch * length]`, each real token's segment as a row of a `[batch * length + 1]`
             table (row `b` uses entries `b * length ... b * length + length - 1`), so one scatter covers the batch;
             padding tokens point at the extra last row, so they never reach a real token's segment maximum.
+        output_attentions: whether the mixers return their GA probabilities (differentiable ones).
     """
 
     valid: torch.Tensor
     blocked: torch.Tensor
     segment_index: torch.Tensor
+    output_attentions: bool = False
 
 
 def compact_segment_ids(segment_ids: torch.Tensor) -> torch.Tensor:
@@ -392,15 +394,16 @@ class PoNetPoolingMixer(nn.Module):
         )
 
     def forward(
-        self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and, with `output_attentions`, the GA
-        probabilities `[batch, heads, length]` (else None)."""
+        """`[batch, length, hidden]` -> mixed `[batch, length, hidden]` and, with `mixer_inputs.output_attentions`,
+        the GA probabilities `[batch, heads, length]` (else None)."""
         ko, segment, ql = self.projections(hidden_states)
         key, out_gate = ko.chunk(2, dim=-1)
         query, local = ql.chunk(2, dim=-1)
         valid, blocked, segment_index = mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index
         heads, window = self.num_attention_heads, self.local_window_size
+        output_attentions = mixer_inputs.output_attentions
         training = torch.is_grad_enabled() and (ko.requires_grad or segment.requires_grad or ql.requires_grad)
         if training and not output_attentions:  # all four parts with the hand-written backward
             mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, blocked, segment_index, heads, window)
@@ -437,8 +440,8 @@ class PoNetAttention(nn.Module):
         self.self = PoNetPoolingMixer(config)
         self.output = PoNetSelfOutput(config)
 
-    def forward(self, hidden_states, mixer_inputs, output_attentions=False):
-        mixed, attention_probs = self.self(hidden_states, mixer_inputs, output_attentions)
+    def forward(self, hidden_states, mixer_inputs):
+        mixed, attention_probs = self.self(hidden_states, mixer_inputs)
         return self.output(mixed, hidden_states), attention_probs
 
 
@@ -482,9 +485,9 @@ class PoNetLayer(GradientCheckpointingLayer):
         self.intermediate = PoNetIntermediate(config)
         self.output = PoNetOutput(config)
 
-    def forward(self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs, output_attentions: bool = False):
+    def forward(self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs):
         """`[batch, length, hidden]` -> (`[batch, length, hidden]`, GA probabilities `[batch, heads, length]` or None)."""
-        attention_output, attention_probs = self.attention(hidden_states, mixer_inputs, output_attentions)
+        attention_output, attention_probs = self.attention(hidden_states, mixer_inputs)
         layer_output = self.output(self.intermediate(attention_output), attention_output)
         return layer_output, attention_probs
 
@@ -500,16 +503,15 @@ class PoNetEncoder(nn.Module):
         self,
         hidden_states: torch.Tensor,
         mixer_inputs: PoNetMixerInputs,
-        output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> BaseModelOutput:
         all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
+        all_attentions = () if mixer_inputs.output_attentions else None
         for layer in self.layer:
-            hidden_states, attention_probs = layer(hidden_states, mixer_inputs, output_attentions=output_attentions)
+            hidden_states, attention_probs = layer(hidden_states, mixer_inputs)
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
-            if output_attentions:
+            if mixer_inputs.output_attentions:
                 all_attentions = all_attentions + (attention_probs,)
         return BaseModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
@@ -670,6 +672,7 @@ class PoNetModel(PoNetPreTrainedModel):
         batch: int,
         length: int,
         device,
+        output_attentions: bool = False,
     ) -> PoNetMixerInputs:
         """Validity, CLS/SEP and segment tensors for every layer (see `PoNetMixerInputs`)."""
         if attention_mask is None:
@@ -709,6 +712,7 @@ class PoNetModel(PoNetPreTrainedModel):
             valid=valid.unsqueeze(-1),
             blocked=blocked.unsqueeze(-1),
             segment_index=segment_index,
+            output_attentions=output_attentions,
         )
 
     @can_return_tuple
@@ -764,14 +768,15 @@ class PoNetModel(PoNetPreTrainedModel):
                 "table with `model.resize_position_embeddings(n)`"
             )
 
-        mixer_inputs = self._mixer_inputs(input_ids, attention_mask, segment_ids, batch, length, device)
+        mixer_inputs = self._mixer_inputs(
+            input_ids, attention_mask, segment_ids, batch, length, device, output_attentions=output_attentions
+        )
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )
         encoder_outputs = self.encoder(
             embedding_output,
             mixer_inputs,
-            output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
         sequence_output = encoder_outputs.last_hidden_state

@@ -1,6 +1,7 @@
 """PoNet model: exact published semantics (against a naive reference written from the paper's equations), invariances,
 half precision, checkpoint names, heads and losses, gradient checkpointing, errors."""
 
+import dataclasses
 import math
 
 import pytest
@@ -681,7 +682,7 @@ def test_mixer_backward_with_attentions_requested_matches_the_fused_backward(mod
     def grads(output_attentions):
         mixer.zero_grad()
         leaf = x.clone().requires_grad_(True)
-        mixed, attentions = mixer(leaf, inputs, output_attentions=output_attentions)
+        mixed, attentions = mixer(leaf, dataclasses.replace(inputs, output_attentions=output_attentions))
         assert (attentions is not None) == output_attentions
         (mixed * weights).sum().backward()
         return [leaf.grad] + [p.grad.clone() for p in mixer.parameters()]

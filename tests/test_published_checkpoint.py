@@ -9,6 +9,7 @@ import torch
 from test_modeling import naive_forward
 from test_remote_code import AUTO_HEADS, auto_class_inputs, first_output, load_without_this_package
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
@@ -127,3 +128,10 @@ def test_resharing_the_published_checkpoint_loads_without_this_package(published
     expected_encoding = {key: value for key, value in tokenizers[1](*PAIRS).items()}
     stdout = load_without_this_package(cases, [(cases[0][1], PAIRS, expected_encoding)], tmp_path)
     assert "TOKENIZER BertTokenizer" in stdout
+
+
+def test_trust_remote_code_with_the_package_installed_uses_the_package_for_config_and_models(published_repo):
+    # the fixture has no code files: remote code would fail to load, so these come from the package
+    assert type(AutoConfig.from_pretrained(published_repo, trust_remote_code=True)) is mp.PoNetConfig
+    model = AutoModelForPreTraining.from_pretrained(published_repo, trust_remote_code=True)
+    assert type(model) is mp.PoNetForPreTraining

@@ -6,8 +6,10 @@ $PONET_TRANSFORMERS_SDIST). Two mixins it imports from test folders the sdist le
 tests, which concern neither an encoder nor this suite) are replaced by empty classes.
 """
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -39,6 +41,7 @@ def _transformers_test_package() -> str:
                 pytest.skip(f"transformers {version}'s sdist (for its common tests) could not be downloaded: "
                             f"{download.stderr.strip()[-300:]}", allow_module_level=True)
     root = Path(tempfile.mkdtemp(prefix="transformers_common_tests_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     package = root / "transformers_common_tests"
     with tarfile.open(sdist) as archive:
         for name in ("test_modeling_common.py",):

@@ -5,6 +5,9 @@ Importing this package registers PoNet with transformers' Auto classes (`AutoCon
 `AutoModelForTokenClassification`, `AutoModelForMultipleChoice`, `AutoModelForQuestionAnswering`,
 `AutoTokenizer`), and marks the classes so that `save_pretrained` writes the modeling code next to the
 weights for `trust_remote_code=True` users.
+
+This package is exactly the model: the files that ship to the Hub with the weights (`configuration_ponet.py`,
+`modeling_ponet.py`, `pooling.py`) and this registration. Training, data and evaluation live in `ponet_training`.
 """
 
 from transformers import (
@@ -32,9 +35,7 @@ from .modeling_ponet import (
     PoNetModel,
     PoNetPreTrainedModel,
 )
-from .pooled_classifier import PooledSequenceClassifier
 from .pooling import POOLING_MODES, SequencePooler, parse_pooling_modes
-from .tokenization import config_for_tokenizer, train_wordpiece_tokenizer
 
 
 __version__ = "0.1.0"
@@ -75,9 +76,6 @@ __all__ = [
     "PoNetForTokenClassification",
     "PoNetModel",
     "PoNetPreTrainedModel",
-    "PooledSequenceClassifier",
     "SequencePooler",
-    "config_for_tokenizer",
     "parse_pooling_modes",
-    "train_wordpiece_tokenizer",
 ]

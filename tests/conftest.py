@@ -10,7 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
+from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
 
 
 TOY_CORPUS = [

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # torch first and pinned: an unpinned torch would pull several GB of CUDA packages.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e .
+# The training extras (accelerate, datasets, metrics, sentence splitting): the base install is the model alone.
+python -m pip install -q -e ".[train]"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 out=${1:-outputs/demo}
 start=$(date +%s)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding, default_data_collator
 
-from modeling_ponet import finetuning as F
-from modeling_ponet import glue
-from modeling_ponet import hub
-from modeling_ponet import training as T
+from ponet_training import checkpoints, dataloaders, finetuning, glue_data, hub, loop, optimization, run, submission
+from ponet_training.metrics import compute_glue_metrics
+from ponet_training.tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
+    glue_score_entries, split_suffix
 
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--task_name", type=str, required=True, help=f"One of: {', '.join(glue.GLUE_TASKS)}.")
-    data.add_argument("--dataset_name", type=str, default=glue.GLUE_HUB_ID,
+    data.add_argument("--task_name", type=str, required=True, help=f"One of: {', '.join(GLUE_TASKS)}.")
+    data.add_argument("--dataset_name", type=str, default=GLUE_HUB_ID,
                       help="Hub dataset with one config per GLUE task (used when no local files are given).")
     data.add_argument("--dataset_config_name", type=str, default=None,
                       help="Config of --dataset_name (default: the task name).")
@@ -49,18 +49,18 @@ def parse_args(argv=None):
     data.add_argument("--test_mismatched_file", type=str, default=None, help="MNLI's mismatched test set.")
     data.add_argument("--ax_file", type=str, default=None,
                       help="MNLI only: the diagnostic set (glue_data/diagnostic/diagnostic.tsv) to predict into AX.tsv.")
-    data.add_argument("--max_length", type=int, default=glue.PAPER_MAX_LENGTH,
+    data.add_argument("--max_length", type=int, default=PAPER_MAX_LENGTH,
                       help="Maximum tokens per example after tokenization; longer pairs are truncated (logged).")
     data.add_argument("--max_train_samples", type=int, default=None, help="Debug: keep the first N training examples.")
     data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev examples.")
     data.add_argument("--no_predict", action="store_true", help="Do not write test-set submission files.")
-    F.add_finetuning_args(parser)
-    T.add_training_args(parser)
-    parser.set_defaults(num_train_epochs=glue.PAPER_NUM_EPOCHS, per_device_train_batch_size=32,
+    finetuning.add_finetuning_args(parser)
+    run.add_training_args(parser)
+    parser.set_defaults(num_train_epochs=PAPER_NUM_EPOCHS, per_device_train_batch_size=32,
                         per_device_eval_batch_size=64)
     args = parser.parse_args(argv)
-    T.check_training_args(args)
-    args.task = glue.get_task(args.task_name)
+    run.check_training_args(args)
+    args.task = get_task(args.task_name)
     if args.max_length < 8:
         raise ValueError(f"`--max_length` must be at least 8, got {args.max_length}")
     return args
@@ -75,7 +75,7 @@ def data_files(args) -> dict | None:
         for flag in ("validation_mismatched_file", "test_mismatched_file", "ax_file"):
             if getattr(args, flag):
                 raise ValueError(f"`--{flag}` only applies to MNLI, not {task.pretty_name}")
-    files = glue.glue_dir_files(task, args.glue_dir) if args.glue_dir else {}
+    files = glue_data.glue_dir_files(task, args.glue_dir) if args.glue_dir else {}
     flags = {"train": args.train_file, matched: args.validation_file, test: args.test_file,
              "validation_mismatched": args.validation_mismatched_file, "test_mismatched": args.test_mismatched_file}
     files.update({split: path for split, path in flags.items() if path})
@@ -89,16 +89,16 @@ def data_files(args) -> dict | None:
 def main(argv=None):
     args = parse_args(argv)
     task = args.task
-    accelerator = T.start_run(args)
+    accelerator = run.start_run(args)
 
     # Data: local files or the Hub dataset, with the task's columns and validated labels.
     files = data_files(args)
     with accelerator.main_process_first():
-        raw = glue.load_glue(task, dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
+        raw = glue_data.load_glue(task, dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
                              data_files=files, cache_dir=args.cache_dir)
         if task.name == "mnli" and not args.no_predict and (args.ax_file or files is None):
             try:
-                raw["ax"] = glue.load_ax(args.dataset_name, args.ax_file, cache_dir=args.cache_dir)
+                raw["ax"] = glue_data.load_ax(args.dataset_name, args.ax_file, cache_dir=args.cache_dir)
             except Exception as err:  # the diagnostic set is optional: say why it is missing
                 if args.ax_file:
                     raise
@@ -115,7 +115,7 @@ def main(argv=None):
     test_splits = [] if args.no_predict else [split for split in (*task.test_splits, "ax") if split in raw]
 
     # Model and tokenizer.
-    config, tokenizer, model = F.load_model_and_tokenizer(
+    config, tokenizer, model = finetuning.load_model_and_tokenizer(
         args, task.num_labels, "regression" if task.is_regression else "single_label_classification",
         finetuning_task=task.name, label_names=None if task.is_regression else list(task.label_names))
     check_special_ids(model.config, tokenizer)
@@ -123,8 +123,8 @@ def main(argv=None):
     if max_positions is not None and args.max_length > max_positions:
         raise ValueError(f"`--max_length` {args.max_length} exceeds the model's {max_positions} positions "
                          "(use finetune/run_long_doc.py for longer inputs)")
-    T.maybe_enable_gradient_checkpointing(model, args)
-    to_model_ids = None if task.is_regression else F.label_permutation(model.config, list(task.label_names))
+    optimization.maybe_enable_gradient_checkpointing(model, args)
+    to_model_ids = None if task.is_regression else finetuning.label_permutation(model.config, list(task.label_names))
 
     padding = "max_length" if args.pad_to_max_length else False
 
@@ -154,31 +154,31 @@ def main(argv=None):
         collator = default_data_collator
     else:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-    train_dataloader = T.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
+    train_dataloader = dataloaders.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
                                                 seed=args.seed, num_workers=args.dataloader_num_workers)
-    eval_dataloaders = {split: T.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
+    eval_dataloaders = {split: dataloaders.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
                                                        args.dataloader_num_workers)
                         for split in eval_splits + test_splits}
 
-    optimizer = T.create_optimizer(model, args)
+    optimizer = optimization.create_optimizer(model, args)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
-    T.resolve_train_steps(args, len(train_dataloader))
-    lr_scheduler = accelerator.prepare(T.create_scheduler(optimizer, args, accelerator.num_processes))
-    T.init_tracking(accelerator, args, f"glue_{task.name}")
+    optimization.resolve_train_steps(args, len(train_dataloader))
+    lr_scheduler = accelerator.prepare(optimization.create_scheduler(optimizer, args, accelerator.num_processes))
+    run.init_tracking(accelerator, args, f"glue_{task.name}")
 
     dev_predictions = {}  # split -> (predictions, references) of the latest evaluation
 
     def evaluate(eval_model=None) -> dict:
         metrics = {}
         for split in eval_splits:
-            preds, refs = F.predict(accelerator, eval_model or model, eval_dataloaders[split], task.is_regression)
+            preds, refs = loop.predict(accelerator, eval_model or model, eval_dataloaders[split], task.is_regression)
             preds = to_task_ids(preds)
             refs = to_task_ids(refs)
             dev_predictions[split] = (preds, refs)
-            suffix = glue.split_suffix(task, split)
+            suffix = split_suffix(split)
             metrics.update({f"eval_{key}{suffix}": value
-                            for key, value in glue.compute_glue_metrics(task, preds, refs).items()})
+                            for key, value in compute_glue_metrics(task, preds, refs).items()})
         return metrics
 
     def to_task_ids(values):
@@ -188,19 +188,30 @@ def main(argv=None):
         return np.asarray([inverse[int(v)] for v in values])
 
     selection = resolve_selection_metric(args, task)
-    tracker = F.BestModelTracker(args.output_dir, selection)
-    progress = F.resume(accelerator, args, len(train_dataloader), tracker)
+    tracker = checkpoints.BestModelTracker(args.output_dir, selection)
+    progress = checkpoints.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Fine-tuning on %s *****", task.pretty_name)
     logger.info("  Examples = %d, epochs = %d, total batch size = %d, updates = %d, processes = %d",
                 len(processed["train"]), args.num_train_epochs, total_batch, args.max_train_steps,
                 accelerator.num_processes)
+    bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
+
+    # The loop: train_epoch says when to evaluate (every --eval_steps, each epoch's end) and to checkpoint.
     start = time.perf_counter()
-    F.train_classifier(accelerator, args, model, tokenizer, optimizer, lr_scheduler, train_dataloader, evaluate,
-                       tracker, progress)
+    for epoch in range(progress.epoch, args.num_train_epochs):
+        for update in loop.train_epoch(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress,
+                                       epoch, bar):
+            if update.evaluate:
+                tracker.record(accelerator, args, model, tokenizer, evaluate(), epoch, update.step)
+            if update.checkpoint:
+                tracker.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
+        if progress.completed_steps >= args.max_train_steps:
+            break
+    bar.close()
     train_runtime = time.perf_counter() - start
 
-    final_model = F.finalize_model(accelerator, args, model, tokenizer, tracker)
+    final_model = checkpoints.finalize_model(accelerator, args, model, tokenizer, tracker)
     eval_metrics = evaluate(final_model)
 
     results = {
@@ -216,17 +227,17 @@ def main(argv=None):
         "max_train_steps": args.max_train_steps,
         "num_train_epochs": args.num_train_epochs,
         "mixed_precision": accelerator.mixed_precision,
-        "glue_scores": glue.glue_score_entries(task, eval_metrics),
+        "glue_scores": glue_score_entries(task, eval_metrics),
     }
     logger.info("Final dev results: %s", {k: v for k, v in eval_metrics.items()})
     if args.output_dir is None:
         return results
 
     for split in test_splits:
-        predictions, _ = F.predict(accelerator, final_model, eval_dataloaders[split], task.is_regression)
+        predictions, _ = loop.predict(accelerator, final_model, eval_dataloaders[split], task.is_regression)
         if accelerator.is_main_process:
-            split_task, split_name = (glue.AX_TASK, "test") if split == "ax" else (task, split)
-            path = glue.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
+            split_task, split_name = (AX_TASK, "test") if split == "ax" else (task, split)
+            path = submission.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
                                          raw[split]["idx"], to_task_ids(predictions))
             logger.info("Wrote %s (%d predictions)", path, len(predictions))
             results.setdefault("submission_files", []).append(str(path.relative_to(args.output_dir)))
@@ -234,7 +245,7 @@ def main(argv=None):
     if accelerator.is_main_process:
         for split, (preds, refs) in dev_predictions.items():
             write_dev_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"], preds, refs)
-        T.write_all_results(args.output_dir, results)
+        run.write_all_results(args.output_dir, results)
         is_local = args.model_name_or_path is not None and Path(args.model_name_or_path).exists()
         hub.write_model_card(
             args.output_dir, "finetuned",
@@ -244,16 +255,11 @@ def main(argv=None):
             training_data=None if files is None else f"local GLUE {task.pretty_name} files",
             model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
             # local files are not the Hub's GLUE: the model index must not claim they are
-            eval_results=glue.card_eval_results(task, eval_metrics, args.dataset_name if files is None else "local"),
+            eval_results=hub.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local"),
             hyperparameters=card_hyperparameters(args, total_batch, accelerator),
             config=accelerator.unwrap_model(final_model).config,
         )
-    if args.with_tracking:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    if args.push_to_hub and accelerator.is_main_process:
-        hub.push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message="End of training",
-                        private=args.hub_private_repo)
+    run.finish_run(accelerator, args)
     return results
 
 
@@ -274,7 +280,7 @@ def resolve_selection_metric(args, task) -> str | None:
         return None
     name = name if name.startswith("eval_") else f"eval_{name}"
     allowed = [f"eval_{m}{suffix}" for m in (*task.metrics, "combined_score")
-               for suffix in {glue.split_suffix(task, s) for s in task.eval_splits}]
+               for suffix in {split_suffix(s) for s in task.eval_splits}]
     if name not in allowed:
         raise ValueError(f"`--metric_for_best_model` {args.metric_for_best_model!r} is not a {task.pretty_name} "
                          f"dev metric; choose one of {allowed} or 'none'")

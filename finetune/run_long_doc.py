@@ -9,7 +9,7 @@ macro-F1 (plus the positive-class F1 for the binary HND and IMDb) on the dev and
         --max_length 4096 --per_device_train_batch_size 4 --gradient_accumulation_steps 8 --output_dir out/imdb
 
     python finetune/run_long_doc.py --train_file train.jsonl --validation_file dev.jsonl --test_file test.jsonl \
-        --text_column text --label_column label --model_name_or_path my-ponet --output_dir out/docs
+        --text_column_name text --label_column_name label --model_name_or_path my-ponet --output_dir out/docs
 """
 
 import argparse
@@ -19,12 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_ponet import finetuning as F
-from modeling_ponet import hub
-from modeling_ponet import long_doc as L
-from modeling_ponet import training as T
-from modeling_ponet.metrics import classification_metrics
-from modeling_ponet.text import SEGMENT_MODES, tokenize_with_segment_ids
+from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run
+from ponet_training.metrics import classification_metrics
+from ponet_training.text import SEGMENT_MODES, tokenize_with_segment_ids
 
 
 logger = logging.getLogger(__name__)
@@ -35,15 +32,18 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", type=str, default=None,
-                      help=f"A preset: {', '.join(L.LONG_DOC_DATASETS)} (Hub data); or use the file flags.")
+                      help=f"A preset: {', '.join(long_doc.LONG_DOC_DATASETS)} (Hub data); or use the file flags.")
     data.add_argument("--dataset_name", type=str, default=None,
                       help="Override the preset's Hub dataset id (same columns).")
     data.add_argument("--dataset_config_name", type=str, default=None, help="Config of the Hub dataset.")
     data.add_argument("--train_file", type=str, default=None, help="Local jsonl/json/csv/tsv with text + label.")
     data.add_argument("--validation_file", type=str, default=None, help="Local dev file.")
     data.add_argument("--test_file", type=str, default=None, help="Local test file (labelled: metrics are reported).")
-    data.add_argument("--text_column", type=str, default="text", help="Text column of the local files.")
-    data.add_argument("--label_column", type=str, default="label", help="Label column of the local files.")
+    # --text_column / --label_column: the flags' former names, still accepted.
+    data.add_argument("--text_column_name", "--text_column", type=str, default="text",
+                      help="Text column of the local files.")
+    data.add_argument("--label_column_name", "--label_column", type=str, default="label",
+                      help="Label column of the local files.")
     data.add_argument("--label_names", type=str, nargs="+", default=None,
                       help="Label names in id order (default: the preset's, or sorted from the training file).")
     data.add_argument("--validation_split_percentage", type=int, default=10,
@@ -56,17 +56,17 @@ def parse_args(argv=None):
                            "'none' lets PoNet derive segments from [CLS]/[SEP].")
     data.add_argument("--max_train_samples", type=int, default=None, help="Debug: keep the first N training documents.")
     data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev/test documents.")
-    F.add_finetuning_args(parser)
-    T.add_training_args(parser)
+    finetuning.add_finetuning_args(parser)
+    run.add_training_args(parser)
     parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
                         help="Disable gradient checkpointing (on by default for long inputs).")
     parser.set_defaults(gradient_checkpointing=True, num_train_epochs=3, per_device_train_batch_size=4,
                         per_device_eval_batch_size=8, learning_rate=3e-5)
     args = parser.parse_args(argv)
-    T.check_training_args(args)
-    args.preset = L.get_long_doc_dataset(args.dataset) if args.dataset else None
+    run.check_training_args(args)
+    args.preset = long_doc.get_long_doc_dataset(args.dataset) if args.dataset else None
     if args.preset is None and args.train_file is None:
-        raise ValueError("Pass --dataset (one of: " + ", ".join(L.LONG_DOC_DATASETS) + ") or --train_file")
+        raise ValueError("Pass --dataset (one of: " + ", ".join(long_doc.LONG_DOC_DATASETS) + ") or --train_file")
     if args.segment_level is None:
         args.segment_level = args.preset.segment_level if args.preset else "sentence"
     if args.max_length < 8:
@@ -80,14 +80,14 @@ def load_data(args):
                                              ("test", args.test_file)) if path}
     if files:
         names = args.label_names or (list(args.preset.label_names) if args.preset else None)
-        splits, names = L.load_local_long_docs(files, args.text_column, args.label_column, names,
+        splits, names = long_doc.load_local_long_docs(files, args.text_column_name, args.label_column_name, names,
                                                clean_html=bool(args.preset and args.preset.clean_html))
     else:
         preset = args.preset
         if args.dataset_name:
-            preset = L.LongDocDataset(**{**preset.__dict__, "hub_id": args.dataset_name,
+            preset = long_doc.LongDocDataset(**{**preset.__dict__, "hub_id": args.dataset_name,
                                          "hub_config": args.dataset_config_name})
-        splits = L.load_long_doc(preset, cache_dir=args.cache_dir, seed=args.seed,
+        splits = long_doc.load_long_doc(preset, cache_dir=args.cache_dir, seed=args.seed,
                                  validation_fraction=args.validation_split_percentage / 100)
         names = list(preset.label_names)
     if "validation" not in splits:
@@ -100,7 +100,7 @@ def load_data(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    accelerator = T.start_run(args)
+    accelerator = run.start_run(args)
 
     with accelerator.main_process_first():
         raw, label_names = load_data(args)
@@ -111,12 +111,12 @@ def main(argv=None):
     num_labels = len(label_names)
     eval_splits = [split for split in ("validation", "test") if split in raw]
 
-    config, tokenizer, model = F.load_model_and_tokenizer(args, num_labels, "single_label_classification",
+    config, tokenizer, model = finetuning.load_model_and_tokenizer(args, num_labels, "single_label_classification",
                                                           label_names=label_names)
     # The tiling happens before anything is prepared, so every process extends the same way.
-    L.extend_positions(model, args.max_length)
+    long_doc.extend_positions(model, args.max_length)
     tokenizer.model_max_length = max(tokenizer.model_max_length or 0, args.max_length)
-    T.maybe_enable_gradient_checkpointing(model, args)
+    optimization.maybe_enable_gradient_checkpointing(model, args)
     is_ponet = getattr(model.config, "model_type", None) == "ponet"
     use_segments = args.segment_level != "none"
     if use_segments and not is_ponet:
@@ -144,24 +144,24 @@ def main(argv=None):
                     args.max_length, _segment_summary(processed[split]) if use_segments else "")
         processed[split] = processed[split].remove_columns(["truncated"])
 
-    collator = L.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-    train_dataloader = T.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
+    collator = long_doc.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    train_dataloader = dataloaders.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
                                                 seed=args.seed, num_workers=args.dataloader_num_workers)
-    eval_dataloaders = {split: T.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
+    eval_dataloaders = {split: dataloaders.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
                                                        args.dataloader_num_workers) for split in eval_splits}
-    optimizer = T.create_optimizer(model, args)
+    optimizer = optimization.create_optimizer(model, args)
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
     eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
-    T.resolve_train_steps(args, len(train_dataloader))
-    lr_scheduler = accelerator.prepare(T.create_scheduler(optimizer, args, accelerator.num_processes))
-    T.init_tracking(accelerator, args, f"long_doc_{args.dataset or 'local'}")
+    optimization.resolve_train_steps(args, len(train_dataloader))
+    lr_scheduler = accelerator.prepare(optimization.create_scheduler(optimizer, args, accelerator.num_processes))
+    run.init_tracking(accelerator, args, f"long_doc_{args.dataset or 'local'}")
 
     predictions = {}
 
     def evaluate(eval_model=None, splits=("validation",)) -> dict:
         metrics = {}
         for split in splits:
-            preds, refs = F.predict(accelerator, eval_model or model, eval_dataloaders[split])
+            preds, refs = loop.predict(accelerator, eval_model or model, eval_dataloaders[split])
             predictions[split] = (preds, refs)
             prefix = "eval" if split == "validation" else split
             metrics.update({f"{prefix}_{k}": v for k, v in classification_metrics(preds, refs, num_labels).items()})
@@ -175,19 +175,30 @@ def main(argv=None):
         allowed = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
         if selection not in allowed:
             raise ValueError(f"`--metric_for_best_model` {main_metric!r}: choose one of {allowed} or 'none'")
-    tracker = F.BestModelTracker(args.output_dir, selection)
-    progress = F.resume(accelerator, args, len(train_dataloader), tracker)
+    tracker = checkpoints.BestModelTracker(args.output_dir, selection)
+    progress = checkpoints.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Long-document fine-tuning: %d documents, max_length %d, %d labels, %d updates, "
                 "total batch %d, %d processes, segments: %s *****", len(processed["train"]), args.max_length,
                 num_labels, args.max_train_steps, total_batch, accelerator.num_processes,
                 args.segment_level if use_segments else "derived from [CLS]/[SEP]")
+    bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
+
+    # The loop: train_epoch says when to evaluate (every --eval_steps, each epoch's end) and to checkpoint.
     start = time.perf_counter()
-    F.train_classifier(accelerator, args, model, tokenizer, optimizer, lr_scheduler, train_dataloader, evaluate,
-                       tracker, progress)
+    for epoch in range(progress.epoch, args.num_train_epochs):
+        for update in loop.train_epoch(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress,
+                                       epoch, bar):
+            if update.evaluate:
+                tracker.record(accelerator, args, model, tokenizer, evaluate(), epoch, update.step)
+            if update.checkpoint:
+                tracker.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
+        if progress.completed_steps >= args.max_train_steps:
+            break
+    bar.close()
     train_runtime = time.perf_counter() - start
 
-    final_model = F.finalize_model(accelerator, args, model, tokenizer, tracker)
+    final_model = checkpoints.finalize_model(accelerator, args, model, tokenizer, tracker)
     final_metrics = evaluate(final_model, splits=eval_splits)
     logger.info("Final results: %s", final_metrics)
     results = {
@@ -216,7 +227,7 @@ def main(argv=None):
                 handle.write("index\tprediction\tlabel\tprediction_name\n")
                 for index, pred, ref in zip(raw[split]["idx"], preds, refs):
                     handle.write(f"{index}\t{int(pred)}\t{int(ref)}\t{label_names[int(pred)]}\n")
-        T.write_all_results(args.output_dir, results)
+        run.write_all_results(args.output_dir, results)
         dataset_id = (args.dataset_name or args.preset.hub_id) if args.preset and not args.train_file else None
         name = args.preset.pretty_name if args.preset else "local documents"
         eval_results = []
@@ -245,12 +256,7 @@ def main(argv=None):
             },
             config=accelerator.unwrap_model(final_model).config,
         )
-    if args.with_tracking:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    if args.push_to_hub and accelerator.is_main_process:
-        hub.push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message="End of training",
-                        private=args.hub_private_repo)
+    run.finish_run(accelerator, args)
     return results
 
 

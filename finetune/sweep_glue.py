@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modeling_ponet import glue
+from ponet_training import tasks
 
 
 logger = logging.getLogger(__name__)
@@ -42,15 +42,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["all"],
-                        help=f"GLUE tasks ({', '.join(glue.GLUE_TASKS)}) or 'all'.")
+                        help=f"GLUE tasks ({', '.join(tasks.GLUE_TASKS)}) or 'all'.")
     parser.add_argument("--model_name_or_path", type=str, default=None, help="Checkpoint to fine-tune.")
     parser.add_argument("--output_dir", type=str, required=True, help="Root folder of the sweep.")
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=list(glue.PAPER_BATCH_SIZES),
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=list(tasks.PAPER_BATCH_SIZES),
                         help="Total train batch sizes of the grid.")
-    parser.add_argument("--learning_rates", type=float, nargs="+", default=list(glue.PAPER_LEARNING_RATES),
+    parser.add_argument("--learning_rates", type=float, nargs="+", default=list(tasks.PAPER_LEARNING_RATES),
                         help="Learning rates of the grid.")
-    parser.add_argument("--num_train_epochs", type=int, default=glue.PAPER_NUM_EPOCHS)
-    parser.add_argument("--max_length", type=int, default=glue.PAPER_MAX_LENGTH)
+    parser.add_argument("--num_train_epochs", type=int, default=tasks.PAPER_NUM_EPOCHS)
+    parser.add_argument("--max_length", type=int, default=tasks.PAPER_MAX_LENGTH)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--glue_root", type=str, default=None,
                         help="Root of the original GLUE distribution (glue_data/): each task reads its folder "
@@ -66,7 +66,7 @@ def parse_args(argv=None):
     parser.add_argument("--report_only", action="store_true", help="Only collect the finished runs and report.")
     args = parser.parse_args(argv)
     args.extra = extra
-    args.task_list = list(glue.GLUE_TASKS) if args.tasks == ["all"] else [glue.get_task(t).name for t in args.tasks]
+    args.task_list = list(tasks.GLUE_TASKS) if args.tasks == ["all"] else [tasks.get_task(t).name for t in args.tasks]
     for batch in args.batch_sizes:
         if batch < 1 or batch % args.num_processes:
             raise ValueError(f"Batch size {batch} is not a positive multiple of --num_processes {args.num_processes}")
@@ -86,9 +86,8 @@ def run_glue_argv(args, task: str, batch: int, lr: float) -> list[str]:
     if args.model_name_or_path:
         argv += ["--model_name_or_path", args.model_name_or_path]
     if args.glue_root:
-        folder = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
-                  "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}[task]
-        argv += ["--glue_dir", str(Path(args.glue_root) / folder)]
+        # The original distribution's folders are named like the tasks (glue_data/SST-2, glue_data/STS-B, ...).
+        argv += ["--glue_dir", str(Path(args.glue_root) / tasks.get_task(task).pretty_name)]
         if task == "mnli" and (Path(args.glue_root) / "diagnostic" / "diagnostic.tsv").is_file():
             argv += ["--ax_file", str(Path(args.glue_root) / "diagnostic" / "diagnostic.tsv")]
     return argv + args.extra
@@ -119,7 +118,7 @@ def collect(args) -> dict:
     """{task: {"best": figure in percent, "config": (batch, lr), "scores": entries, "runs": n}} of finished runs."""
     summary = {}
     for task_name in args.task_list:
-        task = glue.get_task(task_name)
+        task = tasks.get_task(task_name)
         best = None
         runs = 0
         for batch in args.batch_sizes:
@@ -129,7 +128,7 @@ def collect(args) -> dict:
                     continue
                 runs += 1
                 results = json.loads(path.read_text())
-                scores = glue.glue_score_entries(task, results)
+                scores = tasks.glue_score_entries(task, results)
                 # MNLI: pick the configuration by the mean of matched and mismatched.
                 key = sum(scores.values()) / len(scores)
                 if not math.isnan(key) and (best is None or key > best[0]):
@@ -144,7 +143,7 @@ def markdown_report(summary: dict, total_configs: int) -> str:
     lines = ["| Task | Metric | Best dev | Batch | LR | Runs |", "|---|---|---|---|---|---|"]
     scores = {}
     for task_name, entry in summary.items():
-        task = glue.get_task(task_name)
+        task = tasks.get_task(task_name)
         batch, lr = entry["config"]
         figure = " / ".join(f"{value:.2f}" for value in entry["scores"].values())
         metric = {"matthews_correlation": "Matthews corr."}.get(task.main_metric, task.main_metric)
@@ -152,12 +151,12 @@ def markdown_report(summary: dict, total_configs: int) -> str:
             metric = "accuracy (m / mm)"
         lines.append(f"| {task.pretty_name} | {metric} | {figure} | {batch} | {lr:g} | {entry['runs']}/{total_configs} |")
         scores.update(entry["scores"])
-    average = glue.glue_average(scores)
-    published = glue.glue_average(glue.PUBLISHED_PONET_BASE_GLUE)
+    average = tasks.glue_average(scores)
+    published = tasks.glue_average(tasks.PUBLISHED_PONET_BASE_GLUE)
     if average is not None:
         lines.append(f"| **GLUE average** (MNLI m and mm as two entries, no WNLI) | | **{average:.2f}** | | | |")
     else:
-        missing = [entry for entry in glue.GLUE_AVERAGE_ENTRIES if entry not in scores]
+        missing = [entry for entry in tasks.GLUE_AVERAGE_ENTRIES if entry not in scores]
         lines.append(f"| GLUE average | | n/a (missing: {', '.join(missing)}) | | | |")
     lines.append("")
     lines.append(f"Published PoNet-Base GLUE dev average: {published:.2f}.")

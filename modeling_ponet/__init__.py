@@ -6,6 +6,11 @@ Importing this package registers PoNet with transformers' Auto classes (`AutoCon
 `AutoTokenizer`, also under the published checkpoint's tokenizer name `PoNetTokenizer`), gives PEFT PoNet's
 default LoRA target modules when PEFT is installed, and marks the classes so that `save_pretrained` writes the
 modeling code next to the weights for `trust_remote_code=True` users.
+
+This package is exactly the model: the files that ship to the Hub with the weights (`configuration_ponet.py`,
+`modeling_ponet.py`, `pooling.py`) and the registration (this file, and `tokenization_ponet.py`, the stand-in for
+the published tokenizer name; saved tokenizers are plain `BertTokenizer`, so it never ships). Training, data and
+evaluation live in `ponet_training`.
 """
 
 from transformers import (
@@ -32,9 +37,7 @@ from .modeling_ponet import (
     PoNetModel,
     PoNetPreTrainedModel,
 )
-from .pooled_classifier import PooledSequenceClassifier
 from .pooling import POOLING_MODES, SequencePooler, parse_pooling_modes
-from .tokenization import config_for_tokenizer, train_wordpiece_tokenizer
 from .tokenization_ponet import PoNetTokenizer, PoNetTokenizerFast
 
 
@@ -93,9 +96,6 @@ __all__ = [
     "PoNetPreTrainedModel",
     "PoNetTokenizer",
     "PoNetTokenizerFast",
-    "PooledSequenceClassifier",
     "SequencePooler",
-    "config_for_tokenizer",
     "parse_pooling_modes",
-    "train_wordpiece_tokenizer",
 ]

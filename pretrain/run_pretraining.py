@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Pretrain PoNet with masked language modelling + the sentence structural objective (SSO), with Accelerate.
 
-Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `modeling_ponet.pretraining_data`,
-the loop helpers `modeling_ponet.training`. Runs on one CPU, one GPU, or many GPUs / nodes
+Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.pretraining_data`, the
+model, tokenizer and evaluation `ponet_training.pretraining`, the loop helpers the other `ponet_training` modules. Runs on one CPU, one GPU, or many GPUs / nodes
 (`accelerate launch --config_file pretrain/configs/...`), resumes exactly from `--checkpointing_steps`
 folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
 
@@ -22,45 +22,38 @@ A real run (bert-base-uncased vocabulary, base size, local text files):
 import argparse
 import json
 import logging
-import math
 import os
 import time
 
 import torch
-from accelerate.utils import DistributedType, broadcast_object_list
-from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoModelForPreTraining, AutoTokenizer, BertTokenizerFast
+from accelerate.utils import DistributedType
 
-import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
-from modeling_ponet.hub import eval_results_from_metrics, push_to_hub, write_model_card
-from modeling_ponet.pretraining_data import (
+from ponet_training.checkpoints import maybe_save_checkpoint, resume_state, save_model
+from ponet_training.dataloaders import build_eval_dataloader, build_train_dataloader, epoch_dataloader
+from ponet_training.hub import eval_results_from_metrics, write_model_card
+from ponet_training.loop import ProgressBar
+from ponet_training.optimization import (
+    create_optimizer,
+    create_scheduler,
+    maybe_enable_gradient_checkpointing,
+    optimization_step,
+    resolve_train_steps,
+)
+from ponet_training.pretraining import (
+    build_pretraining_model,
+    evaluate_pretraining,
+    load_or_train_tokenizer,
+    parameter_checksum,
+)
+from ponet_training.pretraining_data import (
     DataCollatorForPoNetPretraining,
     add_pretraining_data_args,
     build_sso_dataset,
-    corpus_text_batches,
     has_data_args,
     load_pretraining_corpus,
 )
-from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer
-from modeling_ponet.training import (
-    ProgressBar,
-    add_training_args,
-    build_eval_dataloader,
-    build_train_dataloader,
-    check_training_args,
-    create_optimizer,
-    create_scheduler,
-    epoch_dataloader,
-    init_tracking,
-    maybe_enable_gradient_checkpointing,
-    maybe_save_checkpoint,
-    optimization_step,
-    resolve_checkpoint,
-    resolve_train_steps,
-    resume_state,
-    start_run,
-    write_all_results,
-)
+from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
+    write_all_results
 
 
 logger = logging.getLogger(__name__)
@@ -116,7 +109,7 @@ def parse_args(argv=None):
                        help="Train on mlm_loss + w * sso_loss (1.0 = the published objective).")
     add_pretraining_data_args(parser)
     add_training_args(parser)
-    # The published recipe (ponet-spec.md): AdamW, lr 1e-4, linear warm-up and decay.
+    # The published recipe (the PoNet paper, arXiv:2110.02442): AdamW, lr 1e-4, linear warm-up and decay.
     parser.set_defaults(learning_rate=1e-4, weight_decay=0.01, num_warmup_steps=0, per_device_train_batch_size=32,
                         per_device_eval_batch_size=32)
     args = parser.parse_args(argv)
@@ -140,123 +133,12 @@ def parse_args(argv=None):
     return args
 
 
-def load_or_train_tokenizer(args, accelerator, corpus):
-    """The tokenizer: from --tokenizer_name / --model_name_or_path, or trained on the corpus on the main
-    process and broadcast to the others (so every rank has the very same vocabulary)."""
-    if not args.train_tokenizer:
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or args.model_name_or_path,
-                                                  trust_remote_code=args.trust_remote_code)
-        if not tokenizer.is_fast:
-            raise ValueError("Sentence-level segment ids need a fast tokenizer (offsets); this one is not")
-        return tokenizer
-    checkpoint = resolve_checkpoint(args)
-    if checkpoint is not None and (checkpoint / "tokenizer.json").is_file():
-        # WordPiece training is not bit-for-bit reproducible across processes: reuse the run's own vocabulary.
-        logger.info(f"Using the tokenizer trained by the interrupted run, saved in {checkpoint}")
-        return AutoTokenizer.from_pretrained(checkpoint)
-    payload = [None]
-    if accelerator.is_main_process:
-        limit = args.tokenizer_train_documents or (100_000 if args.streaming else None)
-        started = time.perf_counter()
-        tokenizer = train_wordpiece_tokenizer(corpus_text_batches(corpus["train"], max_documents=limit),
-                                              vocab_size=args.vocab_size)
-        logger.info(f"Trained a WordPiece tokenizer of {len(tokenizer)} tokens in {time.perf_counter() - started:.1f}s")
-        payload = [tokenizer.backend_tokenizer.to_str()]
-    broadcast_object_list(payload)
-    # Every rank (the main one too) rebuilds it from the same JSON, so the datasets cache keys agree.
-    return BertTokenizerFast(tokenizer_object=Tokenizer.from_str(payload[0]), do_lower_case=True, unk_token="[UNK]",
-                             sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
-
-
-def build_model(args, tokenizer):
-    """Continue from --model_name_or_path, or a fresh PoNet from --config_name / size flags whose
-    vocabulary and CLS/SEP/PAD ids match the tokenizer."""
-    if args.model_name_or_path:
-        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
-                                                        trust_remote_code=args.trust_remote_code)
-        if len(tokenizer) > model.config.vocab_size:
-            logger.info(f"Resizing the embeddings from {model.config.vocab_size} to {len(tokenizer)} tokens")
-            model.resize_token_embeddings(len(tokenizer))
-        if args.max_seq_length > model.config.max_position_embeddings:
-            logger.info(f"Extending the position table from {model.config.max_position_embeddings} to "
-                        f"{args.max_seq_length} rows (tiling the learned rows)")
-            model.resize_position_embeddings(args.max_seq_length)
-        return model
-    sizes = {name: getattr(args, name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                     "intermediate_size", "max_position_embeddings")
-             if getattr(args, name) is not None}
-    if args.config_name:
-        base = AutoConfig.from_pretrained(args.config_name, trust_remote_code=args.trust_remote_code).to_dict()
-        for key in ("vocab_size", "pad_token_id", "cls_token_id", "sep_token_id", "model_type", "architectures",
-                    "transformers_version", "auto_map"):
-            base.pop(key, None)
-        base.update(sizes)
-        sizes = base
-    sizes.setdefault("max_position_embeddings", max(512, args.max_seq_length))
-    if sizes["max_position_embeddings"] < args.max_seq_length:
-        raise ValueError(f"--max_position_embeddings ({sizes['max_position_embeddings']}) is shorter than "
-                         f"--max_seq_length ({args.max_seq_length})")
-    config = config_for_tokenizer(tokenizer, **sizes)
-    logger.info("Training a new PoNet from scratch")
-    return AutoModelForPreTraining.from_config(config)
-
-
-@torch.no_grad()
-def evaluate(model, dataloader, accelerator) -> dict:
-    """MLM loss / accuracy over masked tokens, SSO loss / accuracy over examples, and perplexity."""
-    model.eval()
-    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # mlm loss, correct, count, sso loss, correct
-    sso_count = 0
-    for batch in dataloader:
-        outputs = model(**{k: v for k, v in batch.items() if k not in ("labels", "sentence_structural_label")})
-        logits = outputs.prediction_logits.float()
-        labels = batch["labels"]
-        scored = labels != -100
-        mlm_loss = torch.nn.functional.cross_entropy(logits[scored], labels[scored], reduction="none")
-        mlm_correct = (logits[scored].argmax(-1) == labels[scored]).float()
-        # Per-example sums, so that gather_for_metrics can drop the duplicates padding the last batch.
-        rows = scored.nonzero()[:, 0]
-        size = labels.shape[0]
-        per_example = torch.zeros(size, 5, dtype=torch.float64, device=labels.device)
-        per_example[:, 0].index_add_(0, rows, mlm_loss.double())
-        per_example[:, 1].index_add_(0, rows, mlm_correct.double())
-        per_example[:, 2] = scored.sum(1).double()
-        sso_logits = outputs.seq_relationship_logits.float()
-        sso_labels = batch["sentence_structural_label"]
-        per_example[:, 3] = torch.nn.functional.cross_entropy(sso_logits, sso_labels, reduction="none").double()
-        per_example[:, 4] = (sso_logits.argmax(-1) == sso_labels).double()
-        per_example = accelerator.gather_for_metrics(per_example)
-        totals += per_example.sum(0)
-        sso_count += per_example.shape[0]
-    model.train()
-    mlm_loss = (totals[0] / totals[2].clamp(min=1)).item()
-    sso_loss = (totals[3] / max(sso_count, 1)).item()
-    return {
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
-        "sso_loss": sso_loss,
-        "sso_accuracy": (totals[4] / max(sso_count, 1)).item(),
-        "loss": mlm_loss + sso_loss,
-        "perplexity": math.exp(min(mlm_loss, 50.0)),
-        "masked_tokens": int(totals[2].item()),
-        "examples": sso_count,
-    }
-
-
 def save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer, end_of_epoch=False):
     """`maybe_save_checkpoint`, plus the tokenizer in the folder (a resumed run must use the same vocabulary)."""
     path = maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch)
     if path is not None and accelerator.is_main_process:
         tokenizer.save_pretrained(path)
     return path
-
-
-def parameter_checksum(model) -> float:
-    """A float64 sum of all parameters (weighted by position) to compare replicas across processes."""
-    total = torch.zeros((), dtype=torch.float64)
-    for index, param in enumerate(model.parameters()):
-        total += (index + 1) * param.detach().double().sum().cpu()
-    return total.item()
 
 
 def main(argv=None):
@@ -282,7 +164,7 @@ def main(argv=None):
     if not args.streaming:
         logger.info(f"{len(train_dataset)} training and {len(eval_dataset)} validation SSO examples")
 
-    model = build_model(args, tokenizer)
+    model = build_pretraining_model(args, tokenizer)
     maybe_enable_gradient_checkpointing(model, args)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"PoNet with {n_params:,} parameters")
@@ -342,7 +224,7 @@ def main(argv=None):
                 running.zero_()
                 running_batches = 0
             if args.eval_steps and step % args.eval_steps == 0 and step < args.max_train_steps:
-                eval_metrics = evaluate(model, eval_dataloader, accelerator)
+                eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
                 history.append({"step": step, **eval_metrics})
                 bar.bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()
                                                           if isinstance(v, float)))
@@ -355,7 +237,7 @@ def main(argv=None):
             break
         progress.end_epoch()
         if not args.eval_steps:
-            eval_metrics = evaluate(model, eval_dataloader, accelerator)
+            eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
             history.append({"step": progress.completed_steps, "epoch": epoch, **eval_metrics})
             logger.info(f"epoch {epoch}: {eval_metrics}")
             if args.with_tracking:
@@ -365,7 +247,7 @@ def main(argv=None):
 
     # Final evaluation (unless the last epoch-end evaluation was at this very step).
     if not history or history[-1]["step"] != progress.completed_steps:
-        eval_metrics = evaluate(model, eval_dataloader, accelerator)
+        eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
         history.append({"step": progress.completed_steps, **eval_metrics})
         if args.with_tracking:
             accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
@@ -377,9 +259,6 @@ def main(argv=None):
     if accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         local = torch.tensor([parameter_checksum(model)], dtype=torch.float64, device=accelerator.device)
         checksums = accelerator.gather(local).cpu().tolist()
-    if args.with_tracking:
-        accelerator.end_training()
-
     results = {
         **{f"eval_{k}": v for k, v in eval_metrics.items() if k != "step"},
         "train_steps": progress.completed_steps,
@@ -396,25 +275,18 @@ def main(argv=None):
         "eval_history": history,
     }
     if args.output_dir is not None:
-        accelerator.wait_for_everyone()
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(args.output_dir, is_main_process=accelerator.is_main_process,
-                                  save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+        save_model(accelerator, model, tokenizer, args.output_dir)
         if accelerator.is_main_process:
-            tokenizer.save_pretrained(args.output_dir)
             write_all_results(args.output_dir, results)
-            write_card(args, unwrapped.config, eval_metrics, progress.completed_steps, total_batch_size)
-            if args.push_to_hub:
-                push_to_hub(args.output_dir, args.hub_model_id, args.hub_token,
-                            commit_message=f"PoNet pretraining: {progress.completed_steps} steps",
-                            private=args.hub_private_repo or None)
+            write_card(args, accelerator.unwrap_model(model).config, eval_metrics, progress.completed_steps,
+                       total_batch_size)
     accelerator.print(json.dumps({k: v for k, v in results.items() if k != "eval_history"}, indent=2))
-    accelerator.wait_for_everyone()
+    finish_run(accelerator, args, commit_message=f"PoNet pretraining: {progress.completed_steps} steps")
     return results
 
 
 def write_card(args, config, eval_metrics, steps, total_batch_size):
-    """The model card: data, steps, hyper-parameters and the final evaluation (modeling_ponet.hub)."""
+    """The model card: data, steps, hyper-parameters and the final evaluation (ponet_training.hub)."""
     if args.embedded_corpus:
         data_name, datasets = "Python standard-library docstrings (embedded demo corpus)", None
     elif args.dataset_name:

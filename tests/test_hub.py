@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modeling_ponet import hub
+from ponet_training import hub
 from modeling_ponet.configuration_ponet import PoNetConfig
 
 

@@ -18,8 +18,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, GPT2TokenizerFast, PreTrainedTokenizerFast
 
 from modeling_ponet import PoNetModel
-from modeling_ponet import pooling_study as study
-from modeling_ponet.tokenization import config_for_tokenizer, train_wordpiece_tokenizer
+from ponet_training.pooling_study import report, runs, store
+from ponet_training.pooling_study.data import load_sentiment_data
+from ponet_training.pooling_study.settings import FIGURE_PNG, RESULTS_CSV, TABLE_MD
+from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,8 +121,7 @@ def study_argv(env: Path, output_dir: Path, backbones=("tiny-ponet", "tiny-bert"
 
 
 def run_in_process(argv):
-    cli = load_cli()
-    return study.run_study(cli.parse_args(argv))
+    return load_cli().main(argv)
 
 
 def parse_markdown_table(text: str) -> tuple[list[str], dict]:
@@ -143,7 +144,7 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
     assert "Trained 36 run(s), skipped 0" in log
 
     # The CSV: one row per backbone x regime x pooling x seed, with metrics in range.
-    rows = study.read_results(output_dir / study.RESULTS_CSV)
+    rows = store.read_results(output_dir / RESULTS_CSV)
     keys = {(Path(r["backbone"]).name, r["regime"], r["pooling"], r["seed"]) for r in rows}
     assert len(rows) == len(keys) == 3 * 2 * 3 * 2
     assert {k[0] for k in keys} == {"tiny-ponet", "tiny-bert", "tiny-gpt2"}
@@ -160,7 +161,7 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
         assert trainable[(backbone, "full", "last")] > 10 * trainable[(backbone, "frozen", "attention")]
 
     # The markdown table: mean ± std (%) of each cell, recomputed here from the CSV; the best of each row in bold.
-    poolings, table = parse_markdown_table((output_dir / study.TABLE_MD).read_text())
+    poolings, table = parse_markdown_table((output_dir / TABLE_MD).read_text())
     assert poolings == ["last", "mean+max", "attention"]
     assert len(table) == 6
     for (backbone, regime), cells in table.items():
@@ -180,7 +181,7 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
     # The figure: a real PNG with content.
     from matplotlib import image
 
-    picture = image.imread(output_dir / study.FIGURE_PNG)
+    picture = image.imread(output_dir / FIGURE_PNG)
     height, width = picture.shape[:2]
     assert height >= 250 and width >= 600
     pixels = picture[..., :3].reshape(-1, 3)
@@ -192,7 +193,7 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
     caplog.set_level(logging.INFO)
     again = run_in_process(study_argv(env, output_dir))
     assert (again.num_trained, again.num_skipped) == (0, 36)
-    assert len(study.read_results(output_dir / study.RESULTS_CSV)) == 36
+    assert len(store.read_results(output_dir / RESULTS_CSV)) == 36
     assert "36 of the 36 runs of this sweep are already in" in caplog.text
 
 
@@ -201,7 +202,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
     argv = study_argv(env, output_dir, backbones=("tiny-gpt2",), pooling=("cls", "weighted_mean"),
                       extra=("--regimes", "frozen"))
     calls = []
-    original = study.train_and_evaluate
+    original = runs.train_and_evaluate
 
     def interrupted_after_two(*args, **kwargs):
         if len(calls) == 2:
@@ -209,16 +210,16 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
         calls.append(args[3])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(study, "train_and_evaluate", interrupted_after_two)
+    monkeypatch.setattr(runs, "train_and_evaluate", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
         run_in_process(argv)
-    first = study.read_results(output_dir / study.RESULTS_CSV)
+    first = store.read_results(output_dir / RESULTS_CSV)
     assert len(first) == 2
 
-    monkeypatch.setattr(study, "train_and_evaluate", original)
+    monkeypatch.setattr(runs, "train_and_evaluate", original)
     resumed = run_in_process(argv)
     assert (resumed.num_trained, resumed.num_skipped) == (2, 2)
-    rows = study.read_results(output_dir / study.RESULTS_CSV)
+    rows = store.read_results(output_dir / RESULTS_CSV)
     assert len(rows) == 4 and rows[:2] == first  # finished runs kept as they were
     assert len({(r["pooling"], r["seed"]) for r in rows}) == 4
 
@@ -226,8 +227,8 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
     extended = run_in_process(study_argv(env, output_dir, backbones=("tiny-gpt2",), pooling=("cls", "weighted_mean"),
                                          seeds=("1", "2", "3"), extra=("--regimes", "frozen")))
     assert (extended.num_trained, extended.num_skipped) == (2, 4)
-    assert "1 / 3 seed" not in (output_dir / study.TABLE_MD).read_text()  # every cell has 3 seeds now
-    assert "over 3 seed(s)" in (output_dir / study.TABLE_MD).read_text()
+    assert "1 / 3 seed" not in (output_dir / TABLE_MD).read_text()  # every cell has 3 seeds now
+    assert "over 3 seed(s)" in (output_dir / TABLE_MD).read_text()
 
     # Resuming under other settings would mix incomparable runs: refused.
     with pytest.raises(ValueError, match="other settings.*learning_rate"):
@@ -266,12 +267,12 @@ def test_empty_dataset_is_a_clear_error(env, tmp_path, content, message):
 def test_missing_column_and_unseen_evaluation_labels_are_clear_errors(env, tmp_path):
     args = load_cli().parse_args(study_argv(env, tmp_path / "out", extra=("--label_column_name", "stars")))
     with pytest.raises(ValueError, match="no label column 'stars'"):
-        study.load_sentiment_data(args)
+        load_sentiment_data(args)
     write_csv(tmp_path / "dev.csv", ["sentence", "label"], [("fine film", 0), ("odd film", 7)])
     args = load_cli().parse_args(study_argv(env, tmp_path / "out"))
     args.validation_file = str(tmp_path / "dev.csv")
     with pytest.raises(ValueError, match=r"evaluation data.*outside the training label set.*\['7'\]"):
-        study.load_sentiment_data(args)
+        load_sentiment_data(args)
 
 
 def test_string_labels_empty_texts_and_missing_dev_split(env, tmp_path, caplog):
@@ -281,7 +282,7 @@ def test_string_labels_empty_texts_and_missing_dev_split(env, tmp_path, caplog):
                                                                           "--max_train_samples", "20")))
     args.train_file, args.validation_file = str(tmp_path / "train.csv"), None
     caplog.set_level(logging.INFO)
-    data = study.load_sentiment_data(args)
+    data = load_sentiment_data(args)
     assert data.label_names == ["neg", "pos"]
     assert "Dropped 2 of 42 training examples with an empty text" in caplog.text
     assert "held out 10% of the training data (4 examples)" in caplog.text
@@ -299,12 +300,12 @@ def test_table_and_figure_from_synthetic_results(tmp_path):
             for seed, noise in ((1, -0.02), (2, 0.0), (3, 0.02)):
                 rows.append(dict(backbone=backbone, regime="frozen", pooling=pooling, seed=seed,
                                  accuracy=base + offset * (pooling == "last") * 3 + noise))
-    cells = study.summarize(rows)
+    cells = report.summarize(rows)
     assert [(c.backbone, c.pooling, c.n) for c in cells][:3] == [("ponet", "mean", 3), ("ponet", "max", 3),
                                                                    ("ponet", "last", 3)]
-    table = study.markdown_table(cells)
+    table = report.markdown_table(cells)
     _, parsed = parse_markdown_table(table)
     assert parsed[("ponet", "frozen")] == {"mean": "**80.0 ± 2.0**", "max": "70.0 ± 2.0", "last": "60.0 ± 2.0"}
     assert parsed[("gpt2", "frozen")]["last"] == "**90.0 ± 2.0**"
-    path = study.plot_study(cells, tmp_path / "figure.png", baseline=0.5)
+    path = report.plot_study(cells, tmp_path / "figure.png", baseline=0.5)
     assert path.stat().st_size > 5_000

@@ -1,4 +1,5 @@
-"""The shared Accelerate loop helpers (modeling_ponet.training) used by every script."""
+"""The shared Accelerate loop helpers (ponet_training: run, dataloaders, optimization, checkpoints) used by every
+script."""
 
 import argparse
 
@@ -6,17 +7,11 @@ import pytest
 import torch
 
 from modeling_ponet import PoNetForPreTraining
-from modeling_ponet.training import (
-    EpochShuffleSampler,
-    TrainingProgress,
-    add_training_args,
-    check_training_args,
-    create_optimizer_and_scheduler,
-    list_checkpoints,
-    optimizer_grouped_parameters,
-    resolve_train_steps,
-    write_all_results,
-)
+from ponet_training.checkpoints import TrainingProgress, list_checkpoints
+from ponet_training.dataloaders import EpochShuffleSampler
+from ponet_training.optimization import create_optimizer, create_scheduler, optimizer_grouped_parameters, \
+    resolve_train_steps
+from ponet_training.run import add_training_args, check_training_args, write_all_results
 
 
 def parse(*argv):
@@ -36,7 +31,8 @@ def test_no_weight_decay_on_biases_and_layer_norms_and_tied_weights_once(tiny_co
 
 def test_linear_schedule_warms_up_then_decays_to_zero(tiny_config):
     args = parse("--learning_rate", 1e-3, "--num_warmup_steps", 2, "--max_train_steps", 10)
-    optimizer, scheduler = create_optimizer_and_scheduler(PoNetForPreTraining(tiny_config()), args)
+    optimizer = create_optimizer(PoNetForPreTraining(tiny_config()), args)
+    scheduler = create_scheduler(optimizer, args)
     rates = []
     for _ in range(10):
         rates.append(scheduler.get_last_lr()[0])

@@ -10,8 +10,12 @@ A script that trained something calls, on the main process:
 
 The card is `README.md` in `output_dir`: YAML metadata (license, datasets, metrics, base_model, model-index
 results) read by the Hub, then a markdown body rendered from a Jinja2 template. The templates ship inside the
-package (`modeling_ponet/model_cards/`, also reachable as the repository's `model_cards/`), so they are found
+package (`ponet_training/model_cards/`, also reachable as the repository's `model_cards/`), so they are found
 whether the package is installed editable or not; `template_path=` takes your own.
+
+- `write_model_card(output_dir, kind, **facts)`, `render_model_card(...)`, `template_path_for(kind)`.
+- `eval_results_from_metrics(metrics, ...)`, `glue_eval_results(task, eval_metrics)`: model-index entries.
+- `hub_repo_id(...)`, `create_hub_repo(...)`, `push_to_hub(...)`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .tasks import GLUE_HUB_ID, GlueTask, split_suffix
 
 
 logger = logging.getLogger(__name__)
@@ -80,7 +86,7 @@ def template_path_for(kind: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"Model card template {path} is missing: the package was installed without its data files "
-            "(modeling_ponet/model_cards/*.md); reinstall it or pass `template_path=`"
+            "(ponet_training/model_cards/*.md); reinstall it or pass `template_path=`"
         )
     return path
 
@@ -125,6 +131,22 @@ def eval_results_from_metrics(
                 metric_value=round(float(value), 4),
             )
         )
+    return results
+
+
+def glue_eval_results(task: GlueTask, eval_metrics: dict, dataset_type: str = GLUE_HUB_ID,
+                      prefix: str = "eval_") -> list:
+    """Model-index entries (`huggingface_hub.EvalResult`) for the dev metrics of a run, one group per dev set."""
+    results = []
+    for split in task.eval_splits:
+        suffix = split_suffix(split)
+        metrics = {key[len(prefix):-len(suffix) if suffix else None]: value for key, value in eval_metrics.items()
+                   if key.startswith(prefix) and (key.endswith(suffix) if suffix else not key.endswith("_mm"))}
+        metrics = {key: value for key, value in metrics.items() if key in (*task.metrics, "combined_score")}
+        name = f"GLUE {task.pretty_name}" + ({"validation_matched": " (matched)",
+                                               "validation_mismatched": " (mismatched)"}.get(split, ""))
+        results += eval_results_from_metrics(metrics, task_type="text-classification", dataset_type=dataset_type,
+                                             dataset_name=name, dataset_config=task.name, dataset_split=split)
     return results
 
 
@@ -325,6 +347,7 @@ __all__ = [
     "TEMPLATE_DIR",
     "create_hub_repo",
     "eval_results_from_metrics",
+    "glue_eval_results",
     "hub_repo_id",
     "push_to_hub",
     "render_model_card",

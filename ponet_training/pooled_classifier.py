@@ -5,6 +5,9 @@ RoBERTa, GPT-2, Llama, ...), so that the pooling strategy is the only thing that
 runs of the pooling study. The loss follows `BertForSequenceClassification` (`problem_type`:
 regression / single-label / multi-label classification), and `freeze_backbone=True` gives the
 linear-probe regime (only the pooler's learned weights, if any, and the classifier train).
+
+- `PooledSequenceClassifier`, `PooledClassifierOutput`.
+- `ensure_pad_token(tokenizer, config, use_eos_as_pad)`, `infer_problem_type(num_labels, labels)`.
 """
 
 import json
@@ -17,7 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from .pooling import SequencePooler, parse_pooling_modes
+from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
 
 logger = logging.getLogger(__name__)

@@ -3,6 +3,9 @@
 PoNet has no tokenizer class of its own: it uses BERT's WordPiece tokenizer (`BertTokenizer`), so a
 saved PoNet folder's `tokenizer_config.json` names `BertTokenizer` and `AutoTokenizer` loads it with
 or without this package.
+
+- `train_wordpiece_tokenizer(texts, vocab_size, ...)`: an uncased BERT-style WordPiece tokenizer trained on texts.
+- `config_for_tokenizer(tokenizer, **kwargs)`: a `PoNetConfig` whose vocabulary and special ids are the tokenizer's.
 """
 
 from collections.abc import Iterable
@@ -10,7 +13,7 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertTokenizerFast, PreTrainedTokenizerBase
 
-from .configuration_ponet import PoNetConfig
+from modeling_ponet.configuration_ponet import PoNetConfig
 
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

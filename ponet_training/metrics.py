@@ -3,18 +3,21 @@
 These are the computations behind `evaluate.load("glue", ...)` (which would download a metric script):
 Matthews correlation for CoLA, F1 + accuracy for MRPC/QQP, Pearson + Spearman for STS-B, accuracy
 elsewhere; plus accuracy / micro-F1 / macro-F1 (and binary F1) for long-document classification.
-Every function takes plain sequences or numpy arrays of predictions and references and returns floats.
+Every function takes plain sequences or numpy arrays of predictions and references and returns floats:
+`accuracy`, `binary_f1`, `matthews_correlation`, `pearson`, `spearman`, `classification_metrics` (long documents,
+the pooling study), `compute_glue_metrics(task, ...)` (a GLUE task's official set) and `mean_of`.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from .tasks import GlueTask, get_task
 
 
 def _arrays(predictions, references):
@@ -89,20 +92,30 @@ def mean_of(metrics: dict[str, float], keys: Sequence[str]) -> float:
     return float(sum(values) / len(values))
 
 
-def is_better(candidate: float | None, best: float | None, greater_is_better: bool = True) -> bool:
-    """Whether `candidate` beats `best`; NaN never wins and anything beats None/NaN."""
-    if candidate is None or (isinstance(candidate, float) and math.isnan(candidate)):
-        return False
-    if best is None or (isinstance(best, float) and math.isnan(best)):
-        return True
-    return candidate > best if greater_is_better else candidate < best
+def compute_glue_metrics(task: GlueTask | str, predictions, references) -> dict[str, float]:
+    """The task's official metrics, as `evaluate.load("glue", task)` names them (computed offline).
+
+    `predictions` are class ids (or floats for STS-B). MRPC/QQP/STS-B also get `combined_score`, the
+    mean of their two metrics.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if task.name == "cola":
+        return {"matthews_correlation": matthews_correlation(predictions, references)}
+    if task.name == "stsb":
+        result = {"pearson": pearson(predictions, references), "spearmanr": spearman(predictions, references)}
+    elif task.name in ("mrpc", "qqp"):
+        result = {"accuracy": accuracy(predictions, references), "f1": binary_f1(predictions, references)}
+    else:
+        return {"accuracy": accuracy(predictions, references)}
+    result["combined_score"] = mean_of(result, list(result))
+    return result
 
 
 __all__ = [
     "accuracy",
     "binary_f1",
     "classification_metrics",
-    "is_better",
+    "compute_glue_metrics",
     "matthews_correlation",
     "mean_of",
     "pearson",

@@ -5,6 +5,10 @@ ids (paragraph-level for arXiv-11) so that segment max-pooling pools over senten
 datasets (Hub ids where they exist, or local jsonl/json/csv/tsv with a text and a label column), turns
 labels into ids, tokenizes with `text.tokenize_with_segment_ids` and pads batches with
 `LongDocCollator` (segment ids padded as one more segment).
+
+- `LongDocDataset`, `LONG_DOC_DATASETS`, `get_long_doc_dataset(name)`: the paper's presets.
+- `load_long_doc(preset, ...)`, `load_local_long_docs(files, ...)`, `rows_to_dataset(...)`: (text, label, idx) splits.
+- `strip_html(text)`, `LongDocCollator`, `extend_positions(model, max_length)`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .glue import read_table
+from .tables import infer_label_names, label_id, read_table
 from .text import SEGMENT_MODES, pad_segment_ids
 
 
@@ -85,35 +89,6 @@ def strip_html(text: str) -> str:
     return re.sub(r"\s*\n\s*\n\s*", "\n\n", text).strip()
 
 
-def _label_id(value, label_names: list[str]) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        lowered = {name.lower(): i for i, name in enumerate(label_names)}
-        if value.strip().lower() in lowered:
-            return lowered[value.strip().lower()]
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not one of {label_names}") from None
-    if isinstance(value, (int, float)) and float(value).is_integer() and 0 <= int(value) < len(label_names):
-        return int(value)
-    raise ValueError(f"{value!r} is not one of the label ids 0..{len(label_names) - 1} ({', '.join(label_names)})")
-
-
-def infer_label_names(values) -> list[str]:
-    """Label names of a local training file: the sorted distinct values (ids 0..n-1 stay in numeric order)."""
-    distinct = {str(v).strip() if not isinstance(v, bool) else str(v).lower() for v in values}
-    if not distinct:
-        raise ValueError("No labels to infer the label set from")
-    if all(re.fullmatch(r"-?\d+", v) for v in distinct):
-        ids = sorted(int(v) for v in distinct)
-        if ids != list(range(len(ids))):
-            raise ValueError(f"Integer labels must be 0..n-1; found {ids[:20]}")
-        return [str(i) for i in ids]
-    return sorted(distinct)
-
-
 def rows_to_dataset(rows: list[dict], text_column: str, label_column: str, label_names: list[str], source: str,
                     clean_html: bool = False):
     """A `datasets.Dataset` with `text`, `label` (ids) and `idx` from rows; one clear error lists bad labels."""
@@ -124,7 +99,7 @@ def rows_to_dataset(rows: list[dict], text_column: str, label_column: str, label
         text = row.get(text_column)
         texts.append(strip_html(str(text)) if clean_html and text is not None else ("" if text is None else str(text)))
         try:
-            labels.append(_label_id(row.get(label_column), label_names))
+            labels.append(label_id(row.get(label_column), label_names))
         except ValueError as err:
             errors.append(f"row {number}: {err}")
     if errors:
@@ -147,8 +122,8 @@ def load_local_long_docs(files: dict[str, str | os.PathLike], text_column: str =
         columns, rows = read_table(path)
         missing = [name for name in (text_column, label_column) if name not in columns]
         if missing:
-            raise ValueError(f"{path} lacks the column(s) {missing} (found {columns}); set --text_column / "
-                             "--label_column")
+            raise ValueError(f"{path} lacks the column(s) {missing} (found {columns}); set --text_column_name / "
+                             "--label_column_name")
         tables[split] = rows
     if label_names is None:
         if "train" not in tables:
@@ -182,7 +157,7 @@ def load_long_doc(preset: LongDocDataset, cache_dir: str | None = None, seed: in
         labels = []
         for position, value in zip(indices, batch[preset.label_column]):
             try:
-                labels.append(_label_id(value, names))
+                labels.append(label_id(value, names))
             except ValueError as err:
                 raise ValueError(f"{preset.hub_id}: row {position}: label {err}") from None
         return {"text": texts, "label": labels, "idx": indices}
@@ -251,7 +226,6 @@ __all__ = [
     "SEGMENT_MODES",
     "extend_positions",
     "get_long_doc_dataset",
-    "infer_label_names",
     "load_local_long_docs",
     "load_long_doc",
     "rows_to_dataset",

@@ -11,6 +11,10 @@ a segment of its own, and the padding run is one more segment::
 The text is tokenized ONCE and tokens are mapped to sentences through the fast tokenizer's
 `offset_mapping` (no per-sentence re-tokenization, so the ids are exactly those of the full encoding).
 Sentence splitting uses pysbd (rule-based, offline).
+
+- `sentence_spans`, `paragraph_spans`, `split_sentences`: where the sentences (or paragraphs) of a text are.
+- `token_sentence_index`, `segment_ids_from_keys`, `segment_ids_from_offsets`: tokens -> segment ids.
+- `pad_segment_ids`, `tokenize_with_segment_ids(tokenizer, text, text_pair, mode, ...)`; `SEGMENT_MODES`.
 """
 
 import functools

@@ -1,0 +1,318 @@
+"""Checkpoints, exact resume and the best model: the one place a run saves and reloads its state.
+
+- `TrainingProgress`: where the loop stands (epoch, batches consumed in it, optimizer updates).
+- `save_checkpoint`, `maybe_save_checkpoint`: `step_N` / `epoch_N` folders written with
+  `accelerator.save_state`, plus `training_progress.json`.
+- `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`.
+- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer.
+- `BestModelTracker` (`record` an evaluation, `save_checkpoint` with the tracker in it), `resume` (resume_state +
+  the tracker), `promote_best_model`, `finalize_model`: the best
+  dev checkpoint kept in `output_dir/best_model` and, at the end, made the final model.
+
+Evaluate before saving a checkpoint at the same step (or use `dataloaders.build_eval_dataloader`, which never
+touches the global RNG) so that the saved RNG state is the one the next update starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_FILE = "training_progress.json"
+_CHECKPOINT_RE = re.compile(r"^(step|epoch)_(\d+)$")
+BEST_MODEL_DIR = "best_model"
+BEST_STATE_FILE = "best_model_state.json"
+
+
+@dataclasses.dataclass
+class TrainingProgress:
+    """Where the loop stands: `epoch` being run, `batches_in_epoch` already consumed in it, and the
+    number of optimizer updates done. Saved next to every checkpoint so that a resume continues exactly."""
+
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    completed_steps: int = 0
+
+    def advance(self, sync_gradients: bool) -> None:
+        """Count one batch (call after each batch; `sync_gradients` is True when it ended an update)."""
+        self.batches_in_epoch += 1
+        if sync_gradients:
+            self.completed_steps += 1
+
+    def end_epoch(self) -> None:
+        """Move to the start of the next epoch."""
+        self.epoch += 1
+        self.batches_in_epoch = 0
+
+    def skip_batches(self, epoch: int) -> int:
+        """Batches to skip at the start of `epoch` (non-zero only for the epoch a resume lands in)."""
+        return self.batches_in_epoch if epoch == self.epoch else 0
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The `step_N` / `epoch_N` folders of `output_dir`, oldest first (by the progress they record)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for path in output_dir.iterdir():
+        if path.is_dir() and _CHECKPOINT_RE.match(path.name):
+            progress = _read_progress(path)
+            key = (progress.completed_steps, progress.epoch) if progress else (-1, path.stat().st_mtime)
+            found.append((key, path))
+    return [path for _, path in sorted(found)]
+
+
+def _read_progress(path: Path) -> TrainingProgress | None:
+    file = Path(path) / PROGRESS_FILE
+    if not file.is_file():
+        return None
+    return TrainingProgress(**json.loads(file.read_text()))
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progress: TrainingProgress) -> Path:
+    """`accelerator.save_state` (model, optimizer, scheduler, scaler, RNG states) into `output_dir/name`,
+    plus the loop position in `training_progress.json`."""
+    path = Path(output_dir) / name
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        (path / PROGRESS_FILE).write_text(json.dumps(dataclasses.asdict(progress), indent=2))
+    accelerator.wait_for_everyone()
+    logger.info(f"Saved checkpoint {path} ({progress})")
+    return path
+
+
+def maybe_save_checkpoint(accelerator, args: argparse.Namespace, progress: TrainingProgress,
+                          end_of_epoch: bool = False) -> Path | None:
+    """Save a checkpoint when `--checkpointing_steps` asks for one.
+
+    Call after every update (`step_{completed_steps}` when it is a multiple of N) and, with
+    `end_of_epoch=True`, after `progress.end_epoch()` (`epoch_{finished epoch}` for "epoch").
+    """
+    every = getattr(args, "checkpointing_steps", None)
+    if every is None or args.output_dir is None:
+        return None
+    if end_of_epoch and every == "epoch":
+        return save_checkpoint(accelerator, args.output_dir, f"epoch_{progress.epoch - 1}", progress)
+    if not end_of_epoch and isinstance(every, int) and progress.completed_steps % every == 0:
+        return save_checkpoint(accelerator, args.output_dir, f"step_{progress.completed_steps}", progress)
+    return None
+
+
+def resolve_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The folder `--resume_from_checkpoint` names (a path, or "latest": the newest `step_N`/`epoch_N` in
+    `--output_dir`); None when not resuming. Raises FileNotFoundError when there is nothing to resume."""
+    target = getattr(args, "resume_from_checkpoint", None)
+    if not target:
+        return None
+    if target == "latest":
+        if args.output_dir is None:
+            raise ValueError("`--resume_from_checkpoint latest` needs `--output_dir` to look in")
+        checkpoints = list_checkpoints(args.output_dir)
+        if not checkpoints:
+            raise FileNotFoundError(f"`--resume_from_checkpoint latest`: no step_N/epoch_N folder in {args.output_dir}")
+        return checkpoints[-1]
+    path = Path(target)
+    if not path.is_dir():
+        raise FileNotFoundError(f"`--resume_from_checkpoint`: no checkpoint folder at {path}")
+    return path
+
+
+def resume_state(accelerator, args: argparse.Namespace, batches_per_epoch: int | None = None) -> TrainingProgress:
+    """Load `--resume_from_checkpoint` (see `resolve_checkpoint`) with `accelerator.load_state` and return
+    where the loop continues; a fresh `TrainingProgress` when not resuming.
+
+    Call after `accelerator.prepare` (and after registering anything with `register_for_checkpointing`).
+    Checkpoints without `training_progress.json` (e.g. from transformers' examples) are located from
+    their `step_N` / `epoch_N` name, which needs `batches_per_epoch` (per process, prepared loader).
+    """
+    path = resolve_checkpoint(args)
+    if path is None:
+        return TrainingProgress()
+    accelerator.print(f"Resumed from checkpoint: {path}")
+    accelerator.load_state(str(path))
+    progress = _read_progress(path)
+    if progress is not None:
+        return progress
+    match = _CHECKPOINT_RE.match(path.name)
+    if match is None or batches_per_epoch is None:
+        raise ValueError(f"Cannot tell where {path} stopped: it has no {PROGRESS_FILE} and is not named "
+                         "step_N/epoch_N (or the dataset has no length)")
+    kind, number = match.group(1), int(match.group(2))
+    updates_per_epoch = math.ceil(batches_per_epoch / args.gradient_accumulation_steps)
+    if kind == "epoch":
+        return TrainingProgress(epoch=number + 1, batches_in_epoch=0, completed_steps=(number + 1) * updates_per_epoch)
+    epoch, updates_in_epoch = divmod(number, updates_per_epoch)
+    return TrainingProgress(epoch=epoch, batches_in_epoch=updates_in_epoch * args.gradient_accumulation_steps,
+                            completed_steps=number)
+
+
+def is_better(candidate: float | None, best: float | None, greater_is_better: bool = True) -> bool:
+    """Whether `candidate` beats `best`; NaN never wins and anything beats None/NaN."""
+    if candidate is None or (isinstance(candidate, float) and math.isnan(candidate)):
+        return False
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return True
+    return candidate > best if greater_is_better else candidate < best
+
+
+@dataclasses.dataclass
+class BestModelTracker:
+    """Keeps the best dev score seen so far and the model that reached it (in `output_dir/best_model`).
+
+    `metric` is a key of the metrics dict the evaluation returns (e.g. "eval_f1"); None keeps the last model.
+    Its state is written into every training checkpoint, so a resumed run knows what to beat.
+    """
+
+    output_dir: str | None
+    metric: str | None
+    greater_is_better: bool = True
+    best_value: float | None = None
+    best_step: int | None = None
+    best_metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def best_dir(self) -> Path | None:
+        return None if self.output_dir is None else Path(self.output_dir) / BEST_MODEL_DIR
+
+    def update(self, accelerator, model, tokenizer, metrics: dict, step: int) -> bool:
+        """Record `metrics` of the model at `step`; save the model when it is the best so far."""
+        if self.metric is None:
+            return False
+        if self.metric not in metrics:
+            raise ValueError(f"`--metric_for_best_model`: {self.metric!r} is not among the dev metrics "
+                             f"{sorted(metrics)}")
+        value = metrics[self.metric]
+        if not is_better(value, self.best_value, self.greater_is_better):
+            return False
+        self.best_value, self.best_step, self.best_metrics = float(value), step, dict(metrics)
+        logger.info("New best %s = %.4f at step %d", self.metric, value, step)
+        if self.best_dir is not None:
+            save_model(accelerator, model, tokenizer, self.best_dir)
+            if accelerator.is_main_process:
+                (self.best_dir / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
+            accelerator.wait_for_everyone()
+        return True
+
+    def record(self, accelerator, args, model, tokenizer, metrics: dict, epoch: int, step: int) -> dict:
+        """An evaluation during training: its figures (with `epoch` and `step`) to the log and the trackers, then
+        `update`. Returns the metrics."""
+        from .loop import log_metrics
+
+        metrics = {**metrics, "epoch": epoch, "step": step}
+        log_metrics(accelerator, args, metrics, step)
+        self.update(accelerator, model, tokenizer, metrics, step)
+        return metrics
+
+    def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False) -> Path | None:
+        """`maybe_save_checkpoint`, with this tracker stored in the checkpoint so that a resume knows what to beat."""
+        path = maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch)
+        self.save_into(accelerator, path)
+        return path
+
+    def state(self) -> dict:
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "output_dir"}
+
+    def save_into(self, accelerator, checkpoint: Path | None) -> None:
+        """Store the tracker in a training checkpoint folder."""
+        if checkpoint is not None and accelerator.is_main_process:
+            (Path(checkpoint) / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
+
+    def restore_from(self, checkpoint: str | Path) -> None:
+        """Load the tracker stored in a checkpoint folder (if any)."""
+        path = Path(checkpoint) / BEST_STATE_FILE
+        if path.is_file():
+            for key, value in json.loads(path.read_text()).items():
+                setattr(self, key, value)
+
+    def best_model_is_current(self) -> bool:
+        """Whether `best_model/` holds the model this tracker's best score belongs to (not a stale one
+        from an abandoned run)."""
+        if self.best_dir is None or self.best_step is None:
+            return False
+        path = self.best_dir / BEST_STATE_FILE
+        return path.is_file() and json.loads(path.read_text()).get("best_step") == self.best_step
+
+
+def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
+    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer."""
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process,
+                              save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+
+
+def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:
+    """Move the files of `best_model/` into `output_dir` (the final model) and remove the folder.
+
+    Returns False (and leaves things as they are) when there is no current best model."""
+    is_current = tracker.best_model_is_current()
+    # Every process must read best_model/ before the main one moves it: a process that looked afterwards would
+    # take the other branch (saving the last model) and its collectives would never meet the main process's.
+    accelerator.wait_for_everyone()
+    if not is_current:
+        return False
+    if accelerator.is_main_process:
+        (tracker.best_dir / BEST_STATE_FILE).unlink()  # the figures go to all_results.json
+        for item in tracker.best_dir.iterdir():
+            target = Path(output_dir) / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.move(str(item), str(target))
+        tracker.best_dir.rmdir()
+    accelerator.wait_for_everyone()
+    return True
+
+
+def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker):
+    """The model to evaluate and publish: the best dev checkpoint, moved into `--output_dir` and re-loaded on this
+    process's device, or (no best checkpoint) the last model, saved there. Without `--output_dir`, the last model."""
+    if args.output_dir is None:
+        return model
+    if not promote_best_model(accelerator, tracker, args.output_dir):
+        save_model(accelerator, model, tokenizer, args.output_dir)
+        return model
+    logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
+                tracker.best_step)
+    from transformers import AutoModelForSequenceClassification
+
+    best = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
+    return best.to(accelerator.device)
+
+
+
+def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker) -> TrainingProgress:
+    """`resume_state` plus the best-model tracker stored in the checkpoint resumed from."""
+    progress = resume_state(accelerator, args, batches_per_epoch=batches_per_epoch)
+    path = resolve_checkpoint(args)
+    if path is not None:
+        tracker.restore_from(path)
+    return progress
+
+
+__all__ = [
+    "BEST_MODEL_DIR",
+    "BestModelTracker",
+    "TrainingProgress",
+    "finalize_model",
+    "list_checkpoints",
+    "maybe_save_checkpoint",
+    "promote_best_model",
+    "resolve_checkpoint",
+    "resume",
+    "resume_state",
+    "save_checkpoint",
+    "save_model",
+]

@@ -1,0 +1,99 @@
+"""Model loading for the fine-tuning scripts (`finetune/run_glue.py`, `finetune/run_long_doc.py`).
+
+- `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
+  `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
+- `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model.
+- `label_permutation(model_config, label_names)`: {task id: model id} for a checkpoint fine-tuned on the same
+  labels in another order.
+
+The loop itself is `loop.py`; checkpoints and the best model are `checkpoints.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+logger = logging.getLogger(__name__)
+
+
+def add_finetuning_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Model and selection flags shared by the fine-tuning scripts (the loop flags come from `training.py`)."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model_name_or_path", type=str, default=None,
+                       help="Checkpoint to fine-tune: a Hub id (e.g. chtan/ponet-base-uncased) or a local folder.")
+    group.add_argument("--config_name", type=str, default=None,
+                       help="Config name or path if not the model's (with no --model_name_or_path: train from "
+                            "scratch with this config).")
+    group.add_argument("--tokenizer_name", type=str, default=None,
+                       help="Tokenizer name or path if not the model's.")
+    group.add_argument("--cache_dir", type=str, default=None, help="Where to cache Hub downloads.")
+    group.add_argument("--ignore_mismatched_sizes", action="store_true",
+                       help="Load a checkpoint whose classification head has another number of labels.")
+    group.add_argument("--pad_to_max_length", action="store_true",
+                       help="Pad every example to --max_length (default: pad each batch to its longest).")
+    group.add_argument("--metric_for_best_model", type=str, default=None,
+                       help="Dev metric that picks the checkpoint kept at the end (default: the task's main "
+                            "metric); 'none' keeps the last model.")
+    return parser
+
+
+def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetuning_task: str | None = None,
+                             label_names: list[str] | None = None):
+    """Config, tokenizer and `AutoModelForSequenceClassification` from `--model_name_or_path` (or, from
+    scratch, `--config_name`), with `num_labels`, `problem_type` and, when given, the task's label names."""
+    import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    source = args.config_name or args.model_name_or_path
+    if source is None:
+        raise ValueError("Pass `--model_name_or_path` (a checkpoint to fine-tune) or `--config_name` (from scratch)")
+    tokenizer_source = args.tokenizer_name or args.model_name_or_path or args.config_name
+    common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
+    config = AutoConfig.from_pretrained(source, num_labels=num_labels, finetuning_task=finetuning_task, **common)
+    config.problem_type = problem_type
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
+    if args.model_name_or_path:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.model_name_or_path, config=config, ignore_mismatched_sizes=args.ignore_mismatched_sizes, **common
+        )
+    else:
+        logger.info("Training a new %s model from scratch", config.model_type)
+        model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=args.trust_remote_code)
+    if label_names is not None and not _has_named_labels(model.config):
+        model.config.label2id = {name: i for i, name in enumerate(label_names)}
+        model.config.id2label = dict(enumerate(label_names))
+    if tokenizer.pad_token is None:
+        raise ValueError(f"The tokenizer of {tokenizer_source} has no padding token; set one before fine-tuning")
+    return config, tokenizer, model
+
+
+def _has_named_labels(config) -> bool:
+    """Whether the config already carries real label names (a checkpoint fine-tuned on some task)."""
+    id2label = getattr(config, "id2label", None) or {}
+    return bool(id2label) and not all(str(name) == f"LABEL_{i}" for i, name in id2label.items())
+
+
+def label_permutation(model_config, label_names: list[str]) -> dict[int, int] | None:
+    """When a checkpoint was already fine-tuned on the same labels in another order, {task id: model id}.
+
+    None when the model's labels are generic (LABEL_i) or already in the task's order; a warning when they
+    are named differently (the head is then used as is, by position).
+    """
+    if not _has_named_labels(model_config):
+        return None
+    model_ids = {str(name).lower(): int(i) for name, i in model_config.label2id.items()}
+    wanted = [name.lower() for name in label_names]
+    if sorted(model_ids) != sorted(wanted):
+        logger.warning("The model's labels %s differ from the task's %s; using the head by position",
+                       list(model_ids), label_names)
+        return None
+    mapping = {task_id: model_ids[name] for task_id, name in enumerate(wanted)}
+    if all(task_id == model_id for task_id, model_id in mapping.items()):
+        return None
+    logger.info("Mapping the task's labels to the model's label ids: %s", mapping)
+    return mapping
+
+
+__all__ = ["add_finetuning_args", "label_permutation", "load_model_and_tokenizer"]

@@ -1,0 +1,171 @@
+"""The one classifier training loop and the one predict loop, shared by `finetune/run_glue.py`,
+`finetune/run_long_doc.py` and the pooling study (`pretrain/run_pretraining.py` keeps its own, MLM + SSO, loop).
+
+- `train_epoch(...)`: the updates of one epoch (gradient accumulation, clipping, progress bar, loss logging),
+  yielding an `Update` after each optimizer update and at the epoch's end, which says when to evaluate and save:
+  the script's visible loop does both.
+- `log_metrics(accelerator, args, metrics)`: an evaluation's figures to the log and the trackers.
+- `predict_logits(...)` / `predict(...)`: logits, or predicted ids / scores, with the references, gathered
+  from all processes in dataset order.
+- `ProgressBar`: tqdm over optimizer updates with the loss and tokens/s.
+
+The scripts' visible loop over these pieces: `finetune/run_glue.py` (and run_long_doc.py), `main`, "the loop".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .dataloaders import epoch_dataloader
+from .optimization import optimization_step
+
+
+logger = logging.getLogger(__name__)
+
+
+class ProgressBar:
+    """tqdm over optimizer updates on the local main process, showing the loss and tokens/s.
+
+    `tokens` passed to `update` are this process's real (non-padding) tokens of the update; the rate
+    shown multiplies them by the number of processes (all processes see same-sized batches).
+    """
+
+    def __init__(self, accelerator, total: int, initial: int = 0, desc: str = "train"):
+        self.accelerator = accelerator
+        self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True,
+                        disable=not accelerator.is_local_main_process)
+        self.start = time.perf_counter()
+        self.tokens = 0
+
+    def add_tokens(self, tokens: int) -> None:
+        """Count tokens of a batch that did not end an update (gradient accumulation)."""
+        self.tokens += tokens
+
+    def update(self, loss: float | None = None, tokens: int = 0, **extra) -> None:
+        """Advance one update and refresh the postfix (loss, tok/s, any extra figures)."""
+        self.tokens += tokens
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        postfix = {}
+        if loss is not None:
+            postfix["loss"] = f"{loss:.4f}"
+        postfix["tok/s"] = f"{self.tokens * self.accelerator.num_processes / elapsed:,.0f}"
+        postfix.update(extra)
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def tokens_per_second(self) -> float:
+        """Average tokens/s (all processes) since the bar was created."""
+        return self.tokens * self.accelerator.num_processes / max(time.perf_counter() - self.start, 1e-9)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+
+class Update(NamedTuple):
+    """What `train_epoch` reports after an optimizer update, and once more at the epoch's end.
+
+    `evaluate`: time to evaluate (every `--eval_steps` updates, and at the epoch's end unless the last update was
+    just evaluated). `checkpoint`: time to call `checkpoints.maybe_save_checkpoint(..., end_of_epoch)`.
+    """
+
+    step: int
+    loss: float | None
+    evaluate: bool
+    checkpoint: bool
+    end_of_epoch: bool = False
+
+
+def train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch: int,
+                bar: ProgressBar | None = None, log_prefix: str = "") -> Iterator[Update]:
+    """Train one epoch (the batches `progress` has not consumed yet), yielding an `Update` after each optimizer update
+    and a last one (`loss=None`) when the epoch or the run (`args.max_train_steps`) ends. The model is back in
+    train mode whenever the loop resumes, so the caller may evaluate between updates. `model(**batch)` must return
+    a `.loss`. At the epoch's end `progress` moves to the next epoch, unless the run is finished.
+
+    With `--with_tracking`, the mean training loss and the learning rate go to the trackers every
+    `--logging_steps` updates (keys prefixed with `log_prefix`).
+    """
+    evaluated_at = None
+    finished = progress.completed_steps >= args.max_train_steps
+    batch_losses, logged_losses = [], []
+    model.train()
+    for batch in [] if finished else epoch_dataloader(accelerator, dataloader, epoch, progress.skip_batches(epoch)):
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
+        progress.advance(accelerator.sync_gradients)
+        batch_losses.append(loss.detach().float().item())
+        tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
+        if not accelerator.sync_gradients:
+            if bar is not None:
+                bar.add_tokens(tokens)
+            continue
+        update_loss = sum(batch_losses) / len(batch_losses)
+        logged_losses += batch_losses
+        batch_losses = []
+        if bar is not None:
+            bar.update(loss=update_loss, tokens=tokens)
+        step = progress.completed_steps
+        if args.with_tracking and step % args.logging_steps == 0:
+            accelerator.log({f"{log_prefix}train_loss": sum(logged_losses) / len(logged_losses),
+                             f"{log_prefix}learning_rate": lr_scheduler.get_last_lr()[0]}, step=step)
+            logged_losses = []
+        evaluate = bool(args.eval_steps) and step % args.eval_steps == 0
+        evaluated_at = step if evaluate else evaluated_at
+        yield Update(step, update_loss, evaluate=evaluate, checkpoint=True)
+        model.train()
+        if step >= args.max_train_steps:
+            finished = True
+            break
+    if not finished:
+        progress.end_epoch()
+    # The epoch's end: evaluate (unless just done), and an `epoch_N` checkpoint unless the run is over.
+    yield Update(progress.completed_steps, None, evaluate=evaluated_at != progress.completed_steps,
+                 checkpoint=not finished, end_of_epoch=True)
+    model.train()
+
+
+def log_metrics(accelerator, args, metrics: dict, step: int) -> None:
+    """An evaluation's figures: to the log, and to the trackers with `--with_tracking`."""
+    logger.info("step %d: %s", step, {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    if args.with_tracking:
+        accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+
+@torch.no_grad()
+def predict_logits(accelerator, model, dataloader) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run `model` over `dataloader` and return (logits as float32, the batches' `labels` or None), gathered from
+    all processes in dataset order (duplicates of the last uneven batch dropped), on the CPU."""
+    model.eval()
+    logits_all, labels_all = [], []
+    for batch in dataloader:
+        labels = batch.pop("labels", None)
+        with accelerator.autocast():
+            logits = model(**batch).logits.float()
+        if labels is None:
+            logits_all.append(accelerator.gather_for_metrics(logits).cpu())
+        else:
+            logits, labels = accelerator.gather_for_metrics((logits, labels))
+            logits_all.append(logits.cpu())
+            labels_all.append(labels.cpu())
+    return torch.cat(logits_all), (torch.cat(labels_all) if labels_all else None)
+
+
+def predict(accelerator, model, dataloader, is_regression: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """`predict_logits` as (predictions, references): argmax ids, or float scores for regression (one output);
+    references are None when the batches carry no `labels`."""
+    logits, labels = predict_logits(accelerator, model, dataloader)
+    if is_regression:
+        return logits.squeeze(-1).numpy(), (None if labels is None else labels.float().numpy())
+    return logits.argmax(dim=-1).numpy(), (None if labels is None else labels.numpy())
+
+
+__all__ = ["ProgressBar", "Update", "log_metrics", "predict", "predict_logits", "train_epoch"]

@@ -1,0 +1,246 @@
+"""The opening and closing of every training script: flags, logging, the `Accelerator`, trackers, results.
+
+The scripts read like transformers' `run_*_no_trainer.py` examples; what they would otherwise copy from one
+another lives here, as plain functions:
+
+- `add_training_args(parser)`, `check_training_args(args)`, `checkpointing_steps_type`: the community's
+  optimisation / loop / output / Hub flags.
+- `start_run(args)`: the accelerator (`build_accelerator`), logging (`setup_logging`), the seed, `--output_dir`
+  and, with `--push_to_hub`, the Hub repository; the one place a run creates its output folder.
+- `init_tracking(accelerator, args, project_name)`: the experiment trackers of `--report_to`.
+- `write_all_results(output_dir, results)`: `all_results.json`.
+- `finish_run(accelerator, args)`: end the trackers and, with `--push_to_hub`, upload the output folder.
+
+The rest of a loop: `dataloaders.py` (resumable batch order), `optimization.py` (optimizer, schedule, one update),
+`checkpoints.py` (save / resume / best model), `loop.py` (the classifier train and predict loops, progress bar).
+"""
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformers import SchedulerType
+
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Arguments, logging, accelerator
+# ----------------------------------------------------------------------------------------------------------
+
+
+def checkpointing_steps_type(value: str):
+    """argparse type for `--checkpointing_steps`: a positive integer (every N updates) or "epoch"."""
+    if value is None or value == "epoch":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"`--checkpointing_steps` must be a positive integer or 'epoch', got {value!r}")
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the flags every script shares, with the names of transformers' `run_*_no_trainer.py` examples.
+
+    Optimisation: `--per_device_train_batch_size`, `--per_device_eval_batch_size`, `--learning_rate`,
+    `--weight_decay`, `--adam_beta1/2`, `--adam_epsilon`, `--num_train_epochs`, `--max_train_steps`,
+    `--gradient_accumulation_steps`, `--lr_scheduler_type`, `--num_warmup_steps`, `--max_grad_norm`,
+    `--gradient_checkpointing`. Loop and output: `--output_dir`, `--seed`, `--checkpointing_steps`,
+    `--resume_from_checkpoint`, `--eval_steps`, `--logging_steps`, `--with_tracking`, `--report_to`,
+    `--dataloader_num_workers`, `--preprocessing_num_workers`, `--overwrite_cache`, `--trust_remote_code`.
+    Hub: `--push_to_hub`, `--hub_model_id`, `--hub_token`, `--hub_private_repo`.
+
+    Mixed precision is not a flag: it comes from the accelerate config (`accelerate launch
+    --mixed_precision bf16` or `accelerate config`), as in the examples. Scripts change defaults with
+    `parser.set_defaults(learning_rate=..., ...)` after calling this.
+    """
+    group = parser.add_argument_group("training")
+    group.add_argument("--per_device_train_batch_size", type=int, default=8,
+                       help="Batch size (per device) for training.")
+    group.add_argument("--per_device_eval_batch_size", type=int, default=8,
+                       help="Batch size (per device) for evaluation.")
+    group.add_argument("--learning_rate", type=float, default=5e-5,
+                       help="Peak learning rate (after warm-up).")
+    group.add_argument("--weight_decay", type=float, default=0.0,
+                       help="AdamW weight decay (never applied to biases and LayerNorm weights).")
+    group.add_argument("--adam_beta1", type=float, default=0.9)
+    group.add_argument("--adam_beta2", type=float, default=0.999)
+    group.add_argument("--adam_epsilon", type=float, default=1e-8)
+    group.add_argument("--num_train_epochs", type=int, default=3, help="Number of training epochs.")
+    group.add_argument("--max_train_steps", type=int, default=None,
+                       help="Total number of optimizer updates; overrides --num_train_epochs when set.")
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                       help="Batches to accumulate before each optimizer update.")
+    group.add_argument("--lr_scheduler_type", type=SchedulerType, default="linear",
+                       choices=["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                                "constant_with_warmup"],
+                       help="Learning-rate schedule after warm-up.")
+    group.add_argument("--num_warmup_steps", type=int, default=0, help="Warm-up updates of the schedule.")
+    group.add_argument("--max_grad_norm", type=float, default=1.0,
+                       help="Gradient clipping norm (0 disables clipping).")
+    group.add_argument("--gradient_checkpointing", action="store_true",
+                       help="Recompute activations in the backward pass to save memory.")
+    group.add_argument("--output_dir", type=str, default=None, help="Where to store the final model.")
+    group.add_argument("--seed", type=int, default=42, help="Seed for reproducible training.")
+    group.add_argument("--checkpointing_steps", type=checkpointing_steps_type, default=None,
+                       help="Save the training state every N updates (an integer) or at every epoch end ('epoch').")
+    group.add_argument("--resume_from_checkpoint", type=str, default=None,
+                       help="A `step_N`/`epoch_N` folder to continue from, or 'latest' for the newest one in "
+                            "--output_dir.")
+    group.add_argument("--eval_steps", type=int, default=None,
+                       help="Evaluate every N updates (default or 0: at the end of every epoch).")
+    group.add_argument("--logging_steps", type=int, default=10,
+                       help="Log the training loss to the trackers every N updates.")
+    group.add_argument("--with_tracking", action="store_true",
+                       help="Log metrics to the experiment trackers named by --report_to.")
+    group.add_argument("--report_to", type=str, default="all",
+                       help='Trackers: "tensorboard", "wandb", "comet_ml", "clearml", "all".')
+    group.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
+    group.add_argument("--preprocessing_num_workers", type=int, default=None,
+                       help="Processes for the datasets `map` preprocessing.")
+    group.add_argument("--overwrite_cache", action="store_true",
+                       help="Recompute the preprocessed datasets instead of reusing the cache.")
+    group.add_argument("--trust_remote_code", action="store_true",
+                       help="Allow models/datasets defined by code on the Hub (run only code you trust).")
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push_to_hub", action="store_true", help="Upload the final model to the Hub.")
+    hub.add_argument("--hub_model_id", type=str, default=None,
+                     help="Repository to push to (default: the --output_dir folder name).")
+    hub.add_argument("--hub_token", type=str, default=None, help="Token for the Hub (default: the cached login).")
+    hub.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repository as private.")
+    return parser
+
+
+def check_training_args(args: argparse.Namespace) -> None:
+    """Raise one clear error for inconsistent training flags (call right after `parse_args`)."""
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"`--{name}` must be at least 1, got {getattr(args, name)}")
+    if args.max_train_steps is not None and args.max_train_steps < 1:
+        raise ValueError(f"`--max_train_steps` must be at least 1, got {args.max_train_steps}")
+    if args.num_train_epochs < 1:
+        raise ValueError(f"`--num_train_epochs` must be at least 1, got {args.num_train_epochs}")
+    if args.num_warmup_steps < 0:
+        raise ValueError(f"`--num_warmup_steps` must be >= 0, got {args.num_warmup_steps}")
+    if args.eval_steps is not None and args.eval_steps < 0:
+        raise ValueError(f"`--eval_steps` must be >= 0, got {args.eval_steps}")
+    if args.push_to_hub and args.output_dir is None:
+        raise ValueError("`--push_to_hub` needs an `--output_dir` to save the model in first")
+
+
+def setup_logging(accelerator) -> None:
+    """Log INFO on the local main process only; keep datasets/transformers quiet on the other processes."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        level=logging.INFO,
+    )
+    if accelerator.is_local_main_process:
+        datasets.utils.logging.set_verbosity_warning()
+        transformers.utils.logging.set_verbosity_warning()
+    else:
+        logging.getLogger().setLevel(logging.ERROR)
+        datasets.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+
+
+def build_accelerator(args: argparse.Namespace, **kwargs):
+    """An `Accelerator` with gradient accumulation, the project dir (`--output_dir`) and, with
+    `--with_tracking`, the trackers of `--report_to`. Mixed precision / FSDP / DeepSpeed come from the
+    accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    if args.with_tracking:
+        kwargs.setdefault("log_with", args.report_to)
+    if args.output_dir is not None:
+        kwargs.setdefault("project_config", ProjectConfiguration(project_dir=args.output_dir,
+                                                                 logging_dir=os.path.join(args.output_dir, "runs")))
+    return Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, **kwargs)
+
+
+def init_tracking(accelerator, args: argparse.Namespace, project_name: str) -> None:
+    """Start the trackers (when `--with_tracking`) with the run's flags as the experiment config."""
+    if not args.with_tracking:
+        return
+    config = {}
+    for key, value in vars(args).items():
+        if hasattr(value, "value"):  # enums such as SchedulerType
+            value = value.value
+        if value is None or isinstance(value, (int, float, str, bool)):
+            config[key] = value if value is not None else "None"
+        else:
+            config[key] = str(value)
+    config.pop("hub_token", None)  # never log secrets
+    accelerator.init_trackers(project_name, config)
+
+
+def write_all_results(output_dir: str | os.PathLike, results: dict) -> Path:
+    """Write `results` to `output_dir/all_results.json` (call on the main process). Tensors and numpy
+    scalars become plain numbers."""
+
+    def plain(value):
+        if isinstance(value, torch.Tensor):
+            return value.item() if value.numel() == 1 else value.tolist()
+        if hasattr(value, "item") and callable(value.item):
+            return value.item()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    path = Path(output_dir) / "all_results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plain(results), indent=2, sort_keys=True))
+    return path
+
+
+def start_run(args: argparse.Namespace, **accelerator_kwargs):
+    """Build the accelerator, set up logging and the seed, create `--output_dir`, and with `--push_to_hub`
+    create the Hub repository now, so that a bad token fails before any training. Returns the accelerator."""
+    from accelerate.utils import set_seed
+
+    accelerator = build_accelerator(args, **accelerator_kwargs)
+    setup_logging(accelerator)
+    logger.info(accelerator.state)
+    set_seed(args.seed)
+    if accelerator.is_main_process and args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        if getattr(args, "push_to_hub", False):
+            from .hub import create_hub_repo
+
+            create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
+    accelerator.wait_for_everyone()
+    return accelerator
+
+
+def finish_run(accelerator, args: argparse.Namespace, commit_message: str = "End of training") -> None:
+    """End the trackers, wait for every process and, with `--push_to_hub`, upload `--output_dir` (main process)."""
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    if getattr(args, "push_to_hub", False) and accelerator.is_main_process:
+        from .hub import push_to_hub
+
+        push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message=commit_message,
+                    private=args.hub_private_repo or None)
+
+
+__all__ = [
+    "add_training_args",
+    "build_accelerator",
+    "check_training_args",
+    "checkpointing_steps_type",
+    "finish_run",
+    "init_tracking",
+    "setup_logging",
+    "start_run",
+    "write_all_results",
+]

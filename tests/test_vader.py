@@ -127,10 +127,11 @@ def test_baselines_match_a_naive_recomputation_on_the_written_rows(prepared, sdi
 
 
 def test_written_files_are_readable_as_an_sst2_style_task(prepared):
-    from modeling_ponet import glue
+    from ponet_training.glue_data import load_local_split
+    from ponet_training.tasks import get_task
 
     out, _ = prepared
-    dataset = glue.load_local_split(glue.get_task("sst2"), out / "tweets" / "dev.csv", labelled=True)
+    dataset = load_local_split(get_task("sst2"), out / "tweets" / "dev.csv", labelled=True)
     rows = _read_csv(out / "tweets" / "dev.csv")
     assert dataset["sentence"] == [r["sentence"] for r in rows]
     assert dataset["label"] == [int(r["label"]) for r in rows]

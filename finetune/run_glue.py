@@ -246,14 +246,15 @@ def main(argv=None):
         for split, (preds, refs) in dev_predictions.items():
             write_dev_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"], preds, refs)
         run.write_all_results(args.output_dir, results)
-        is_local = args.model_name_or_path is not None and Path(args.model_name_or_path).exists()
+        base_model, base_model_name = hub.base_model_reference(args.model_name_or_path, config)
         hub.write_model_card(
             args.output_dir, "finetuned",
             model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
-            base_model=None if is_local else args.model_name_or_path,
+            base_model=base_model,
+            base_model_name=base_model_name,
             datasets=[args.dataset_name] if files is None else None,
             training_data=None if files is None else f"local GLUE {task.pretty_name} files",
-            model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
+            model_summary=f"{base_model_name or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
             # local files are not the Hub's GLUE: the model index must not claim they are
             eval_results=hub.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local"),
             hyperparameters=card_hyperparameters(args, total_batch, accelerator),

@@ -236,14 +236,15 @@ def main(argv=None):
             eval_results += hub.eval_results_from_metrics(
                 final_metrics, prefix=prefix, task_type="text-classification", dataset_type=dataset_id or "local",
                 dataset_name=name, dataset_split=split)
-        is_local = args.model_name_or_path is not None and Path(args.model_name_or_path).exists()
+        base_model, base_model_name = hub.base_model_reference(args.model_name_or_path, config)
         hub.write_model_card(
             args.output_dir, "finetuned",
             model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
-            base_model=None if is_local else args.model_name_or_path,
+            base_model=base_model,
+            base_model_name=base_model_name,
             datasets=[dataset_id] if dataset_id else None,
             training_data=None if dataset_id else f"local files ({args.train_file})",
-            model_summary=f"{args.model_name_or_path or config.model_type} fine-tuned on {name} with documents of "
+            model_summary=f"{base_model_name or config.model_type} fine-tuned on {name} with documents of "
                           f"up to {args.max_length} tokens ({args.segment_level}-level segments).",
             eval_results=eval_results,
             hyperparameters={

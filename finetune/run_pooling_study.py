@@ -70,8 +70,6 @@ def add_study_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="Dev metric of the table and the figure (every metric goes to the CSV).")
     group.add_argument("--figure_title", type=str, default=None,
                        help="Caption of the figure (default: the dataset).")
-    group.add_argument("--overwrite_output_dir", action="store_true",
-                       help="Start the study over: delete the CSV, table, figure and settings in --output_dir.")
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None,
@@ -153,8 +151,11 @@ class StudyResult:
 
 def main(argv=None) -> StudyResult:
     args = parse_args(argv)
+    # The study resumes by being run again: its own record in --output_dir is the one content allowed there.
+    run.check_output_dir(args, resuming=(Path(args.output_dir) / RESULTS_CSV).is_file())
     accelerator = run.build_accelerator(args)
     run.setup_logging(accelerator)
+    run.prepare_output_dir(accelerator, args)
     accelerator.print(f"Pooling study on {accelerator.num_processes} process(es), device {accelerator.device}, "
                       f"mixed precision {accelerator.mixed_precision}")
     output_dir = Path(args.output_dir)

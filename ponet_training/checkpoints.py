@@ -2,8 +2,13 @@
 
 - `TrainingProgress`: where the loop stands (epoch, batches consumed in it, optimizer updates).
 - `save_checkpoint`, `maybe_save_checkpoint`: `step_N` / `epoch_N` folders written with
-  `accelerator.save_state`, plus `training_progress.json`.
-- `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`.
+  `accelerator.save_state`, plus `training_progress.json` (and the tokenizer, the best-model tracker), first into
+  `step_N.tmp`, then the completion marker `checkpoint_complete.json` (the run's settings, every file) is written
+  last and the folder renamed into place: a kill at any point leaves no folder that looks complete.
+- `run_settings(args)`: the flags that change what a run computes, stored in each checkpoint.
+- `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`; `latest` takes
+  the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
+  file resume needs is one clear error.
 - `save_model`: `save_pretrained` of the unwrapped model and the tokenizer.
 - `BestModelTracker` (`record` an evaluation, `save_checkpoint` with the tracker in it), `resume` (resume_state +
   the tracker), `promote_best_model`, `finalize_model`: the best
@@ -25,12 +30,16 @@ import re
 import shutil
 from pathlib import Path
 
+from .tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
+
+
 logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "training_progress.json"
 _CHECKPOINT_RE = re.compile(r"^(step|epoch)_(\d+)$")
 BEST_MODEL_DIR = "best_model"
 BEST_STATE_FILE = "best_model_state.json"
+COMPLETE_FILE = "checkpoint_complete.json"
 
 
 @dataclasses.dataclass
@@ -58,8 +67,43 @@ class TrainingProgress:
         return self.batches_in_epoch if epoch == self.epoch else 0
 
 
+# Flags that do not change the model a run computes: a resume may differ in them.
+_BOOKKEEPING_FLAGS = frozenset({
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps", "eval_steps",
+    "logging_steps", "with_tracking", "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
+    "dataloader_num_workers", "preprocessing_num_workers", "overwrite_cache", "cache_dir", "trust_remote_code",
+    "no_predict", "run_settings",
+})
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """The flags that change what a run computes (plain values; existing paths made absolute). A checkpoint stores
+    them, so that `latest` never continues another run's checkpoint (`run.check_training_args` records them)."""
+    settings = {}
+    for key, value in sorted(vars(args).items()):
+        if key in _BOOKKEEPING_FLAGS:
+            continue
+        value = getattr(value, "value", value)  # enums such as SchedulerType
+        if isinstance(value, str) and os.path.exists(value):
+            value = os.path.abspath(value)
+        if value is None or isinstance(value, (bool, int, float, str)) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)):
+            settings[key] = list(value) if isinstance(value, tuple) else value
+    return settings
+
+
+def _read_marker(path: Path) -> dict | None:
+    file = Path(path) / COMPLETE_FILE
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """The `step_N` / `epoch_N` folders of `output_dir`, oldest first (by the progress they record)."""
+    """The `step_N` / `epoch_N` folders of `output_dir`, complete or not, oldest first (by the progress they record)."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
@@ -79,21 +123,118 @@ def _read_progress(path: Path) -> TrainingProgress | None:
     return TrainingProgress(**json.loads(file.read_text()))
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progress: TrainingProgress) -> Path:
-    """`accelerator.save_state` (model, optimizer, scheduler, scaler, RNG states) into `output_dir/name`,
-    plus the loop position in `training_progress.json`."""
-    path = Path(output_dir) / name
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        (path / PROGRESS_FILE).write_text(json.dumps(dataclasses.asdict(progress), indent=2))
+def _settings_differences(recorded: dict, settings: dict) -> dict:
+    return {key: (recorded.get(key), settings.get(key)) for key in sorted(set(recorded) | set(settings))
+            if recorded.get(key) != settings.get(key)}
+
+
+def _describe_differences(differences: dict) -> str:
+    return ", ".join(f"--{key} {old!r} (now {new!r})" for key, (old, new) in list(differences.items())[:5])
+
+
+def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = None) -> Path | None:
+    """The newest complete checkpoint of `output_dir` made with `settings` (None: any settings); every folder
+    passed over (unfinished, torn, another run's) is logged with the reason."""
+    for path in sorted(Path(output_dir).glob("*.tmp")) if Path(output_dir).is_dir() else []:
+        if _CHECKPOINT_RE.match(path.name[:-len(".tmp")]):
+            logger.warning("Skipping %s: a checkpoint whose save was interrupted", path)
+    for path in reversed(list_checkpoints(output_dir)):
+        marker = _read_marker(path)
+        if marker is None:
+            logger.warning("Skipping checkpoint %s: it has no %s (its save was interrupted, or it was not written by "
+                           "these scripts)", path, COMPLETE_FILE)
+            continue
+        missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
+        if missing:
+            logger.warning("Skipping checkpoint %s: files are missing (%s)", path, ", ".join(missing[:5]))
+            continue
+        differences = _settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        if differences:
+            logger.warning("Skipping checkpoint %s: it belongs to a run with other settings: %s", path,
+                           _describe_differences(differences))
+            continue
+        return path
+    return None
+
+
+def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer: bool = False) -> None:
+    """Raise one clear error when `path` lacks anything a resume needs (its save was interrupted, or files were
+    removed); warn when it was made with other settings."""
+    path = Path(path)
+    marker = _read_marker(path)
+    if marker is not None:
+        missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
+        differences = _settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        if differences:
+            logger.warning("Resuming from %s, made with other settings: %s", path, _describe_differences(differences))
+    else:  # a checkpoint of transformers' examples, or a torn one: check what `load_state` reads
+        names = {item.name for item in path.iterdir()}
+        needs = {"model weights (model.safetensors / pytorch_model.bin)":
+                 lambda n: n.startswith(("model", "pytorch_model")) and n.endswith((".safetensors", ".bin")),
+                 "optimizer.bin": lambda n: n.startswith("optimizer") and n.endswith(".bin"),
+                 "random_states_0.pkl": lambda n: n.startswith("random_states_")}
+        missing = [what for what, present in needs.items() if not any(present(n) for n in names)]
+    if require_tokenizer and not has_tokenizer_files(path):
+        missing.append(f"the tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    if missing:
+        raise FileNotFoundError(f"Checkpoint {path} cannot be resumed: it lacks {', '.join(missing)}"
+                                + ("" if marker else f" and has no {COMPLETE_FILE} (its save was interrupted?)")
+                                + ". Resume from another checkpoint.")
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progress: TrainingProgress,
+                    tokenizer=None, extra_json: dict | None = None, settings: dict | None = None) -> Path:
+    """`accelerator.save_state` (model, optimizer, scheduler, scaler, RNG states), the loop position
+    (`training_progress.json`), the tokenizer and `extra_json` ({file name: dict}) into `output_dir/name.tmp`; then
+    the completion marker (`settings` and the file list) is written last and the folder renamed to `name`."""
+    final = Path(output_dir) / name
+    staging = final.with_name(name + ".tmp")
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)  # the leftover of an interrupted save
     accelerator.wait_for_everyone()
-    logger.info(f"Saved checkpoint {path} ({progress})")
-    return path
+    accelerator.save_state(str(staging))
+    if accelerator.is_main_process:
+        (staging / PROGRESS_FILE).write_text(json.dumps(dataclasses.asdict(progress), indent=2))
+        for file_name, content in (extra_json or {}).items():
+            (staging / file_name).write_text(json.dumps(content, indent=2))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        files = sorted(str(f.relative_to(staging)) for f in staging.rglob("*") if f.is_file())
+        marker = {"progress": dataclasses.asdict(progress), "settings": settings or {}, "files": files}
+        _write_json_atomically(staging / COMPLETE_FILE, marker)
+        _publish(staging, final)
+    accelerator.wait_for_everyone()
+    logger.info(f"Saved checkpoint {final} ({progress})")
+    return final
+
+
+def _write_json_atomically(path: Path, content: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as handle:
+        handle.write(json.dumps(content, indent=2))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Rename the finished `staging` folder to `final` (an older `final`, being rewritten, is set aside first and
+    removed after)."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def maybe_save_checkpoint(accelerator, args: argparse.Namespace, progress: TrainingProgress,
-                          end_of_epoch: bool = False) -> Path | None:
-    """Save a checkpoint when `--checkpointing_steps` asks for one.
+                          end_of_epoch: bool = False, tokenizer=None, extra_json: dict | None = None) -> Path | None:
+    """Save a checkpoint when `--checkpointing_steps` asks for one (with the tokenizer when given).
 
     Call after every update (`step_{completed_steps}` when it is a multiple of N) and, with
     `end_of_epoch=True`, after `progress.end_epoch()` (`epoch_{finished epoch}` for "epoch").
@@ -102,28 +243,35 @@ def maybe_save_checkpoint(accelerator, args: argparse.Namespace, progress: Train
     if every is None or args.output_dir is None:
         return None
     if end_of_epoch and every == "epoch":
-        return save_checkpoint(accelerator, args.output_dir, f"epoch_{progress.epoch - 1}", progress)
-    if not end_of_epoch and isinstance(every, int) and progress.completed_steps % every == 0:
-        return save_checkpoint(accelerator, args.output_dir, f"step_{progress.completed_steps}", progress)
-    return None
+        name = f"epoch_{progress.epoch - 1}"
+    elif not end_of_epoch and isinstance(every, int) and progress.completed_steps % every == 0:
+        name = f"step_{progress.completed_steps}"
+    else:
+        return None
+    return save_checkpoint(accelerator, args.output_dir, name, progress, tokenizer=tokenizer, extra_json=extra_json,
+                           settings=getattr(args, "run_settings", None))
 
 
-def resolve_checkpoint(args: argparse.Namespace) -> Path | None:
-    """The folder `--resume_from_checkpoint` names (a path, or "latest": the newest `step_N`/`epoch_N` in
-    `--output_dir`); None when not resuming. Raises FileNotFoundError when there is nothing to resume."""
+def resolve_checkpoint(args: argparse.Namespace, require_tokenizer: bool = False) -> Path | None:
+    """The folder `--resume_from_checkpoint` names (a path, or "latest": the newest complete `step_N`/`epoch_N` of
+    this run's settings in `--output_dir`), checked by `check_checkpoint`; None when not resuming. Raises
+    FileNotFoundError when there is nothing (complete) to resume."""
     target = getattr(args, "resume_from_checkpoint", None)
     if not target:
         return None
+    settings = getattr(args, "run_settings", None)
     if target == "latest":
         if args.output_dir is None:
             raise ValueError("`--resume_from_checkpoint latest` needs `--output_dir` to look in")
-        checkpoints = list_checkpoints(args.output_dir)
-        if not checkpoints:
-            raise FileNotFoundError(f"`--resume_from_checkpoint latest`: no step_N/epoch_N folder in {args.output_dir}")
-        return checkpoints[-1]
-    path = Path(target)
-    if not path.is_dir():
-        raise FileNotFoundError(f"`--resume_from_checkpoint`: no checkpoint folder at {path}")
+        path = latest_checkpoint(args.output_dir, settings)
+        if path is None:
+            raise FileNotFoundError(f"`--resume_from_checkpoint latest`: no complete step_N/epoch_N checkpoint of this "
+                                    f"run in {args.output_dir} (see the warnings above for the folders skipped)")
+    else:
+        path = Path(target)
+        if not path.is_dir():
+            raise FileNotFoundError(f"`--resume_from_checkpoint`: no checkpoint folder at {path}")
+    check_checkpoint(path, settings, require_tokenizer=require_tokenizer)
     return path
 
 
@@ -135,7 +283,10 @@ def resume_state(accelerator, args: argparse.Namespace, batches_per_epoch: int |
     Checkpoints without `training_progress.json` (e.g. from transformers' examples) are located from
     their `step_N` / `epoch_N` name, which needs `batches_per_epoch` (per process, prepared loader).
     """
-    path = resolve_checkpoint(args)
+    return _resume_from(accelerator, args, resolve_checkpoint(args), batches_per_epoch)
+
+
+def _resume_from(accelerator, args, path: Path | None, batches_per_epoch: int | None) -> TrainingProgress:
     if path is None:
         return TrainingProgress()
     accelerator.print(f"Resumed from checkpoint: {path}")
@@ -197,6 +348,9 @@ class BestModelTracker:
         self.best_value, self.best_step, self.best_metrics = float(value), step, dict(metrics)
         logger.info("New best %s = %.4f at step %d", self.metric, value, step)
         if self.best_dir is not None:
+            # Without its state file a half-rewritten best_model/ is never taken for the current best.
+            if accelerator.is_main_process:
+                (self.best_dir / BEST_STATE_FILE).unlink(missing_ok=True)
             save_model(accelerator, model, tokenizer, self.best_dir)
             if accelerator.is_main_process:
                 (self.best_dir / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
@@ -215,17 +369,11 @@ class BestModelTracker:
 
     def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False) -> Path | None:
         """`maybe_save_checkpoint`, with this tracker stored in the checkpoint so that a resume knows what to beat."""
-        path = maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch)
-        self.save_into(accelerator, path)
-        return path
+        return maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch,
+                                     extra_json={BEST_STATE_FILE: self.state()})
 
     def state(self) -> dict:
         return {key: value for key, value in dataclasses.asdict(self).items() if key != "output_dir"}
-
-    def save_into(self, accelerator, checkpoint: Path | None) -> None:
-        """Store the tracker in a training checkpoint folder."""
-        if checkpoint is not None and accelerator.is_main_process:
-            (Path(checkpoint) / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
 
     def restore_from(self, checkpoint: str | Path) -> None:
         """Load the tracker stored in a checkpoint folder (if any)."""
@@ -257,7 +405,10 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
 def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:
     """Move the files of `best_model/` into `output_dir` (the final model) and remove the folder.
 
-    Returns False (and leaves things as they are) when there is no current best model."""
+    Each file moves with one atomic rename and `best_model_state.json` goes last: a promotion killed midway leaves
+    `best_model/` still current, and the resumed run (`--resume_from_checkpoint latest`) finishes the move rather
+    than publishing its last model. Returns False (and leaves things as they are) when there is no current best
+    model."""
     is_current = tracker.best_model_is_current()
     # Every process must read best_model/ before the main one moves it: a process that looked afterwards would
     # take the other branch (saving the last model) and its collectives would never meet the main process's.
@@ -265,12 +416,14 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
     if not is_current:
         return False
     if accelerator.is_main_process:
-        (tracker.best_dir / BEST_STATE_FILE).unlink()  # the figures go to all_results.json
-        for item in tracker.best_dir.iterdir():
+        for item in sorted(tracker.best_dir.iterdir()):
+            if item.name == BEST_STATE_FILE:
+                continue
             target = Path(output_dir) / item.name
             if target.is_dir():
                 shutil.rmtree(target)
-            shutil.move(str(item), str(target))
+            os.replace(item, target)
+        (tracker.best_dir / BEST_STATE_FILE).unlink()  # the figures go to all_results.json
         tracker.best_dir.rmdir()
     accelerator.wait_for_everyone()
     return True
@@ -295,8 +448,8 @@ def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracke
 
 def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker) -> TrainingProgress:
     """`resume_state` plus the best-model tracker stored in the checkpoint resumed from."""
-    progress = resume_state(accelerator, args, batches_per_epoch=batches_per_epoch)
     path = resolve_checkpoint(args)
+    progress = _resume_from(accelerator, args, path, batches_per_epoch)
     if path is not None:
         tracker.restore_from(path)
     return progress
@@ -305,14 +458,18 @@ def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker)
 __all__ = [
     "BEST_MODEL_DIR",
     "BestModelTracker",
+    "COMPLETE_FILE",
     "TrainingProgress",
+    "check_checkpoint",
     "finalize_model",
+    "latest_checkpoint",
     "list_checkpoints",
     "maybe_save_checkpoint",
     "promote_best_model",
     "resolve_checkpoint",
     "resume",
     "resume_state",
+    "run_settings",
     "save_checkpoint",
     "save_model",
 ]

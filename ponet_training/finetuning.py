@@ -44,7 +44,9 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     """Config, tokenizer and `AutoModelForSequenceClassification` from `--model_name_or_path` (or, from
     scratch, `--config_name`), with `num_labels`, `problem_type` and, when given, the task's label names."""
     import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from .tokenizer_loading import load_tokenizer
 
     source = args.config_name or args.model_name_or_path
     if source is None:
@@ -53,7 +55,7 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
     config = AutoConfig.from_pretrained(source, num_labels=num_labels, finetuning_task=finetuning_task, **common)
     config.problem_type = problem_type
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
+    tokenizer = load_tokenizer(tokenizer_source, **common)
     if args.model_name_or_path:
         model = AutoModelForSequenceClassification.from_pretrained(
             args.model_name_or_path, config=config, ignore_mismatched_sizes=args.ignore_mismatched_sizes, **common

@@ -194,6 +194,7 @@ def render_model_card(
     *,
     model_id: str | None = None,
     base_model: str | list[str] | None = None,
+    base_model_name: str | None = None,
     datasets: str | Iterable[str] | None = None,
     eval_results: Iterable[EvalResult] | None = None,
     hyperparameters: Mapping[str, Any] | None = None,
@@ -254,7 +255,10 @@ def render_model_card(
         results=results_rows,
         extra_results_markdown=extra_results_markdown,
         hyperparameters=hyperparameters,
+        base_model_name=base_model_name or base_model,
         architecture=_architecture_facts(config),
+        model_type=model_type,
+        is_ponet=model_type == "ponet",
         trust_remote_code=model_type == "ponet",
         framework_versions=_framework_versions(),
         citation=PONET_CITATION,
@@ -268,6 +272,8 @@ def write_model_card(output_dir: str | os.PathLike, kind: str, **facts) -> Path:
     Keyword facts (all optional):
         model_id: the Hub id or name shown in the title and model-index (default "ponet").
         base_model: Hub id the model was fine-tuned from (e.g. "chtan/ponet-base-uncased").
+        base_model_name: how the card's text names the base model (default: `base_model`; see
+            `base_model_reference` for a local folder, which is no Hub id).
         datasets: Hub dataset ids (e.g. ["nyu-mll/glue"]).
         eval_results: `huggingface_hub.EvalResult`s, e.g. from `eval_results_from_metrics`; they go to the
             YAML model-index and to the results table.
@@ -286,6 +292,22 @@ def write_model_card(output_dir: str | os.PathLike, kind: str, **facts) -> Path:
     card.save(path)
     logger.info("Wrote the %s model card to %s", kind, path)
     return path
+
+
+def base_model_reference(name_or_path: str | None, config=None) -> tuple[str | None, str | None]:
+    """(Hub id for the card's `base_model` metadata, name for its text) of `--model_name_or_path`.
+
+    A Hub id is both. A local folder is no Hub id: the metadata gets the Hub id its config was loaded under
+    (`config._name_or_path`, when that is not a local path too), and the text names it, or the folder.
+    """
+    if not name_or_path:
+        return None, None
+    if not os.path.exists(name_or_path):
+        return name_or_path, name_or_path
+    recorded = str(getattr(config, "_name_or_path", "") or "")
+    if recorded and not os.path.exists(recorded):
+        return recorded, recorded
+    return None, f"{Path(name_or_path).resolve().name} (a local folder)"
 
 
 def hub_repo_id(output_dir: str | os.PathLike, hub_model_id: str | None = None) -> str:
@@ -342,6 +364,7 @@ def push_to_hub(
 
 __all__ = [
     "CARD_KINDS",
+    "base_model_reference",
     "DEFAULT_IGNORE_PATTERNS",
     "PONET_CITATION",
     "TEMPLATE_DIR",

@@ -20,6 +20,7 @@ import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
 from .checkpoints import resolve_checkpoint
 from .pretraining_data import corpus_text_batches
+from .tokenizer_loading import load_tokenizer
 from .wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
@@ -30,14 +31,15 @@ def load_or_train_tokenizer(args, accelerator, corpus):
     """The tokenizer: from --tokenizer_name / --model_name_or_path, or trained on the corpus on the main
     process and broadcast to the others (so every rank has the very same vocabulary)."""
     if not args.train_tokenizer:
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or args.model_name_or_path,
-                                                  trust_remote_code=args.trust_remote_code)
+        tokenizer = load_tokenizer(args.tokenizer_name or args.model_name_or_path,
+                                   trust_remote_code=args.trust_remote_code)
         if not tokenizer.is_fast:
             raise ValueError("Sentence-level segment ids need a fast tokenizer (offsets); this one is not")
         return tokenizer
-    checkpoint = resolve_checkpoint(args)
-    if checkpoint is not None and (checkpoint / "tokenizer.json").is_file():
-        # WordPiece training is not bit-for-bit reproducible across processes: reuse the run's own vocabulary.
+    # A resumed run must keep the vocabulary it trained (WordPiece training is not reproducible bit for bit):
+    # a checkpoint without its tokenizer is an error, never a reason to train a new one.
+    checkpoint = resolve_checkpoint(args, require_tokenizer=True)
+    if checkpoint is not None:
         logger.info(f"Using the tokenizer trained by the interrupted run, saved in {checkpoint}")
         return AutoTokenizer.from_pretrained(checkpoint)
     payload = [None]

@@ -5,8 +5,12 @@ another lives here, as plain functions:
 
 - `add_training_args(parser)`, `check_training_args(args)`, `checkpointing_steps_type`: the community's
   optimisation / loop / output / Hub flags.
-- `start_run(args)`: the accelerator (`build_accelerator`), logging (`setup_logging`), the seed, `--output_dir`
-  and, with `--push_to_hub`, the Hub repository; the one place a run creates its output folder.
+- `check_output_dir(args)`, `prepare_output_dir(accelerator, args)`: the run-directory rule of every script: a
+  non-empty `--output_dir` is refused unless `--overwrite_output_dir` (which clears it) or `--resume_from_checkpoint`;
+  the folder is not created before the run writes into it, so a run that fails early leaves none behind.
+- `start_run(args)`: the output-dir rule, the accelerator (`build_accelerator`, with `--mixed_precision`), logging
+  (`setup_logging`, which also quiets datasets' and transformers' bars), the seed and, with `--push_to_hub`, the Hub
+  repository.
 - `init_tracking(accelerator, args, project_name)`: the experiment trackers of `--report_to`.
 - `write_all_results(output_dir, results)`: `all_results.json`.
 - `finish_run(accelerator, args)`: end the trackers and, with `--push_to_hub`, upload the output folder.
@@ -19,6 +23,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -50,10 +56,11 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     `--gradient_accumulation_steps`, `--lr_scheduler_type`, `--num_warmup_steps`, `--max_grad_norm`,
     `--gradient_checkpointing`. Loop and output: `--output_dir`, `--seed`, `--checkpointing_steps`,
     `--resume_from_checkpoint`, `--eval_steps`, `--logging_steps`, `--with_tracking`, `--report_to`,
-    `--dataloader_num_workers`, `--preprocessing_num_workers`, `--overwrite_cache`, `--trust_remote_code`.
+    `--dataloader_num_workers`, `--preprocessing_num_workers`, `--overwrite_cache`, `--trust_remote_code`,
+    `--overwrite_output_dir`, `--mixed_precision`.
     Hub: `--push_to_hub`, `--hub_model_id`, `--hub_token`, `--hub_private_repo`.
 
-    Mixed precision is not a flag: it comes from the accelerate config (`accelerate launch
+    `--mixed_precision` goes to the `Accelerator`; without it the accelerate config decides (`accelerate launch
     --mixed_precision bf16` or `accelerate config`), as in the examples. Scripts change defaults with
     `parser.set_defaults(learning_rate=..., ...)` after calling this.
     """
@@ -83,7 +90,13 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                        help="Gradient clipping norm (0 disables clipping).")
     group.add_argument("--gradient_checkpointing", action="store_true",
                        help="Recompute activations in the backward pass to save memory.")
-    group.add_argument("--output_dir", type=str, default=None, help="Where to store the final model.")
+    group.add_argument("--output_dir", type=str, default=None,
+                       help="Where to store the final model; refused when not empty, unless --overwrite_output_dir "
+                            "or --resume_from_checkpoint.")
+    group.add_argument("--overwrite_output_dir", action="store_true",
+                       help="Delete everything in a non-empty --output_dir before the run.")
+    group.add_argument("--mixed_precision", type=str, default=None, choices=["no", "fp16", "bf16"],
+                       help="Mixed precision of the Accelerator (default: the accelerate config's, else no).")
     group.add_argument("--seed", type=int, default=42, help="Seed for reproducible training.")
     group.add_argument("--checkpointing_steps", type=checkpointing_steps_type, default=None,
                        help="Save the training state every N updates (an integer) or at every epoch end ('epoch').")
@@ -129,12 +142,85 @@ def check_training_args(args: argparse.Namespace) -> None:
         raise ValueError(f"`--eval_steps` must be >= 0, got {args.eval_steps}")
     if args.push_to_hub and args.output_dir is None:
         raise ValueError("`--push_to_hub` needs an `--output_dir` to save the model in first")
+    if args.checkpointing_steps is not None and args.output_dir is None:
+        raise ValueError("`--checkpointing_steps` needs an `--output_dir` to save the checkpoints in")
+    if args.overwrite_output_dir and args.resume_from_checkpoint:
+        raise ValueError("`--overwrite_output_dir` deletes the checkpoints that `--resume_from_checkpoint` would "
+                         "continue from: pass one of them")
+    from .checkpoints import run_settings
+
+    args.run_settings = run_settings(args)  # taken now, before scripts add derived values to `args`
+
+
+def check_output_dir(args: argparse.Namespace, resuming: bool | None = None) -> None:
+    """Raise one clear error when `--output_dir` cannot take this run: a file, or a non-empty folder without
+    `--overwrite_output_dir` or a resume (`resuming`, default: `--resume_from_checkpoint` was given). Every process
+    calls it before the main one clears anything."""
+    if args.output_dir is None:
+        return
+    path = Path(args.output_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`--output_dir` {path} is a file, not a folder: pass a folder path")
+    if resuming is None:
+        resuming = bool(getattr(args, "resume_from_checkpoint", None))
+    if path.is_dir() and not (resuming or getattr(args, "overwrite_output_dir", False)):
+        entries = sorted(item.name for item in path.iterdir())
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise ValueError(f"`--output_dir` {path} is not empty ({shown}): pass --overwrite_output_dir to replace "
+                             "its contents, --resume_from_checkpoint latest to continue the run saved there, or "
+                             "another --output_dir")
+
+
+def prepare_output_dir(accelerator, args: argparse.Namespace) -> None:
+    """With `--overwrite_output_dir`, clear `--output_dir` on the main process (logged). The folder itself is made by
+    the first file the run writes, so a run that fails before leaves no empty folder behind."""
+    path = None if args.output_dir is None else Path(args.output_dir)
+    if accelerator.is_main_process and path is not None and getattr(args, "overwrite_output_dir", False) \
+            and path.is_dir():
+        entries = list(path.iterdir())
+        for item in entries:
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+        if entries:
+            logger.warning("--overwrite_output_dir: deleted the %d entries of %s", len(entries), path)
+    accelerator.wait_for_everyone()
+
+
+def discard_if_empty(output_dir: str | os.PathLike | None) -> None:
+    """Remove `output_dir` when it exists and holds nothing (for a script that made it and then failed)."""
+    if output_dir is not None and Path(output_dir).is_dir() and not any(Path(output_dir).iterdir()):
+        Path(output_dir).rmdir()
+
+
+class _StripAnsi(logging.Filter):
+    """Drop terminal colour codes (transformers' load report colours its text when stdout is a terminal, even if
+    the log goes to a file)."""
+
+    _codes = re.compile(r"\x1b\[[0-9;]*m")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\x1b[" in message:
+            record.msg, record.args = self._codes.sub("", message), None
+        return True
 
 
 def setup_logging(accelerator) -> None:
-    """Log INFO on the local main process only; keep datasets/transformers quiet on the other processes."""
+    """Log INFO on the local main process only; keep datasets/transformers quiet on the other processes.
+
+    Library progress bars (datasets' map/filter bars, transformers' weight-loading bar) are off everywhere: the
+    scripts' own bars (training progress) are the ones a user reads."""
     import datasets
     import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    for handler in transformers.utils.logging.get_logger().handlers + logging.getLogger().handlers:
+        if not any(isinstance(f, _StripAnsi) for f in handler.filters):
+            handler.addFilter(_StripAnsi())
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -151,12 +237,14 @@ def setup_logging(accelerator) -> None:
 
 
 def build_accelerator(args: argparse.Namespace, **kwargs):
-    """An `Accelerator` with gradient accumulation, the project dir (`--output_dir`) and, with
-    `--with_tracking`, the trackers of `--report_to`. Mixed precision / FSDP / DeepSpeed come from the
-    accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`."""
+    """An `Accelerator` with gradient accumulation, `--mixed_precision`, the project dir (`--output_dir`) and, with
+    `--with_tracking`, the trackers of `--report_to`. FSDP / DeepSpeed (and mixed precision without the flag) come
+    from the accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
+    if getattr(args, "mixed_precision", None):
+        kwargs.setdefault("mixed_precision", args.mixed_precision)
     if args.with_tracking:
         kwargs.setdefault("log_with", args.report_to)
     if args.output_dir is not None:
@@ -178,6 +266,7 @@ def init_tracking(accelerator, args: argparse.Namespace, project_name: str) -> N
         else:
             config[key] = str(value)
     config.pop("hub_token", None)  # never log secrets
+    config.pop("run_settings", None)  # the flags themselves are there
     accelerator.init_trackers(project_name, config)
 
 
@@ -203,16 +292,19 @@ def write_all_results(output_dir: str | os.PathLike, results: dict) -> Path:
 
 
 def start_run(args: argparse.Namespace, **accelerator_kwargs):
-    """Build the accelerator, set up logging and the seed, create `--output_dir`, and with `--push_to_hub`
-    create the Hub repository now, so that a bad token fails before any training. Returns the accelerator."""
+    """Check `--output_dir` (`check_output_dir`), build the accelerator, set up logging and the seed, clear
+    `--output_dir` with `--overwrite_output_dir`, and with `--push_to_hub` create the Hub repository now, so that a
+    bad token fails before any training. Returns the accelerator."""
     from accelerate.utils import set_seed
 
+    check_output_dir(args)
     accelerator = build_accelerator(args, **accelerator_kwargs)
     setup_logging(accelerator)
     logger.info(accelerator.state)
+    logger.info("Mixed precision: %s", accelerator.mixed_precision)
     set_seed(args.seed)
+    prepare_output_dir(accelerator, args)
     if accelerator.is_main_process and args.output_dir is not None:
-        os.makedirs(args.output_dir, exist_ok=True)
         if getattr(args, "push_to_hub", False):
             from .hub import create_hub_repo
 
@@ -236,10 +328,13 @@ def finish_run(accelerator, args: argparse.Namespace, commit_message: str = "End
 __all__ = [
     "add_training_args",
     "build_accelerator",
+    "check_output_dir",
     "check_training_args",
     "checkpointing_steps_type",
+    "discard_if_empty",
     "finish_run",
     "init_tracking",
+    "prepare_output_dir",
     "setup_logging",
     "start_run",
     "write_all_results",

@@ -30,7 +30,7 @@ from accelerate.utils import DistributedType
 
 from ponet_training.checkpoints import maybe_save_checkpoint, resume_state, save_model
 from ponet_training.dataloaders import build_eval_dataloader, build_train_dataloader, epoch_dataloader
-from ponet_training.hub import eval_results_from_metrics, write_model_card
+from ponet_training.hub import base_model_reference, eval_results_from_metrics, write_model_card
 from ponet_training.loop import ProgressBar
 from ponet_training.optimization import (
     create_optimizer,
@@ -59,9 +59,9 @@ from ponet_training.run import add_training_args, check_training_args, finish_ru
 logger = logging.getLogger(__name__)
 
 # The embedded demo (no data flags): a tiny PoNet on the standard-library docstrings, sized to finish in
-# a few minutes on 2 CPU cores. Any flag given on the command line still wins.
+# a few minutes on 2 CPU cores. Any flag given on the command line still wins; it trains its own tokenizer
+# unless --tokenizer_name or --model_name_or_path names one.
 DEMO_DEFAULTS = dict(
-    train_tokenizer=True,
     vocab_size=1000,
     hidden_size=64,
     num_hidden_layers=2,
@@ -117,6 +117,7 @@ def parse_args(argv=None):
         parser.set_defaults(**DEMO_DEFAULTS)
         args = parser.parse_args(argv)
         args.embedded_corpus = True
+        args.train_tokenizer = args.train_tokenizer or not (args.tokenizer_name or args.model_name_or_path)
     else:
         args.embedded_corpus = False
     check_training_args(args)
@@ -131,14 +132,6 @@ def parse_args(argv=None):
         raise ValueError("No tokenizer: pass --tokenizer_name (e.g. bert-base-uncased), --train_tokenizer "
                          "--vocab_size N, or --model_name_or_path")
     return args
-
-
-def save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer, end_of_epoch=False):
-    """`maybe_save_checkpoint`, plus the tokenizer in the folder (a resumed run must use the same vocabulary)."""
-    path = maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch)
-    if path is not None and accelerator.is_main_process:
-        tokenizer.save_pretrained(path)
-    return path
 
 
 def main(argv=None):
@@ -230,7 +223,8 @@ def main(argv=None):
                                                           if isinstance(v, float)))
                 if args.with_tracking:
                     accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=step)
-            save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer)
+            # The tokenizer goes in too: a resumed run must use the same vocabulary.
+            maybe_save_checkpoint(accelerator, args, progress, tokenizer=tokenizer)
             if step >= args.max_train_steps:
                 break
         if progress.completed_steps >= args.max_train_steps:
@@ -242,7 +236,7 @@ def main(argv=None):
             logger.info(f"epoch {epoch}: {eval_metrics}")
             if args.with_tracking:
                 accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
-        save_checkpoint_with_tokenizer(accelerator, args, progress, tokenizer, end_of_epoch=True)
+        maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=True, tokenizer=tokenizer)
     bar.close()
 
     # Final evaluation (unless the last epoch-end evaluation was at this very step).
@@ -295,6 +289,7 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
     else:
         data_name = ", ".join(os.path.basename(p) for p in (args.train_file, args.validation_file) if p)
         datasets = None
+    base_model, base_model_name = base_model_reference(args.model_name_or_path)
     metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "sso_accuracy", "sso_loss", "perplexity")}
     hyperparameters = {
         "max_train_steps": steps,
@@ -315,7 +310,8 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
     write_model_card(
         args.output_dir, "pretrained",
         model_id=args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-        base_model=args.model_name_or_path,
+        base_model=base_model,
+        base_model_name=base_model_name,
         datasets=datasets,
         training_data=f"{data_name}; {steps} optimizer steps of {total_batch_size} sequences of up to "
                       f"{args.max_seq_length} tokens",

@@ -1,0 +1,314 @@
+"""Run directories, checkpoints and resume, shared by every training script (issue 11: items 1, 5, 6, 9, 10, 17).
+
+The kill tests run a script in a subprocess that SIGKILLs itself at a chosen point of a save (the hooks live in the
+test, not in the library), then resume with `--resume_from_checkpoint latest` and compare the final weights with
+an uninterrupted run's.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ponet_training import checkpoints, run, toy_data
+from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
+from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
+from test_pretraining_run import TINY, corpus, load_script_module  # noqa: F401
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs a script and SIGKILLs it at KILL_POINT of its KILL_AT_SAVE-th checkpoint save (1-based): "model" after the
+# model weights are written, "optimizer" after the optimizer state, "publish" when everything is written but the
+# folder is not yet renamed into place; "promotion" after the first file of best_model/ moved into --output_dir.
+KILLER = textwrap.dedent("""
+    import os, runpy, signal, sys
+    import accelerate.checkpointing as accelerate_checkpointing
+    from ponet_training import checkpoints
+
+    point, nth = os.environ["KILL_POINT"], int(os.environ.get("KILL_AT_SAVE", "0"))
+    saves = [0]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    save_checkpoint, write_file, publish, replace = (checkpoints.save_checkpoint, accelerate_checkpointing.save,
+                                                     checkpoints._publish, os.replace)
+
+    def counting_save_checkpoint(*args, **kwargs):
+        saves[0] += 1
+        return save_checkpoint(*args, **kwargs)
+
+    def killing_write(obj, path, *args, **kwargs):
+        write_file(obj, path, *args, **kwargs)
+        if saves[0] == nth and os.path.basename(str(path)).startswith(point):
+            die()
+
+    def killing_publish(staging, final):
+        if point == "publish" and saves[0] == nth:
+            die()
+        publish(staging, final)
+
+    def killing_replace(source, target):
+        replace(source, target)
+        if point == "promotion" and os.path.basename(os.path.dirname(str(source))) == "best_model":
+            die()
+
+    checkpoints.save_checkpoint = counting_save_checkpoint
+    accelerate_checkpointing.save = killing_write
+    checkpoints._publish = killing_publish
+    checkpoints.os.replace = killing_replace
+    script = sys.argv[1]
+    sys.argv = sys.argv[1:]
+    runpy.run_path(script, run_name="__main__")
+""")
+
+
+def run_killed(script, args, point, nth=0):
+    env = dict(os.environ, KILL_POINT=point, KILL_AT_SAVE=str(nth), TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", KILLER, str(script), *map(str, args)], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == -9, f"not killed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+    return result
+
+
+def assert_same_weights(expected_file, actual_file):
+    expected, actual = load_file(expected_file), load_file(actual_file)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-6, rtol=0, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The output-directory rule (item 1, 10, 17)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def toy_glue(tmp_path):
+    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
+    return ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
+            "--no_predict"]
+
+
+def test_a_non_empty_output_dir_is_refused_unless_overwritten_or_resumed(checkpoint, toy_glue, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "step_14").mkdir()
+    (out / "all_results.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"out is not empty \(all_results.json, step_14\).*--overwrite_output_dir"):
+        run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2"))
+    assert (out / "all_results.json").read_text() == "{}"  # untouched
+    # --overwrite_output_dir clears it: the old run's checkpoint cannot be resumed by mistake afterwards.
+    run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2", "--overwrite_output_dir"))
+    assert not (out / "step_14").exists()
+    assert json.loads((out / "all_results.json").read_text())["max_train_steps"] == 2
+
+
+def test_every_script_applies_the_output_dir_rule(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old_model.bin").write_text("x")
+    long_doc = ROOT / "finetune" / "run_long_doc.py"
+    pooling = ROOT / "finetune" / "run_pooling_study.py"
+    (tmp_path / "train.jsonl").write_text('{"text": "a b", "label": 0}\n')
+    for script, args in ((PRETRAIN_SCRIPT, ["--train_file", tmp_path / "train.jsonl", "--train_tokenizer"]),
+                         (long_doc, ["--train_file", tmp_path / "train.jsonl", "--model_name_or_path", "none"]),
+                         (pooling, ["--train_file", tmp_path / "train.jsonl"])):
+        result = subprocess.run([sys.executable, str(script), *map(str, args), "--output_dir", str(out)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=300,
+                                env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT)))
+        assert result.returncode != 0
+        assert "is not empty (old_model.bin)" in result.stderr, (script, result.stderr[-2000:])
+
+
+def test_output_dir_that_is_a_file_and_checkpointing_without_output_dir_are_clear_errors(checkpoint, toy_glue,  # noqa: F811
+                                                                                            tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        run_glue.main(common(checkpoint, tmp_path / "file", *toy_glue))
+    with pytest.raises(ValueError, match="`--checkpointing_steps` needs an `--output_dir`"):
+        run_glue.main(["--model_name_or_path", str(checkpoint), *toy_glue, "--checkpointing_steps", "2"])
+    with pytest.raises(ValueError, match="pass one of them"):
+        run_glue.main(common(checkpoint, tmp_path / "o", *toy_glue, "--overwrite_output_dir",
+                             "--resume_from_checkpoint", "latest"))
+
+
+def test_a_run_that_fails_leaves_no_empty_output_folder(checkpoint, tmp_path):  # noqa: F811
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\nhello\t1\n")
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="No dev set"):
+        run_glue.main(common(checkpoint, out, "--task_name", "sst2", "--train_file", str(tmp_path / "train.tsv")))
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `latest` and incomplete checkpoints (items 1, 5, 9)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class FakeAccelerator:
+    """What save_checkpoint needs of an Accelerator, writing files that look like accelerate's."""
+
+    is_main_process = True
+
+    def save_state(self, path):
+        os.makedirs(path, exist_ok=True)
+        for name in ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"):
+            Path(path, name).write_text("x")
+
+    def wait_for_everyone(self):
+        pass
+
+
+def namespace(output_dir, **flags):
+    import argparse
+
+    args = argparse.Namespace(output_dir=str(output_dir), resume_from_checkpoint="latest", learning_rate=1e-3,
+                              checkpointing_steps=1, **flags)
+    args.run_settings = checkpoints.run_settings(args)
+    return args
+
+
+def test_latest_takes_only_complete_checkpoints_of_this_run_and_logs_the_rest(tmp_path, caplog):
+    out = tmp_path / "out"
+    accelerator = FakeAccelerator()
+    ours = namespace(out)
+    for step in (2, 4):
+        checkpoints.maybe_save_checkpoint(accelerator, ours, checkpoints.TrainingProgress(0, step, step))
+    # A folder torn while being rewritten in place (the old layout): a stale progress file, no marker.
+    torn = out / "step_6"
+    torn.mkdir()
+    (torn / "training_progress.json").write_text(json.dumps({"epoch": 0, "batches_in_epoch": 6, "completed_steps": 6}))
+    # A save interrupted before its rename, and a complete checkpoint of a run with another learning rate.
+    (out / "step_8.tmp").mkdir()
+    other = namespace(out)
+    other.learning_rate = 5e-2
+    other.run_settings = checkpoints.run_settings(other)
+    checkpoints.maybe_save_checkpoint(accelerator, other, checkpoints.TrainingProgress(0, 10, 10))
+    with caplog.at_level(logging.WARNING, logger="ponet_training.checkpoints"):
+        assert checkpoints.resolve_checkpoint(ours) == out / "step_4"
+    log = caplog.text
+    assert "step_8.tmp" in log and "interrupted" in log
+    assert "step_6: it has no checkpoint_complete.json" in log
+    assert "step_10: it belongs to a run with other settings: --learning_rate 0.05 (now 0.001)" in log
+
+
+def test_a_checkpoint_missing_files_is_one_clear_error(tmp_path):
+    out = tmp_path / "out"
+    args = namespace(out)
+    path = checkpoints.maybe_save_checkpoint(FakeAccelerator(), args, checkpoints.TrainingProgress(0, 2, 2))
+    args.resume_from_checkpoint = str(path)
+    (path / "optimizer.bin").unlink()
+    with pytest.raises(FileNotFoundError, match=r"step_2 cannot be resumed: it lacks optimizer.bin"):
+        checkpoints.resolve_checkpoint(args)
+    # Only the interrupted save of the first checkpoint: `latest` says there is nothing complete.
+    args.resume_from_checkpoint = "latest"
+    os.rename(path, out / "step_2.tmp")
+    with pytest.raises(FileNotFoundError, match="no complete step_N/epoch_N checkpoint of this run"):
+        checkpoints.resolve_checkpoint(args)
+    # A foreign checkpoint (no marker) is checked for what load_state reads.
+    foreign = tmp_path / "foreign" / "step_3"
+    foreign.mkdir(parents=True)
+    (foreign / "model.safetensors").write_text("x")
+    args.resume_from_checkpoint = str(foreign)
+    with pytest.raises(FileNotFoundError, match="lacks optimizer.bin, random_states_0.pkl"):
+        checkpoints.resolve_checkpoint(args)
+
+
+PRETRAIN = ["--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--num_warmup_steps", "2",
+            "--max_train_steps", "6", "--max_train_samples", "40", "--max_eval_samples", "8", "--checkpointing_steps",
+            "2"]
+
+
+def run_pretraining(args):
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), *map(str, args)], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=300)
+    return result
+
+
+@pytest.fixture(scope="module")
+def pretraining_args(corpus, tmp_path_factory):  # noqa: F811
+    """A tiny pretraining run with a fixed tokenizer (WordPiece training is not reproducible across processes)."""
+    from conftest import TOY_CORPUS
+    from ponet_training.wordpiece import train_wordpiece_tokenizer
+    from test_pretraining_run import TOPICS
+
+    tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
+    train_wordpiece_tokenizer(TOY_CORPUS + list(TOPICS.values()), vocab_size=300,
+                              min_frequency=1).save_pretrained(tokenizer_dir)
+    train, valid = corpus
+    fixed_tokenizer = [a for a in TINY if a not in ("--train_tokenizer", "--vocab_size", "300")]
+    return ["--train_file", train, "--validation_file", valid, *fixed_tokenizer, "--tokenizer_name", tokenizer_dir,
+            *PRETRAIN]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_pretraining(pretraining_args, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted") / "out"
+    result = run_pretraining([*pretraining_args, "--output_dir", out])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("point", ["model", "optimizer", "publish"])
+def test_kill_during_a_save_then_latest_resumes_to_the_uninterrupted_weights(point, pretraining_args,
+                                                                             uninterrupted_pretraining, tmp_path):
+    out = tmp_path / "out"
+    args = [*pretraining_args, "--output_dir", out]
+    run_killed(PRETRAIN_SCRIPT, args, point, nth=2)  # killed while saving step_4
+    assert (out / "step_2").is_dir() and not (out / "step_4").exists()
+    result = run_pretraining(args + ["--resume_from_checkpoint", "latest"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resumed from checkpoint: " + str(out / "step_2") in result.stdout + result.stderr
+    assert_same_weights(uninterrupted_pretraining / "model.safetensors", out / "model.safetensors")
+
+
+def test_a_checkpoint_without_its_tokenizer_is_an_error_not_a_new_vocabulary(corpus, tmp_path):  # noqa: F811
+    train, valid = corpus
+    out = tmp_path / "out"
+    first = run_pretraining(["--train_file", train, "--validation_file", valid, *TINY, *PRETRAIN, "--output_dir", out,
+                             "--max_train_steps", "2"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    marker = json.loads((out / "step_2" / "checkpoint_complete.json").read_text())
+    assert "tokenizer.json" in marker["files"]
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (out / "step_2" / name).unlink(missing_ok=True)
+    result = run_pretraining(["--train_file", train, "--validation_file", valid, *TINY, *PRETRAIN, "--output_dir", out,
+                              "--max_train_steps", "2", "--resume_from_checkpoint", "latest"])
+    assert result.returncode != 0
+    assert "step_2: files are missing (tokenizer" in result.stderr
+    result = run_pretraining(["--train_file", train, "--validation_file", valid, *TINY, *PRETRAIN, "--output_dir", out,
+                              "--max_train_steps", "2", "--resume_from_checkpoint", out / "step_2"])
+    assert result.returncode != 0 and "step_2 cannot be resumed: it lacks tokenizer.json" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Best-model promotion (item 6)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_kill_inside_the_best_model_promotion_resumes_to_the_best_model(checkpoint, tmp_path):  # noqa: F811
+    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=48, n_dev=16, n_test=4, seed=1)
+    args = ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
+            "--max_train_steps", "6", "--eval_steps", "1", "--checkpointing_steps", "3", "--learning_rate", "5e-2",
+            "--metric_for_best_model", "accuracy", "--no_predict"]
+    full = run_glue.main(common(checkpoint, tmp_path / "full", *args))
+    assert full["best_step"] < 6, "the test needs a best model other than the last one"
+    out = tmp_path / "killed"
+    run_killed(ROOT / "finetune" / "run_glue.py", common(checkpoint, out, *args), "promotion")
+    assert (out / "best_model").is_dir() and not (out / "all_results.json").exists()
+    resumed = run_glue.main(common(checkpoint, out, *args, "--resume_from_checkpoint", "latest"))
+    assert resumed["best_step"] == full["best_step"]
+    assert not (out / "best_model").exists()
+    assert_same_weights(tmp_path / "full" / "model.safetensors", out / "model.safetensors")

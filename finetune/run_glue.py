@@ -1,12 +1,19 @@
 #!/usr/bin/env python
-"""Fine-tune PoNet (or any `AutoModelForSequenceClassification` model) on a GLUE task with Accelerate.
+"""Fine-tune PoNet (or any `AutoModelForSequenceClassification` model) on a GLUE task or any local
+sequence-classification files with Accelerate.
 
 Reads like transformers' `run_glue_no_trainer.py`. The data is the Hub GLUE dataset (`nyu-mll/glue`) or local
 csv / tsv (the original GLUE files too) / json files; the task's official metrics are computed offline; the
 checkpoint with the best dev score is kept; test predictions are written as GLUE benchmark submission files.
+Without --task_name, local files with any columns are read (--text_column_name, --text_pair_column_name,
+--label_column_name): the label set comes from the training file (float labels: regression), the metrics fit it
+(accuracy + F1, accuracy + macro-F1, or Pearson + Spearman), and test predictions go to predictions/test.tsv.
 
     python finetune/run_glue.py --model_name_or_path chtan/ponet-base-uncased --task_name mrpc \
         --per_device_train_batch_size 32 --learning_rate 5e-5 --output_dir out/mrpc
+
+    python finetune/run_glue.py --model_name_or_path chtan/ponet-base-uncased --train_file train.csv \
+        --validation_file dev.csv --text_column_name tweet --label_column_name sentiment --output_dir out/tweets
 
     accelerate launch --multi_gpu --num_processes 4 finetune/run_glue.py --task_name mnli ...
 """
@@ -19,8 +26,10 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding, default_data_collator
 
-from ponet_training import checkpoints, dataloaders, finetuning, glue_data, hub, loop, optimization, run, submission
+from ponet_training import checkpoints, dataloaders, finetuning, glue_data, hub, loop, optimization, run, submission, \
+    tables
 from ponet_training.metrics import compute_glue_metrics
+from ponet_training.truncation import tokenize_truncated
 from ponet_training.tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
     glue_score_entries, split_suffix
 
@@ -32,7 +41,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--task_name", type=str, required=True, help=f"One of: {', '.join(GLUE_TASKS)}.")
+    data.add_argument("--task_name", type=str, default=None,
+                      help=f"A GLUE task: {', '.join(GLUE_TASKS)}; leave out for any local classification files.")
+    data.add_argument("--text_column_name", type=str, default=None,
+                      help="Without --task_name: the text column (default: sentence1+sentence2, sentence or text).")
+    data.add_argument("--text_pair_column_name", type=str, default=None,
+                      help="Without --task_name: the second text of a pair.")
+    data.add_argument("--label_column_name", type=str, default="label", help="Without --task_name: the label column.")
+    data.add_argument("--skip_malformed_rows", action="store_true",
+                      help="Drop csv/tsv rows whose field count differs from the header's (counted in a warning) "
+                           "instead of stopping.")
     data.add_argument("--dataset_name", type=str, default=GLUE_HUB_ID,
                       help="Hub dataset with one config per GLUE task (used when no local files are given).")
     data.add_argument("--dataset_config_name", type=str, default=None,
@@ -60,7 +78,18 @@ def parse_args(argv=None):
                         per_device_eval_batch_size=64)
     args = parser.parse_args(argv)
     run.check_training_args(args)
-    args.task = get_task(args.task_name)
+    if args.task_name is not None:
+        args.task = get_task(args.task_name)
+        named = [flag for flag in ("text_column_name", "text_pair_column_name") if getattr(args, flag)]
+        if named or args.label_column_name != "label":
+            raise ValueError(f"--{(named or ['label_column_name'])[0]} is for local files without --task_name; "
+                             f"{args.task.pretty_name} has its own columns")
+    elif args.train_file is None or args.glue_dir:
+        raise ValueError("Pass --task_name (a GLUE task), or --train_file and --validation_file (any local "
+                         "classification data; --glue_dir needs --task_name)")
+    else:
+        args.task = glue_data.local_task_from_file(args.train_file, args.text_column_name, args.text_pair_column_name,
+                                                   args.label_column_name, args.skip_malformed_rows)
     if args.max_length < 8:
         raise ValueError(f"`--max_length` must be at least 8, got {args.max_length}")
     return args
@@ -95,7 +124,8 @@ def main(argv=None):
     files = data_files(args)
     with accelerator.main_process_first():
         raw = glue_data.load_glue(task, dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
-                             data_files=files, cache_dir=args.cache_dir)
+                                  data_files=files, cache_dir=args.cache_dir,
+                                  skip_malformed_rows=args.skip_malformed_rows)
         if task.name == "mnli" and not args.no_predict and (args.ax_file or files is None):
             try:
                 raw["ax"] = glue_data.load_ax(args.dataset_name, args.ax_file, cache_dir=args.cache_dir)
@@ -104,8 +134,8 @@ def main(argv=None):
                     raise
                 logger.warning("No AX diagnostic predictions: could not load %s/ax (%s)", args.dataset_name, err)
     for split, limit in (("train", args.max_train_samples), *((s, args.max_eval_samples) for s in task.eval_splits)):
-        if limit is not None and split in raw and len(raw[split]) > limit:
-            raw[split] = raw[split].select(range(limit))
+        if split in raw:
+            raw[split] = tables.keep_first(raw[split], limit, split)
     if "train" not in raw:
         raise ValueError(f"No training split for {task.pretty_name}")
     eval_splits = [split for split in task.eval_splits if split in raw]
@@ -117,7 +147,7 @@ def main(argv=None):
     # Model and tokenizer.
     config, tokenizer, model = finetuning.load_model_and_tokenizer(
         args, task.num_labels, "regression" if task.is_regression else "single_label_classification",
-        finetuning_task=task.name, label_names=None if task.is_regression else list(task.label_names))
+        finetuning_task=task.name if task.is_glue else None, label_names=None if task.is_regression else list(task.label_names))
     check_special_ids(model.config, tokenizer)
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions is not None and args.max_length > max_positions:
@@ -130,9 +160,9 @@ def main(argv=None):
 
     def preprocess(examples):
         texts = [examples[column] for column in task.text_columns]
-        result = tokenizer(*texts, padding=padding, max_length=args.max_length, truncation=True)
-        full = tokenizer(*texts, truncation=False)["input_ids"]
-        result["truncated"] = [len(ids) > args.max_length for ids in full]
+        # Texts are cut before tokenizing, so long pairs cost memory linear in their length (same result).
+        result, result["truncated"] = tokenize_truncated(tokenizer, texts[0], texts[1] if len(texts) > 1 else None,
+                                                         args.max_length, padding=padding)
         labels = examples["label"]
         result["labels"] = [to_model_ids.get(label, label) for label in labels] if to_model_ids else labels
         return result
@@ -227,15 +257,20 @@ def main(argv=None):
         "max_train_steps": args.max_train_steps,
         "num_train_epochs": args.num_train_epochs,
         "mixed_precision": accelerator.mixed_precision,
-        "glue_scores": glue_score_entries(task, eval_metrics),
     }
+    if task.is_glue:
+        results["glue_scores"] = glue_score_entries(task, eval_metrics)
     logger.info("Final dev results: %s", {k: v for k, v in eval_metrics.items()})
     if args.output_dir is None:
         return results
 
     for split in test_splits:
         predictions, _ = loop.predict(accelerator, final_model, eval_dataloaders[split], task.is_regression)
-        if accelerator.is_main_process:
+        if accelerator.is_main_process and not task.is_glue:
+            path = write_test_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", task,
+                                          raw[split]["idx"], to_task_ids(predictions))
+            results.setdefault("prediction_files", []).append(str(path.relative_to(args.output_dir)))
+        elif accelerator.is_main_process:
             split_task, split_name = (AX_TASK, "test") if split == "ax" else (task, split)
             path = submission.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
                                          raw[split]["idx"], to_task_ids(predictions))
@@ -253,10 +288,15 @@ def main(argv=None):
             base_model=base_model,
             base_model_name=base_model_name,
             datasets=[args.dataset_name] if files is None else None,
-            training_data=None if files is None else f"local GLUE {task.pretty_name} files",
-            model_summary=f"{base_model_name or config.model_type} fine-tuned on GLUE {task.pretty_name}.",
+            training_data=None if files is None else (f"local GLUE {task.pretty_name} files" if task.is_glue
+                                                      else f"local files ({Path(args.train_file).name})"),
+            model_summary=f"{base_model_name or config.model_type} fine-tuned on "
+                          + (f"GLUE {task.pretty_name}." if task.is_glue else f"{Path(args.train_file).name}."),
             # local files are not the Hub's GLUE: the model index must not claim they are
-            eval_results=hub.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local"),
+            eval_results=hub.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local")
+            if task.is_glue else hub.eval_results_from_metrics(
+                eval_metrics, task_type="text-classification", dataset_type="local",
+                dataset_name=Path(args.train_file).name, prefix="eval_"),
             hyperparameters=card_hyperparameters(args, total_batch, accelerator),
             config=accelerator.unwrap_model(final_model).config,
         )
@@ -286,6 +326,17 @@ def resolve_selection_metric(args, task) -> str | None:
         raise ValueError(f"`--metric_for_best_model` {args.metric_for_best_model!r} is not a {task.pretty_name} "
                          f"dev metric; choose one of {allowed} or 'none'")
     return name
+
+
+def write_test_predictions(path: Path, task, indices, predictions) -> Path:
+    """`index  prediction` per test example of local data: a label name, or a score for regression."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("index\tprediction\n")
+        for index, prediction in zip(indices, predictions):
+            value = f"{float(prediction):.6g}" if task.is_regression else task.label_names[int(prediction)]
+            handle.write(f"{int(index)}\t{value}\n")
+    return path
 
 
 def write_dev_predictions(path: Path, indices, predictions, references):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run
+from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run, tables
 from ponet_training.metrics import classification_metrics
 from ponet_training.text import SEGMENT_MODES, tokenize_with_segment_ids
 
@@ -46,6 +46,9 @@ def parse_args(argv=None):
                       help="Label column of the local files.")
     data.add_argument("--label_names", type=str, nargs="+", default=None,
                       help="Label names in id order (default: the preset's, or sorted from the training file).")
+    data.add_argument("--skip_malformed_rows", action="store_true",
+                      help="Drop csv/tsv rows whose field count differs from the header's (counted in a warning) "
+                           "instead of stopping.")
     data.add_argument("--validation_split_percentage", type=int, default=10,
                       help="Percentage of train held out as dev (and test) when the dataset has none.")
     data.add_argument("--max_length", type=int, default=4096,
@@ -81,7 +84,8 @@ def load_data(args):
     if files:
         names = args.label_names or (list(args.preset.label_names) if args.preset else None)
         splits, names = long_doc.load_local_long_docs(files, args.text_column_name, args.label_column_name, names,
-                                               clean_html=bool(args.preset and args.preset.clean_html))
+                                                      clean_html=bool(args.preset and args.preset.clean_html),
+                                                      skip_malformed_rows=args.skip_malformed_rows)
     else:
         preset = args.preset
         if args.dataset_name:
@@ -106,8 +110,8 @@ def main(argv=None):
         raw, label_names = load_data(args)
     for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples),
                          ("test", args.max_eval_samples)):
-        if limit is not None and split in raw and len(raw[split]) > limit:
-            raw[split] = raw[split].select(range(limit))
+        if split in raw:
+            raw[split] = tables.keep_first(raw[split], limit, split)
     num_labels = len(label_names)
     eval_splits = [split for split in ("validation", "test") if split in raw]
 

@@ -4,7 +4,9 @@ score per task plus the GLUE average as a markdown table.
 
 Every configuration is one `run_glue.py` run in `<output_dir>/<task>/bs<B>_lr<LR>/`; finished ones (with an
 `all_results.json`) are skipped, so an interrupted sweep picks up where it stopped. Flags after `--` go to
-every run_glue.py call.
+every run_glue.py call; flags the grid sets itself (learning rate, batch size, epochs, max length, seed, ...)
+are refused there. The settings that can change a result are recorded in `<output_dir>/sweep_settings.json`,
+and a sweep with other settings refuses to add runs to (or report on) that folder.
 
     python finetune/sweep_glue.py --model_name_or_path chtan/ponet-base-uncased --tasks all \
         --output_dir sweeps/ponet-base -- --with_tracking
@@ -70,7 +72,48 @@ def parse_args(argv=None):
     for batch in args.batch_sizes:
         if batch < 1 or batch % args.num_processes:
             raise ValueError(f"Batch size {batch} is not a positive multiple of --num_processes {args.num_processes}")
+    check_pass_through(args)
     return args
+
+
+def check_pass_through(args) -> None:
+    """Refuse flags after `--` that would override a flag the grid sets (also abbreviated, as argparse allows)."""
+    owned = {flag[2:] for task in args.task_list
+             for flag in grid_argv(args, task, args.batch_sizes[0], args.learning_rates[0]) if flag.startswith("--")}
+    for token in args.extra:
+        if not token.startswith("--") or token == "--":
+            continue
+        name = token[2:].split("=", 1)[0]
+        clash = sorted(flag for flag in owned if flag == name or flag.startswith(name))
+        if clash:
+            raise ValueError(f"--{name} after `--` would override the grid's --{clash[0]}; set it with the sweep's "
+                             "own flags (--learning_rates, --batch_sizes, --num_train_epochs, --max_length, --seed, "
+                             "--model_name_or_path, --glue_root)")
+
+
+def sweep_settings(args) -> dict:
+    """Everything besides the grid that can change a run's result."""
+    return {"model_name_or_path": args.model_name_or_path, "num_train_epochs": args.num_train_epochs,
+            "max_length": args.max_length, "seed": args.seed, "glue_root": args.glue_root,
+            "num_processes": args.num_processes, "launcher": args.launcher, "extra": list(args.extra)}
+
+
+def record_settings(args) -> dict:
+    """Write the sweep's settings to `sweep_settings.json`, or check them against those already there: runs
+    made under other settings must not be mixed into one table. Returns the settings."""
+    settings = sweep_settings(args)
+    path = Path(args.output_dir) / "sweep_settings.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        differing = sorted(key for key in settings.keys() | recorded.keys() if settings.get(key) != recorded.get(key))
+        if differing:
+            shown = "; ".join(f"{key}: {recorded.get(key)!r} there, {settings.get(key)!r} now" for key in differing)
+            raise ValueError(f"{args.output_dir} holds a sweep with other settings ({shown}); use another "
+                             "--output_dir or the same settings")
+        return settings
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+    return settings
 
 
 def run_dir(output_dir, task: str, batch: int, lr: float) -> Path:
@@ -78,7 +121,12 @@ def run_dir(output_dir, task: str, batch: int, lr: float) -> Path:
 
 
 def run_glue_argv(args, task: str, batch: int, lr: float) -> list[str]:
-    """run_glue.py flags of one grid point."""
+    """run_glue.py flags of one grid point: the grid's, then the pass-through flags."""
+    return grid_argv(args, task, batch, lr) + args.extra
+
+
+def grid_argv(args, task: str, batch: int, lr: float) -> list[str]:
+    """The run_glue.py flags the sweep sets for one grid point."""
     argv = ["--task_name", task, "--output_dir", str(run_dir(args.output_dir, task, batch, lr)),
             "--per_device_train_batch_size", str(batch // args.num_processes), "--learning_rate", f"{lr:g}",
             "--num_train_epochs", str(args.num_train_epochs), "--max_length", str(args.max_length),
@@ -90,7 +138,7 @@ def run_glue_argv(args, task: str, batch: int, lr: float) -> list[str]:
         argv += ["--glue_dir", str(Path(args.glue_root) / tasks.get_task(task).pretty_name)]
         if task == "mnli" and (Path(args.glue_root) / "diagnostic" / "diagnostic.tsv").is_file():
             argv += ["--ax_file", str(Path(args.glue_root) / "diagnostic" / "diagnostic.tsv")]
-    return argv + args.extra
+    return argv
 
 
 def launch(args, argv: list[str]) -> None:
@@ -167,6 +215,7 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     args = parse_args(argv)
     total = len(args.batch_sizes) * len(args.learning_rates)
+    record_settings(args)
     if not args.report_only:
         for task in args.task_list:
             for batch in args.batch_sizes:

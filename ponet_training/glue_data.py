@@ -8,6 +8,7 @@ split becomes a `datasets.Dataset` with the Hub's column names (`sentence1`/`sen
 - `convert_label(task, value)`: a raw label as the task's id (`tables.label_id`) or STS-B score.
 - `rows_to_split(...)`, `load_local_split(task, path, labelled)`: one local file as a split.
 - `glue_dir_files(task, glue_dir)`: the split files of an original GLUE folder (glue_data/MRPC, ...).
+- `local_task_from_file(path, ...)`: a `tasks.local_task` from a training file's columns and label set.
 - `load_glue(task, ...)`: the task's DatasetDict (local files or the Hub); `load_ax(...)`: the diagnostic set.
 """
 
@@ -19,15 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import label_id, read_table
-from .tasks import COMMON_COLUMN_ALIASES, AX_TASK, GLUE_HUB_ID, GlueTask
+from .tables import infer_label_names, is_missing_label, label_id, labels_are_scores, read_table
+from .tasks import COMMON_COLUMN_ALIASES, AX_TASK, GLUE_HUB_ID, GlueTask, local_task
 
 
 logger = logging.getLogger(__name__)
 
 
 def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() in ("", "-1", "-")) or \
+    """No label: `tables.is_missing_label`, or GLUE's placeholders for unlabelled test rows (-1, "-")."""
+    return is_missing_label(value) or (isinstance(value, str) and value.strip() in ("-1", "-")) or \
         (isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1)
 
 
@@ -35,9 +37,12 @@ def convert_label(task: GlueTask, value):
     """Map a raw label (an id, a numeric string, or a label name) to the task's id / float; ValueError if invalid."""
     if task.is_regression:
         number = float(value)
-        low, high = task.label_range
-        if not low <= number <= high:
-            raise ValueError(f"{number} is outside STS-B's range [{low}, {high}]")
+        if not np.isfinite(number):
+            raise ValueError(f"{value!r} is not a finite score")
+        if task.label_range is not None:
+            low, high = task.label_range
+            if not low <= number <= high:
+                raise ValueError(f"{number} is outside {task.pretty_name}'s range [{low}, {high}]")
         return number
     return label_id(value, task.label_names)
 
@@ -55,7 +60,7 @@ def _convert_labels(task: GlueTask, raw_labels, source: str, labelled: bool) -> 
         except (TypeError, ValueError) as err:
             errors.append((row_number, value, str(err)))
     if errors:
-        allowed = "floats in [0, 5]" if task.is_regression else ", ".join(
+        allowed = f"scores in {list(task.label_range or ('-inf', 'inf'))}" if task.is_regression else ", ".join(
             f"{i}/{name}" for i, name in enumerate(task.label_names))
         shown = "; ".join(f"row {row}: {value!r} ({why})" for row, value, why in errors[:5])
         raise ValueError(
@@ -106,23 +111,71 @@ def rows_to_split(task: GlueTask, columns: list[str], rows: list[dict], source: 
     else:
         data["label"] = [-1.0 if task.is_regression else -1] * len(rows)
     if "idx" in present:
-        try:
-            data["idx"] = [int(row.get(inverse["idx"])) for row in rows]
-        except (TypeError, ValueError):
-            logger.warning("%s: the index column is not numeric; using row numbers as idx", source)
-            data["idx"] = list(range(len(rows)))
+        data["idx"] = _indices(task, [row.get(inverse["idx"]) for row in rows], source)
     else:
         data["idx"] = list(range(len(rows)))
     return Dataset.from_dict(data)
 
 
-def load_local_split(task: GlueTask, path: str | os.PathLike, labelled: bool):
+def _indices(task: GlueTask, values: list, source: str) -> list[int]:
+    """The file's own example indices. A GLUE submission is matched by them, so a non-numeric one is an error;
+    other data falls back to row numbers, with a warning."""
+    for row, value in enumerate(values):
+        try:
+            if float(value) != int(float(value)):
+                raise ValueError
+        except (TypeError, ValueError):
+            if task.is_glue:
+                raise ValueError(f"{source}: row {row}: index {value!r} is not a number; GLUE submission files are "
+                                 "matched by the test file's own indices") from None
+            logger.warning("%s: the index column is not numeric (row %d: %r); using row numbers as idx", source,
+                           row, value)
+            return list(range(len(values)))
+    return [int(float(value)) for value in values]
+
+
+def load_local_split(task: GlueTask, path: str | os.PathLike, labelled: bool, skip_malformed_rows: bool = False):
     """Read one local file (csv / tsv / json / jsonl) as a split of `task` (see `rows_to_split`)."""
     columns, rows = read_table(path, headerless_columns=task.headerless_columns,
-                               expected_columns=tuple(task.text_columns) + tuple(task.column_aliases))
+                               expected_columns=tuple(task.text_columns) + tuple(task.column_aliases),
+                               skip_malformed_rows=skip_malformed_rows)
     dataset = rows_to_split(task, columns, rows, str(path), labelled)
     logger.info("Loaded %d %s examples from %s", len(dataset), task.pretty_name, path)
     return dataset
+
+
+# Default text columns of a local file without --text_column_name, in order of preference (transformers'
+# run_glue reads sentence1/sentence2 pairs, else a single sentence).
+_DEFAULT_TEXT_COLUMNS = (("sentence1", "sentence2"), ("sentence",), ("text",))
+
+
+def local_task_from_file(path: str | os.PathLike, text_column: str | None = None, text_pair_column: str | None = None,
+                         label_column: str = "label", skip_malformed_rows: bool = False) -> GlueTask:
+    """The task of a user's training file: its text column(s) (the flags, else sentence1+sentence2, sentence or
+    text), and its label set, sorted (classification), or regression when the labels are float scores."""
+    columns, rows = read_table(path, skip_malformed_rows=skip_malformed_rows)
+    if text_column is None:
+        if text_pair_column is not None:
+            raise ValueError("--text_pair_column_name needs --text_column_name")
+        found = next((names for names in _DEFAULT_TEXT_COLUMNS if all(name in columns for name in names)), None)
+        if found is None:
+            raise ValueError(f"{path}: no text column (sentence1+sentence2, sentence or text) among {columns}; "
+                             "pass --text_column_name (and --text_pair_column_name for pairs)")
+        text_columns = found
+    else:
+        text_columns = (text_column,) if text_pair_column is None else (text_column, text_pair_column)
+        missing = [name for name in text_columns if name not in columns]
+        if missing:
+            raise ValueError(f"{path}: no text column {missing} among {columns}; check --text_column_name / "
+                             "--text_pair_column_name")
+    if label_column not in columns:
+        raise ValueError(f"{path}: no label column {label_column!r} among {columns}; pass --label_column_name")
+    labels = [row.get(label_column) for row in rows]
+    names = infer_label_names(labels, str(path)) if not labels_are_scores(labels) else None
+    if names is not None and len(names) < 2:
+        raise ValueError(f"{path}: a single label {names}: classification needs at least two classes")
+    logger.info("%s: %s", path, "float labels: a regression task" if names is None else f"label set {names}")
+    return local_task(text_columns, names, label_column)
 
 
 # File names of the original GLUE distribution, per split (glue_data/<TASK>/...).
@@ -159,6 +212,7 @@ def load_glue(
     dataset_config_name: str | None = None,
     data_files: dict[str, str | os.PathLike] | None = None,
     cache_dir: str | None = None,
+    skip_malformed_rows: bool = False,
 ):
     """Load `task` as a `DatasetDict` with keys "train", `task.eval_splits` and `task.test_splits` (those present).
 
@@ -176,7 +230,8 @@ def load_glue(
                 continue
             if split not in allowed:
                 raise ValueError(f"{task.pretty_name} has no split {split!r}; its splits are {list(allowed)}")
-            splits[split] = load_local_split(task, path, labelled=split not in task.test_splits)
+            splits[split] = load_local_split(task, path, labelled=split not in task.test_splits,
+                                             skip_malformed_rows=skip_malformed_rows)
         return splits
     hub = load_dataset(dataset_name, dataset_config_name or task.name, cache_dir=cache_dir)
     for split in ("train", *task.eval_splits, *task.test_splits):
@@ -218,4 +273,5 @@ def load_ax(dataset_name: str | None = GLUE_HUB_ID, ax_file: str | os.PathLike |
     return load_dataset(dataset_name, "ax", split="test", cache_dir=cache_dir)
 
 
-__all__ = ["convert_label", "glue_dir_files", "load_ax", "load_glue", "load_local_split", "rows_to_split"]
+__all__ = ["convert_label", "glue_dir_files", "load_ax", "load_glue", "load_local_split", "local_task_from_file",
+           "rows_to_split"]

@@ -112,14 +112,15 @@ def rows_to_dataset(rows: list[dict], text_column: str, label_column: str, label
 
 
 def load_local_long_docs(files: dict[str, str | os.PathLike], text_column: str = "text", label_column: str = "label",
-                         label_names: list[str] | None = None, clean_html: bool = False):
+                         label_names: list[str] | None = None, clean_html: bool = False,
+                         skip_malformed_rows: bool = False):
     """Read {split: path} (jsonl / json / csv / tsv) into a DatasetDict of (text, label, idx); returns
     (splits, label_names). Label names come from `label_names` or, sorted, from the training file."""
     from datasets import DatasetDict
 
     tables = {}
     for split, path in files.items():
-        columns, rows = read_table(path)
+        columns, rows = read_table(path, skip_malformed_rows=skip_malformed_rows)
         missing = [name for name in (text_column, label_column) if name not in columns]
         if missing:
             raise ValueError(f"{path} lacks the column(s) {missing} (found {columns}); set --text_column_name / "
@@ -128,7 +129,7 @@ def load_local_long_docs(files: dict[str, str | os.PathLike], text_column: str =
     if label_names is None:
         if "train" not in tables:
             raise ValueError("Pass --label_names when there is no training file to infer them from")
-        label_names = infer_label_names(row.get(label_column) for row in tables["train"])
+        label_names = infer_label_names((row.get(label_column) for row in tables["train"]), str(files["train"]))
         logger.info("Label set inferred from the training file: %s", label_names)
     splits = DatasetDict({split: rows_to_dataset(rows, text_column, label_column, list(label_names), str(files[split]),
                                                  clean_html)

@@ -92,22 +92,33 @@ def mean_of(metrics: dict[str, float], keys: Sequence[str]) -> float:
     return float(sum(values) / len(values))
 
 
-def compute_glue_metrics(task: GlueTask | str, predictions, references) -> dict[str, float]:
-    """The task's official metrics, as `evaluate.load("glue", task)` names them (computed offline).
+def macro_f1(predictions, references, num_labels: int | None = None) -> float:
+    """F1 averaged over the classes (all `num_labels` of them when given), each class weighing the same."""
+    predictions, references = _arrays(predictions, references)
+    labels = list(range(num_labels)) if num_labels is not None else None
+    return float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0))
 
-    `predictions` are class ids (or floats for STS-B). MRPC/QQP/STS-B also get `combined_score`, the
-    mean of their two metrics.
+
+_TASK_METRICS = {
+    "accuracy": lambda task, p, r: accuracy(p, r),
+    "f1": lambda task, p, r: binary_f1(p, r),
+    "macro_f1": lambda task, p, r: macro_f1(p, r, task.num_labels),
+    "matthews_correlation": lambda task, p, r: matthews_correlation(p, r),
+    "pearson": lambda task, p, r: pearson(p, r),
+    "spearmanr": lambda task, p, r: spearman(p, r),
+}
+
+
+def compute_glue_metrics(task: GlueTask | str, predictions, references) -> dict[str, float]:
+    """The task's metrics (`task.metrics`), as `evaluate.load("glue", task)` names them (computed offline).
+
+    `predictions` are class ids (or floats for regression). A task with two metrics (MRPC, QQP, STS-B, local
+    data) also gets `combined_score`, their mean.
     """
     task = get_task(task) if isinstance(task, str) else task
-    if task.name == "cola":
-        return {"matthews_correlation": matthews_correlation(predictions, references)}
-    if task.name == "stsb":
-        result = {"pearson": pearson(predictions, references), "spearmanr": spearman(predictions, references)}
-    elif task.name in ("mrpc", "qqp"):
-        result = {"accuracy": accuracy(predictions, references), "f1": binary_f1(predictions, references)}
-    else:
-        return {"accuracy": accuracy(predictions, references)}
-    result["combined_score"] = mean_of(result, list(result))
+    result = {name: _TASK_METRICS[name](task, predictions, references) for name in task.metrics}
+    if len(result) > 1:
+        result["combined_score"] = mean_of(result, list(result))
     return result
 
 
@@ -116,6 +127,7 @@ __all__ = [
     "binary_f1",
     "classification_metrics",
     "compute_glue_metrics",
+    "macro_f1",
     "matthews_correlation",
     "mean_of",
     "pearson",

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .stdlib_corpus import stdlib_corpus
+from .tables import check_text_file
 from .text import pad_segment_ids, segment_ids_from_keys, sentence_spans, token_sentence_index
 
 
@@ -117,6 +118,8 @@ def _load_local_files(args: argparse.Namespace):
     if len(extensions) > 1:
         raise ValueError(f"--train_file and --validation_file must have the same format, got {sorted(extensions)}")
     extension = extensions.pop()
+    for path in files.values():  # one clear error naming the file, before datasets' own
+        check_text_file(path, json_lines=extension == ".jsonl")
     if extension in (".json", ".jsonl"):
         return load_dataset("json", data_files=files)
     if extension in (".txt", ".text", ""):
@@ -177,6 +180,10 @@ def load_pretraining_corpus(args: argparse.Namespace):
             percentage = args.validation_split_percentage
             if not 0 < percentage < 100:
                 raise ValueError(f"--validation_split_percentage must be in (0, 100), got {percentage}")
+            if len(raw["train"]) < 2:
+                source = args.train_file or args.dataset_name or "the corpus"
+                raise ValueError(f"{source} holds {len(raw['train'])} document(s): holding out a validation share "
+                                 "needs at least 2; add documents (check --document_format) or pass --validation_file")
             split = raw["train"].train_test_split(test_size=percentage / 100, seed=args.seed, shuffle=True)
             raw = DatasetDict(train=split["train"], validation=split["test"])
             logger.info(f"No validation split: held out {percentage}% of the documents ({len(split['test'])})")

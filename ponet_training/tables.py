@@ -3,14 +3,20 @@
 - `read_table(path, ...)`: a csv / tsv / json / jsonl file as (column names, rows as dicts), with one clear error
   for a missing, empty or unreadable file.
 - `label_id(value, label_names)`: a raw label (a name, True/False, or an integer id) as its id.
-- `infer_label_names(values)`: the label set of a training file (sorted; integer labels in numeric order).
+- `infer_label_names(values, source)`: the label set of a training file (sorted; integer labels in numeric order);
+  a missing label (empty, None, NaN) is an error naming the file and row, never a class of its own.
+- `is_missing_label(value)`, `labels_are_scores(values)`: what counts as no label; float labels mean regression.
+- `check_text_file(path)`: a corpus file is UTF-8 and not empty (one error naming the file and the line).
+- `keep_first(dataset, limit, what)`: the --max_train_samples / --max_eval_samples rule: the FIRST `limit` rows.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -29,58 +35,98 @@ def _file_format(path: Path) -> str:
     raise ValueError(f"{path}: unsupported file type; use .csv, .tsv, .json or .jsonl")
 
 
+def _decode(path: Path, data: bytes) -> str:
+    """`data` as UTF-8; a ValueError names the file, the line and the byte offset of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset "
+                         f"{err.start}); re-encode the file as UTF-8") from None
+
+
+def check_text_file(path: str | os.PathLike, json_lines: bool = False) -> None:
+    """A corpus file must be UTF-8 and hold some text (with `json_lines`, one JSON object per non-blank line):
+    one ValueError naming the file and the line otherwise. Reads line by line, in constant memory."""
+    path = Path(path)
+    has_text = False
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {number}, column "
+                                 f"{err.start + 1}); re-encode the file as UTF-8") from None
+            if not line.strip():
+                continue
+            has_text = True
+            if json_lines:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}, line {number}: a JSON lines record must be an object")
+    if not has_text:
+        raise ValueError(f"Data file {path} is empty")
+
+
 def read_table(path: str | os.PathLike, headerless_columns: tuple[str, ...] | None = None,
-               expected_columns: tuple[str, ...] = ()) -> tuple[list[str], list[dict]]:
+               expected_columns: tuple[str, ...] = (), skip_malformed_rows: bool = False,
+               ) -> tuple[list[str], list[dict]]:
     """Read a csv / tsv / json / jsonl file into (column names, rows as dicts).
 
     TSV files are read without quote handling, as the GLUE distribution needs (its sentences contain
-    unbalanced quotes). Rows whose field count differs from the header are skipped with a warning.
-    `headerless_columns` names the columns of a file without a header row; it is used when the first row
-    contains none of `expected_columns`.
+    unbalanced quotes). A row whose field count differs from the header's is an error listing the lines, unless
+    `skip_malformed_rows` (then they are dropped and counted in a warning). `headerless_columns` names the columns
+    of a file without a header row; it is used when the first row contains none of `expected_columns`.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Data file {path} does not exist")
     kind = _file_format(path)
+    text = _decode(path, path.read_bytes())
     if kind in ("json", "jsonl"):
-        return _read_json(path)
+        return _read_json(path, text)
     csv.field_size_limit(sys.maxsize)  # GLUE/long-document rows can exceed csv's 128 KiB default
-    with open(path, newline="", encoding="utf-8") as handle:
-        if kind == "tsv":
-            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(handle)
-        records = [record for record in reader if record and any(cell.strip() for cell in record)]
+    handle = io.StringIO(text, newline="")
+    reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if kind == "tsv" else csv.reader(handle)
+    records = []  # (line number where the record starts, fields)
+    line = 1
+    for record in reader:
+        if record and any(cell.strip() for cell in record):
+            records.append((line, record))
+        line = reader.line_num + 1
     if not records:
         raise ValueError(f"Data file {path} is empty")
-    header = [cell.strip().lstrip("\ufeff") for cell in records[0]]
+    header = [cell.strip().lstrip("\ufeff") for cell in records[0][1]]
     body = records[1:]
     if headerless_columns and not set(header) & (set(expected_columns) | {"label", "sentence"}) \
             and len(header) == len(headerless_columns):
         header, body = list(headerless_columns), records
-    rows, skipped = [], 0
-    for record in body:
-        if len(record) != len(header):
-            skipped += 1
-            continue
-        rows.append(dict(zip(header, record)))
-    if skipped:
-        logger.warning("%s: skipped %d malformed rows (field count differs from the header's %d)",
-                       path, skipped, len(header))
+    rows = [dict(zip(header, record)) for _, record in body if len(record) == len(header)]
+    malformed = [number for number, record in body if len(record) != len(header)]
+    if malformed:
+        shown = ", ".join(map(str, malformed[:10])) + (" ..." if len(malformed) > 10 else "")
+        if not skip_malformed_rows:
+            raise ValueError(f"{path}: {len(malformed)} malformed row(s) whose field count differs from the "
+                             f"header's {len(header)}, at lines {shown}; fix the file or pass --skip_malformed_rows "
+                             "to drop them")
+        logger.warning("%s: skipped %d malformed rows (field count differs from the header's %d), at lines %s",
+                       path, len(malformed), len(header), shown)
     if not rows:
         raise ValueError(f"Data file {path} has a header but no data rows")
     return header, rows
 
 
-def _read_json(path: Path) -> tuple[list[str], list[dict]]:
-    text = path.read_text(encoding="utf-8")
+def _read_json(path: Path, text: str) -> tuple[list[str], list[dict]]:
     if not text.strip():
         raise ValueError(f"Data file {path} is empty")
     stripped = text.lstrip()
     if stripped.startswith("["):
-        rows = json.loads(text)
+        rows = _parse_json(path, text)
     elif stripped.startswith("{") and path.suffix.lower() == ".json" and "\n{" not in stripped.rstrip():
-        document = json.loads(text)
+        document = _parse_json(path, text)
         # datasets' json loader accepts {"data": [...]}; so do we.
         rows = document.get("data") if isinstance(document, dict) and isinstance(document.get("data"), list) \
             else [document]
@@ -93,11 +139,65 @@ def _read_json(path: Path) -> tuple[list[str], list[dict]]:
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}, line {number}: not valid JSON ({err})") from None
     if not rows:
-        raise ValueError(f"Data file {path} is empty")
+        raise ValueError(f"Data file {path} is empty (no records)")
     if not all(isinstance(row, dict) for row in rows):
         raise ValueError(f"{path}: every record must be a JSON object")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return columns, rows
+
+
+def _parse_json(path: Path, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+
+
+def keep_first(dataset, limit: int | None, what: str):
+    """The first `limit` rows of `dataset` (all of them when `limit` is None or not smaller): the rule of
+    --max_train_samples / --max_eval_samples, as in transformers' examples. Logged when it drops rows."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    if limit < 1:
+        raise ValueError(f"--max_*_samples must be positive, got {limit}")
+    logger.info("Keeping the first %d of the %d %s examples", limit, len(dataset), what)
+    return dataset.select(range(limit))
+
+
+# Spellings of "no label" that tools write into files (pandas' NaN, str(None), JSON null as text).
+_MISSING_LABEL_TEXTS = ("", "nan", "NaN", "None", "null")
+
+
+def is_missing_label(value) -> bool:
+    """Whether `value` is no label at all: None, NaN, an empty string or a textual NaN/None/null."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() in _MISSING_LABEL_TEXTS
+
+
+def _as_number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def labels_are_scores(values: Iterable) -> bool:
+    """Whether a label column holds scores (regression): every label a number and at least one written as a
+    float (a JSON float, or text like "0.5" / "1e-3"), as transformers' run_glue treats float label columns."""
+    any_float = False
+    for value in values:
+        if _as_number(value) is None or is_missing_label(value):
+            return False
+        any_float = any_float or isinstance(value, float) or (
+            isinstance(value, str) and not _is_integer_text(value.strip()))
+    return any_float
 
 
 def _is_integer_text(text: str) -> bool:
@@ -111,6 +211,8 @@ def label_id(value, label_names: Sequence[str]) -> int:
     "true"/"false", else 1/0), or an id: an integer, or an integer-valued number or string, in 0..n-1. Names win:
     when the names are themselves integers ("1".."5" stars read from a file), labels are matched by name only.
     """
+    if is_missing_label(value):
+        raise ValueError(f"missing label ({value!r})")
     names = [str(name) for name in label_names]
     by_name = {name.strip().lower(): i for i, name in enumerate(names)}
     ids_allowed = all(not _is_integer_text(name) or int(name) == i for i, name in enumerate(names))
@@ -136,12 +238,15 @@ def label_id(value, label_names: Sequence[str]) -> int:
     return int(number)
 
 
-def infer_label_names(values: Iterable) -> list[str]:
+def infer_label_names(values: Iterable, source: str = "the training data") -> list[str]:
     """The label set of a training file: its distinct labels as strings, sorted (integer labels in numeric order,
-    True/False as "true"/"false"). Numbers must be integers: a classification label is a class, not a score."""
-    distinct = set()
-    for value in values:
-        if isinstance(value, bool):
+    True/False as "true"/"false"). Numbers must be integers: a classification label is a class, not a score.
+    A missing label (see `is_missing_label`) is a ValueError naming `source` and the rows."""
+    distinct, missing = set(), []
+    for row, value in enumerate(values):
+        if is_missing_label(value):
+            missing.append(row)
+        elif isinstance(value, bool):
             distinct.add(str(value).lower())
         elif isinstance(value, (int, float)):
             if not float(value).is_integer():
@@ -149,11 +254,16 @@ def infer_label_names(values: Iterable) -> list[str]:
             distinct.add(str(int(value)))
         else:
             distinct.add(str(value).strip())
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise ValueError(f"{source}: row {shown}: missing label (empty, None or NaN); {len(missing)} such row(s), "
+                         "data rows counted from 0")
     if not distinct:
-        raise ValueError("No labels to infer the label set from")
+        raise ValueError(f"{source}: no labels to infer the label set from")
     if all(_is_integer_text(name) for name in distinct):
         return sorted(distinct, key=int)
     return sorted(distinct)
 
 
-__all__ = ["infer_label_names", "label_id", "read_table"]
+__all__ = ["check_text_file", "infer_label_names", "is_missing_label", "keep_first", "label_id", "labels_are_scores",
+           "read_table"]

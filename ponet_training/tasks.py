@@ -1,6 +1,8 @@
 """The nine GLUE tasks: columns, labels, official metrics, benchmark file names and the paper's fine-tuning grid.
 
 - `GlueTask`, `GLUE_TASKS`, `AX_TASK` (the diagnostic set), `get_task(name)`.
+- `local_task(text_columns, label_names, label_column)`: the same description for a user's own classification (or
+  regression) files, with the metrics that fit its label set and no benchmark submission.
 - `GLUE_HUB_ID`, `PAPER_*` (the published grid), `PUBLISHED_PONET_BASE_GLUE`, `GLUE_AVERAGE_ENTRIES`.
 - `split_suffix(split)`, `glue_score_entries(task, eval_metrics)`, `glue_average(scores)`.
 
@@ -38,6 +40,10 @@ class GlueTask:
     column_aliases: dict[str, str] = field(default_factory=dict)
     # Column names of a header-less original file (CoLA's train/dev.tsv).
     headerless_columns: tuple[str, ...] | None = None
+    # Allowed target range of a regression task (STS-B: [0, 5]); None: any finite number.
+    label_range: tuple[float, float] | None = None
+    # A GLUE benchmark task (test predictions become submission files, the GLUE average applies).
+    is_glue: bool = True
 
     @property
     def is_regression(self) -> bool:
@@ -46,11 +52,6 @@ class GlueTask:
     @property
     def num_labels(self) -> int:
         return 1 if self.label_names is None else len(self.label_names)
-
-    @property
-    def label_range(self) -> tuple[float, float] | None:
-        """Allowed target range of the regression task."""
-        return (0.0, 5.0) if self.is_regression else None
 
 
 COMMON_COLUMN_ALIASES = {"index": "idx", "id": "idx"}
@@ -78,7 +79,7 @@ GLUE_TASKS: dict[str, GlueTask] = {
         ),
         GlueTask(
             "stsb", "STS-B", ("sentence1", "sentence2"), None, ("pearson", "spearmanr"), "spearmanr",
-            test_splits={"test": "STS-B"}, column_aliases={"score": "label"},
+            test_splits={"test": "STS-B"}, column_aliases={"score": "label"}, label_range=(0.0, 5.0),
         ),
         GlueTask(
             "mnli", "MNLI", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"), ("accuracy",),
@@ -138,6 +139,21 @@ def get_task(name: str) -> GlueTask:
 
 
 
+def local_task(text_columns: tuple[str, ...], label_names: list[str] | None, label_column: str = "label") -> GlueTask:
+    """A task on the user's own files: its text column(s), its label set (None: regression on float labels) and
+    the metrics that fit it: accuracy + F1 (binary), accuracy + macro-F1 (multi-class), Pearson + Spearman
+    (regression). Dev splits "validation", test split "test" (predictions, no submission file)."""
+    if label_names is None:
+        metrics, main = ("pearson", "spearmanr"), "pearson"
+    elif len(label_names) == 2:
+        metrics, main = ("accuracy", "f1"), "accuracy"
+    else:
+        metrics, main = ("accuracy", "macro_f1"), "accuracy"
+    aliases = {label_column: "label"} if label_column != "label" else {}
+    return GlueTask("local", "local data", tuple(text_columns), None if label_names is None else tuple(label_names),
+                    metrics, main, test_splits={"test": ""}, column_aliases=aliases, is_glue=False)
+
+
 def split_suffix(split: str) -> str:
     """Key suffix for a dev split's metrics: "" for the first (matched) dev set, "_mm" for MNLI mismatched."""
     return "_mm" if split == "validation_mismatched" else ""
@@ -174,6 +190,7 @@ __all__ = [
     "PUBLISHED_PONET_BASE_GLUE",
     "get_task",
     "glue_average",
+    "local_task",
     "glue_score_entries",
     "split_suffix",
 ]

@@ -28,6 +28,9 @@ _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 
 SEGMENT_MODES = ("sentence", "paragraph")
 
+# The most characters given to pysbd at once (its cost is quadratic in its input; see _windowed_sentence_spans).
+MAX_SEGMENTER_CHARS = 5000
+
 
 @functools.lru_cache(maxsize=4)
 def _segmenter(language: str):
@@ -63,31 +66,64 @@ def sentence_spans(text: str, mode: str = "sentence", language: str = "en") -> l
     """Character spans `(start, end)` of the sentences (or, with `mode="paragraph"`, the paragraphs) of
     `text`, in order, without surrounding whitespace. Sentences never cross a paragraph break.
 
-    Sentences come from pysbd's rule-based segmenter (abbreviations, decimals, quotes handled); single
-    newlines are treated as line wrapping. `text[start:end]` is the sentence.
+    Sentences come from pysbd's rule-based segmenter (abbreviations, decimals, quotes handled), run on windows of
+    at most `MAX_SEGMENTER_CHARS` characters so the cost is linear in the text length; single newlines are
+    treated as line wrapping. `text[start:end]` is the sentence.
     """
     if mode not in SEGMENT_MODES:
         raise ValueError(f"Unknown segment mode {mode!r}; choose one of {SEGMENT_MODES}")
     paragraphs = paragraph_spans(text)
     if mode == "paragraph":
         return paragraphs
-    segmenter = _segmenter(language)
     spans = []
     for p_start, p_end in paragraphs:
         # Same length as the paragraph, so offsets in it map back one to one.
         paragraph = _SINGLE_NEWLINE.sub(" ", text[p_start:p_end])
-        position = 0
-        for piece in segmenter.segment(paragraph):
-            found = paragraph.find(piece, position)
-            if found < 0:  # pysbd altered the text (should not happen with clean=False): stay aligned anyway
-                piece = piece.strip()
-                found = paragraph.find(piece, position) if piece else -1
-                if found < 0:
-                    continue
-            span = _trim(paragraph, found, found + len(piece))
-            position = found + len(piece)
-            if span:
-                spans.append((p_start + span[0], p_start + span[1]))
+        spans.extend((p_start + start, p_start + end) for start, end in _windowed_sentence_spans(paragraph, language))
+    return spans
+
+
+def _piece_spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Where pysbd's `pieces` of `text` are, trimmed of whitespace, in order."""
+    spans, position = [], 0
+    for piece in pieces:
+        found = text.find(piece, position)
+        if found < 0:  # pysbd altered the text (should not happen with clean=False): stay aligned anyway
+            piece = piece.strip()
+            found = text.find(piece, position) if piece else -1
+            if found < 0:
+                continue
+        span = _trim(text, found, found + len(piece))
+        position = found + len(piece)
+        if span:
+            spans.append(span)
+    return spans
+
+
+def _windowed_sentence_spans(paragraph: str, language: str) -> list[tuple[int, int]]:
+    """Sentence spans of one paragraph, segmenting at most `MAX_SEGMENTER_CHARS` characters at a time.
+
+    pysbd's time grows with the square of its input, so a long paragraph (a whole document on one line) is cut
+    into windows: each window's last sentence may be cut off, so it is dropped and the next window starts where
+    it started. A sentence longer than a window is cut at the window's last space.
+    """
+    segmenter = _segmenter(language)
+    spans, start = [], 0
+    while start < len(paragraph):
+        end = start + MAX_SEGMENTER_CHARS
+        if end >= len(paragraph):
+            end = len(paragraph)
+        else:
+            space = paragraph.rfind(" ", start + MAX_SEGMENTER_CHARS // 2, end)
+            end = space if space > start else end
+        found = [(start + a, start + b) for a, b in _piece_spans(paragraph[start:end],
+                                                                  segmenter.segment(paragraph[start:end]))]
+        if end == len(paragraph) or len(found) < 2:
+            spans.extend(found)
+            start = end
+        else:
+            spans.extend(found[:-1])
+            start = found[-1][0]
     return spans
 
 

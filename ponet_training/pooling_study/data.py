@@ -62,10 +62,10 @@ def _load_raw(args):
 
 
 
-def _label_names(train, label_column: str) -> list:
+def _label_names(train, label_column: str, source: str) -> list:
     """The dataset's `ClassLabel` names, or the label set inferred from the training labels."""
     names = getattr(train.features[label_column], "names", None)
-    return list(names) if names else infer_label_names(train[label_column])
+    return list(names) if names else infer_label_names(train[label_column], source)
 
 
 def load_sentiment_data(args: argparse.Namespace) -> SentimentData:
@@ -101,7 +101,7 @@ def load_sentiment_data(args: argparse.Namespace) -> SentimentData:
         return split
 
     train = clean(train, "training")
-    label_names = _label_names(train, label_column)
+    label_names = _label_names(train, label_column, source)
     if evaluation is None:
         split = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=args.seed)
         train, evaluation = split["train"], split["test"]

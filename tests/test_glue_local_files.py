@@ -1,0 +1,108 @@
+"""finetune/run_glue.py as a general sequence-classification script on local files (any columns, the data's own
+label set, regression for float labels), --max_*_samples keeping the first rows, and sweep_glue's guard rails."""
+
+import csv
+import json
+
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from ponet_training import tables
+from test_glue_run import checkpoint, common, run_glue, sweep_glue  # noqa: F401  (checkpoint is a fixture)
+
+
+WORDS = {"neg": "terrible boring bad", "neu": "the movie was a movie", "pos": "great wonderful good"}
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_text_label_csv_trains_binary_with_accuracy_and_f1(checkpoint, tmp_path):  # noqa: F811
+    rows = [(f"{WORDS[label]} {i}", label) for i in range(24) for label in ("neg", "pos")]
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], rows)
+    dev = write_csv(tmp_path / "dev.csv", ["text", "label"], rows[:10])
+    test = write_csv(tmp_path / "test.csv", ["text", "label"], rows[:6])
+    out = tmp_path / "out"
+    results = run_glue.main(common(checkpoint, out, "--train_file", str(train), "--validation_file", str(dev),
+                                   "--test_file", str(test), "--num_train_epochs", "1"))
+    assert {"eval_accuracy", "eval_f1"} <= set(results) and "eval_macro_f1" not in results
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["label2id"] == {"neg": 0, "pos": 1}
+    assert not (out / "glue_submission").exists()
+    lines = (out / "predictions" / "test.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 7
+    assert {line.split("\t")[1] for line in lines[1:]} <= {"neg", "pos"}
+    refs = [int(line.split("\t")[2]) for line in (out / "predictions" / "validation.tsv").read_text().splitlines()[1:]]
+    preds = [int(line.split("\t")[1]) for line in (out / "predictions" / "validation.tsv").read_text().splitlines()[1:]]
+    assert results["eval_accuracy"] == pytest.approx(accuracy_score(refs, preds))
+    assert results["eval_f1"] == pytest.approx(f1_score(refs, preds))
+
+
+def test_three_class_pair_file_with_own_columns_gets_macro_f1(checkpoint, tmp_path):  # noqa: F811
+    rows = [(f"{WORDS[label]} {i}", "a movie", label) for i in range(12) for label in ("pos", "neu", "neg")]
+    train = write_csv(tmp_path / "train.csv", ["review", "topic", "stance"], rows)
+    results = run_glue.main(common(checkpoint, tmp_path / "out", "--train_file", str(train), "--validation_file",
+                                   str(train), "--text_column_name", "review", "--text_pair_column_name", "topic",
+                                   "--label_column_name", "stance", "--num_train_epochs", "1"))
+    assert {"eval_accuracy", "eval_macro_f1"} <= set(results) and "eval_f1" not in results
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
+
+
+def test_float_labels_train_a_regressor_with_correlations(checkpoint, tmp_path):  # noqa: F811
+    rows = [(f"{WORDS[name]} {i}", score) for i in range(12) for name, score in (("neg", "0.5"), ("pos", "4.25"))]
+    train = write_csv(tmp_path / "train.csv", ["sentence", "label"], rows)
+    results = run_glue.main(common(checkpoint, tmp_path / "out", "--train_file", str(train), "--validation_file",
+                                   str(train), "--num_train_epochs", "1"))
+    assert {"eval_pearson", "eval_spearmanr"} <= set(results)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+
+
+def test_local_files_errors_name_the_file(checkpoint, tmp_path):  # noqa: F811
+    train = write_csv(tmp_path / "train.csv", ["body", "label"], [("good", "pos"), ("bad", "neg")])
+    with pytest.raises(ValueError, match=r"train\.csv.*text column.*\['body', 'label'\].*--text_column_name"):
+        run_glue.main(common(checkpoint, tmp_path / "o1", "--train_file", str(train), "--validation_file", str(train)))
+    dev = write_csv(tmp_path / "dev.csv", ["body", "label"], [("good", "pos"), ("meh", "neutral")])
+    with pytest.raises(ValueError, match=r"dev\.csv.*row 1.*neutral"):
+        run_glue.main(common(checkpoint, tmp_path / "o2", "--train_file", str(train), "--validation_file", str(dev),
+                             "--text_column_name", "body"))
+
+
+def test_max_samples_keep_the_first_rows():
+    from datasets import Dataset
+
+    data = Dataset.from_dict({"x": list(range(10))})
+    assert tables.keep_first(data, 4, "training")["x"] == [0, 1, 2, 3]
+    assert tables.keep_first(data, None, "training") is data
+    assert tables.keep_first(data, 50, "training") is data
+
+
+def test_sweep_refuses_pass_through_flags_that_override_the_grid(tmp_path):
+    for flag in (["--learning_rate", "5e-2"], ["--learning_rate=5e-2"], ["--learning_r", "5e-2"],
+                 ["--per_device_train_batch_size", "4"], ["--seed", "1"]):
+        with pytest.raises(ValueError, match=f"{flag[0].split('=')[0]}.*grid"):
+            sweep_glue.parse_args(["--tasks", "mrpc", "--output_dir", str(tmp_path), "--learning_rates", "1e-3",
+                                   "--", *flag])
+    args = sweep_glue.parse_args(["--tasks", "mrpc", "--output_dir", str(tmp_path), "--", "--weight_decay", "0.1"])
+    assert args.extra == ["--weight_decay", "0.1"]
+
+
+def test_sweep_records_its_settings_and_refuses_to_mix_runs(tmp_path):
+    def settings_of(*argv):
+        return sweep_glue.record_settings(sweep_glue.parse_args(["--tasks", "mrpc", "--output_dir", str(tmp_path),
+                                                                 *argv]))
+
+    settings_of("--", "--weight_decay", "0.1")
+    settings = json.loads((tmp_path / "sweep_settings.json").read_text())
+    assert settings["extra"] == ["--weight_decay", "0.1"] and settings["max_length"] == 128
+    settings_of("--learning_rates", "1e-3", "--", "--weight_decay", "0.1")  # another grid over the same settings
+    with pytest.raises(ValueError, match="extra"):
+        settings_of("--", "--weight_decay", "0.0")
+    with pytest.raises(ValueError, match="num_train_epochs"):
+        settings_of("--num_train_epochs", "2", "--", "--weight_decay", "0.1")

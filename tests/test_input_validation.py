@@ -1,0 +1,82 @@
+"""Every script's input files go through one reader: each error names the file (and the row or line), labels are
+validated, malformed rows are refused unless the user opts in, and GLUE test indices must be numbers."""
+
+import json
+import logging
+import math
+
+import pytest
+
+from ponet_training import glue_data, long_doc, tables, tasks
+from ponet_training.pretraining_data import load_pretraining_corpus
+from test_pretraining_data import data_args as corpus_args
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.tsv", "train.jsonl"])
+def test_non_utf8_table_error_names_the_file_and_the_line(tmp_path, name):
+    rows = {"train.csv": "text,label\nfine,1\ncaf\xe9,0\n", "train.tsv": "text\tlabel\nfine\t1\ncaf\xe9\t0\n",
+            "train.jsonl": '{"text": "fine", "label": 1}\n{"text": "caf\xe9", "label": 0}\n'}[name]
+    path = write(tmp_path / name, rows, encoding="latin-1")
+    line = 2 if name.endswith("jsonl") else 3
+    with pytest.raises(ValueError, match=rf"{name}.*not UTF-8.*line {line}\b"):
+        tables.read_table(path)
+
+
+def test_non_utf8_and_empty_pretraining_corpora_are_one_clear_error_each(tmp_path):
+    latin = write(tmp_path / "latin.txt", "First document here.\nSecond one, caf\xe9.\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"latin\.txt.*not UTF-8.*line 2"):
+        load_pretraining_corpus(corpus_args("--train_file", latin))
+    for name, content, message in (
+            ("empty.txt", "", "is empty"), ("empty.jsonl", "\n", "is empty"),
+            ("bad.jsonl", '{"text": "One. Two."}\n{"text": oops}\n', "line 2"),
+            ("single.txt", "Only one document. It has two sentences.\n", "1 document.*--validation_file")):
+        with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}.*{message}"):
+            load_pretraining_corpus(corpus_args("--train_file", write(tmp_path / name, content)))
+
+
+def test_header_only_and_empty_tables_are_clear_errors(tmp_path):
+    for name, text in (("h.csv", "text,label\n"), ("h.tsv", "text\tlabel\n"), ("e.jsonl", "\n\n"), ("e.json", "[]")):
+        path = write(tmp_path / name, text)
+        with pytest.raises(ValueError, match=rf"{name}.*(no data rows|is empty)"):
+            tables.read_table(path)
+
+
+def test_malformed_tsv_rows_are_refused_with_their_line_numbers(tmp_path, caplog):
+    path = write(tmp_path / "train.tsv", "sentence\tlabel\nok\t1\nbroken\t1\textra\nfine\t0\nshort\n")
+    with pytest.raises(ValueError, match=r"train\.tsv: 2 malformed row.*lines 3, 5.*skip_malformed_rows"):
+        glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=True)
+    with caplog.at_level(logging.WARNING):
+        data = glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=True, skip_malformed_rows=True)
+    assert data["sentence"] == ["ok", "fine"]
+    assert "skipped 2 malformed rows" in caplog.text and "train.tsv" in caplog.text
+
+
+def test_non_numeric_test_index_is_refused(tmp_path):
+    path = write(tmp_path / "test.tsv", "index\tsentence\n0\tgood\nx7\tbad\n")
+    with pytest.raises(ValueError, match=r"test\.tsv.*row 1.*'x7'.*not a number"):
+        glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=False)
+
+
+@pytest.mark.parametrize("missing", ["", None, float("nan"), "nan", "None"])
+def test_missing_labels_are_rejected_with_file_and_row(missing):
+    values = ["pos", "neg", missing, "pos"]
+    with pytest.raises(ValueError, match=r"train\.jsonl.*row 2.*missing label"):
+        tables.infer_label_names(values, source="train.jsonl")
+    with pytest.raises(ValueError, match="missing label"):
+        tables.label_id(missing, ["neg", "pos"])
+
+
+def test_long_doc_rejects_an_empty_label_instead_of_making_it_a_class(tmp_path):
+    rows = [{"text": "A fox is quick.", "label": label} for label in ("0", "1", "", "1")]
+    train = write(tmp_path / "train.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(ValueError, match=r"train\.jsonl.*row 2.*missing label"):
+        long_doc.load_local_long_docs({"train": train})
+    nan_rows = [{"text": "A fox is quick.", "label": label} for label in (0, 1, math.nan)]
+    train_nan = write(tmp_path / "nan.json", json.dumps(nan_rows))
+    with pytest.raises(ValueError, match=r"nan\.json.*row 2.*missing label"):
+        long_doc.load_local_long_docs({"train": train_nan})

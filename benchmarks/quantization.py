@@ -57,9 +57,15 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
         mixer.int8_key_gate = _fused_linear(mixer.dense_k, mixer.dense_o)
         mixer.int8_query_local = _fused_linear(mixer.dense_q, mixer.dense_local)
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    # quantize_dynamic swaps submodules only: a bare Linear goes in a container so that it is swapped too.
+    holder = nn.Sequential(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notices (see the module docstring)
-        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
+        torch.ao.quantization.quantize_dynamic(holder, {nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
+    model = holder[0]
+    left = [name or "the model itself" for name, module in model.named_modules() if type(module) is nn.Linear]
+    if left:
+        raise RuntimeError(f"quantize_dynamic_int8 left float Linear layers: {', '.join(left)}")
     for mixer in mixers:
         # An instance attribute shadows the class's fused-float `projections`.
         mixer.projections = types.MethodType(_int8_projections, mixer)

@@ -176,6 +176,14 @@ def test_int8_quantizes_every_linear_layer_and_leaves_the_original_model_alone(t
     assert (logits - before).abs().max() <= TOLERANCES["int8"][0]
 
 
+def test_int8_quantizes_a_bare_linear_layer_too():
+    linear = nn.Linear(16, 8)
+    quantized = quantize_dynamic_int8(linear)
+    assert type(quantized) is not nn.Linear and type(linear) is nn.Linear
+    x = torch.randn(4, 16)
+    assert (quantized(x) - linear(x)).abs().max() <= 0.05
+
+
 def test_int8_refuses_models_it_cannot_quantize(tiny_config):
     model = PoNetModel(tiny_config())
     with pytest.raises(ValueError, match="float32"):

@@ -12,7 +12,8 @@ English corpus, the same batches, steps and schedule; then both fine-tuned on th
 4. `equal_budget.md` (table, with PoNet/BERT ratios beside the paper's 95.7% of BERT's GLUE average),
    `equal_budget.png` (curves against steps and against wall time) and `all_results.json`.
 
-Run the same command again to resume: finished stages are skipped and an interrupted pretraining continues from
+The defaults (about 5M parameters each, 3000 steps of 32 x 128 tokens) are sized for a few hours on 2 CPU cores
+(about 2-3 s per step each, measured on a shared machine). Run the same command again to resume: finished stages are skipped and an interrupted pretraining continues from
 its latest checkpoint (`--resume_from_checkpoint latest`). A tiny smoke run (CI):
 
     python benchmarks/equal_budget.py --output_dir outputs/equal_budget_tiny --hidden_size 32 \
@@ -52,19 +53,19 @@ def parse_args(argv=None):
     parser.add_argument("--max_corpus_documents", type=int, default=None,
                         help="Pretrain on the first N training documents only (smoke tests).")
     size = parser.add_argument_group("model size (both models)")
-    size.add_argument("--hidden_size", type=int, default=256)
+    size.add_argument("--hidden_size", type=int, default=128)
     size.add_argument("--num_hidden_layers", type=int, default=4)
     size.add_argument("--num_attention_heads", type=int, default=4)
-    size.add_argument("--intermediate_size", type=int, default=1024)
+    size.add_argument("--intermediate_size", type=int, default=512)
     pre = parser.add_argument_group("pretraining (both models)")
     pre.add_argument("--max_seq_length", type=int, default=128)
-    pre.add_argument("--per_device_train_batch_size", type=int, default=64)
+    pre.add_argument("--per_device_train_batch_size", type=int, default=32)
     pre.add_argument("--learning_rate", type=float, default=5e-4)
-    pre.add_argument("--num_warmup_steps", type=int, default=500)
-    pre.add_argument("--max_train_steps", type=int, default=20000)
-    pre.add_argument("--eval_steps", type=int, default=1000)
-    pre.add_argument("--checkpointing_steps", type=int, default=1000)
-    pre.add_argument("--max_eval_samples", type=int, default=2000, help="SSO examples of the validation split.")
+    pre.add_argument("--num_warmup_steps", type=int, default=300)
+    pre.add_argument("--max_train_steps", type=int, default=3000)
+    pre.add_argument("--eval_steps", type=int, default=250)
+    pre.add_argument("--checkpointing_steps", type=int, default=250)
+    pre.add_argument("--max_eval_samples", type=int, default=1000, help="SSO examples of the validation split.")
     pre.add_argument("--mixed_precision", default=None, help="Passed to `accelerate launch` (e.g. bf16 on a GPU).")
     pre.add_argument("--seed", type=int, default=42)
     ft = parser.add_argument_group("fine-tuning on vader_movies (both models)")

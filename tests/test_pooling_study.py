@@ -417,3 +417,20 @@ def test_a_study_that_fails_leaves_no_folder_or_settings_behind(env, tmp_path):
     with pytest.raises(Exception):  # the backbone fails to load, after the data was read
         run_in_process(study_argv(env, output_dir, backbones=("does-not-exist-here",)))
     assert not output_dir.exists()
+
+
+def test_each_panel_covers_its_bars_error_bars_and_baselines():
+    full = [report.Cell("b", "full", "mean", [0.97, 0.99]), report.Cell("b", "full", "max", [0.90, 0.96])]
+    frozen = [report.Cell("b", "frozen", "mean", [0.55, 0.61])]
+    for cells in (full, frozen):
+        low, high = report.y_limits(cells, {"majority class": 0.5, "VADER": 0.64})
+        assert high >= max(100 * (c.mean + c.std) for c in cells) and high >= 64
+        assert low <= min(100 * (c.mean - c.std) for c in cells) and low <= 50
+    assert report.y_limits(full)[0] > report.y_limits(frozen)[1] - 10  # each panel its own range
+
+
+def test_table_bolds_nothing_when_all_poolings_tie_and_gives_baselines_in_its_metric():
+    cells = [report.Cell("b", "frozen", p, [0.5, 0.5]) for p in ("mean", "max", "cls")]
+    table = report.markdown_table(cells, "macro_f1", {"majority class": 0.333, "VADER": 0.612})
+    assert "**" not in table.split("\n\n")[0]
+    assert "baselines (dev macro-f1): majority class 33.3, VADER 61.2" in table

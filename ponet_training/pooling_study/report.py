@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def markdown_table(cells: list[Cell], metric: str = "accuracy", baselines: dict[
 BASELINE_STYLES = ("--", ":", "-.")
 
 
+def y_limits(cells: list[Cell], baselines: dict[str, float] | None = None) -> tuple[float, float]:
+    """A panel's y-range (%): its bars with their error bars, and the baselines, with a margin."""
+    values = list((baselines or {}).values())
+    low = min([c.mean - c.std for c in cells] + values)
+    high = max([c.mean + c.std for c in cells] + values)
+    margin = max(0.02, 0.08 * (high - low))
+    return 100 * max(0.0, low - margin), 100 * (high + margin)
+
+
 def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accuracy",
                baselines: dict[str, float] | None = None, title: str | None = None) -> Path:
     """Grouped bar chart (PNG): one panel per regime, a group of bars per backbone, one bar per pooling,
@@ -139,11 +149,7 @@ def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accura
         for k, (name, value) in enumerate(baselines.items()):
             ax.axhline(100 * value, color="gray", linestyle=BASELINE_STYLES[k % len(BASELINE_STYLES)], linewidth=1,
                        label=f"{name} ({_shown(value)})")
-        # The panel's own range: its bars with their error bars, and the baselines.
-        low = min([c.mean - c.std for c in panel] + list(baselines.values()))
-        high = max([c.mean + c.std for c in panel] + list(baselines.values()))
-        margin = max(0.02, 0.08 * (high - low))
-        ax.set_ylim(100 * max(0.0, low - margin), 100 * (high + margin))
+        ax.set_ylim(*y_limits(panel, baselines))
         ax.set_xticks(range(len(backbones)))
         ax.set_xticklabels([display_name(b) for b in backbones], fontsize=8)
         ax.set_title({"frozen": "frozen backbone (linear probe)", "full": "full fine-tuning"}[regime], fontsize=10)
@@ -153,8 +159,8 @@ def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accura
     # As many entries per row as the figure's width holds (about 1.6 inches each).
     columns = max(1, min(len(labels), int(panel_width * len(regimes) / 1.6)))
     fig.legend(handles, labels, loc="outside lower center", ncol=columns, fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # wrapped to the figure's width (about 14 characters per inch at 9 points)
+        fig.suptitle(textwrap.fill(title, width=int(13 * panel_width * len(regimes))), fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -194,4 +200,4 @@ def write_summary(output_dir: str | os.PathLike, metric: str = "accuracy", title
 
 
 
-__all__ = ["Cell", "describe_data", "markdown_table", "plot_study", "read_baselines", "summarize", "write_summary"]
+__all__ = ["Cell", "describe_data", "markdown_table", "plot_study", "read_baselines", "summarize", "write_summary", "y_limits"]

@@ -51,12 +51,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 
 
-def _local_folder_lacks(path: str, names=(), suffixes=()) -> bool:
-    """True for a local folder holding none of `names` and no file ending in `suffixes` (Hub ids: False)."""
-    if not os.path.isdir(path):
-        return False
-    files = os.listdir(path)
-    return not any(f in names or f.endswith(suffixes) for f in files) if suffixes else not any(f in files for f in names)
+def _local_folder_lacks(path: str, suffixes: tuple[str, ...]) -> bool:
+    """True for a local folder with no file whose name ends in one of `suffixes` (a Hub id: False)."""
+    return os.path.isdir(path) and not any(name.endswith(suffixes) for name in os.listdir(path))
 
 
 def load_backbone(accelerator, args, name: str, data: SentimentData) -> Backbone:
@@ -72,11 +69,11 @@ def load_backbone(accelerator, args, name: str, data: SentimentData) -> Backbone
     common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
     random_init = name.startswith(RANDOM_INIT_PREFIX)
     source = name[len(RANDOM_INIT_PREFIX):] if random_init else name
-    if not random_init and _local_folder_lacks(source, suffixes=WEIGHT_SUFFIXES):
+    if not random_init and _local_folder_lacks(source, WEIGHT_SUFFIXES):
         raise ValueError(f"Backbone {source!r} is a folder without weights; to train it from random weights, pass "
                          f"it as --config_name {source} (with --tokenizer_name when it holds no tokenizer)")
     tokenizer_source = source
-    if _local_folder_lacks(source, names=TOKENIZER_FILES):
+    if _local_folder_lacks(source, TOKENIZER_FILES):
         if not args.tokenizer_name:
             raise ValueError(f"Backbone {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): "
                              "pass --tokenizer_name (e.g. the tokenizer the model was or will be trained with)")

@@ -12,8 +12,17 @@
     # Local data (csv / tsv / json / jsonl with a text and a label column):
     python finetune/run_pooling_study.py --train_file train.csv --validation_file dev.csv ...
 
+    # Human-rated movie-review sentences (prepared once from the vaderSentiment sdist), the real MiniLM at its own
+    # learning rate and a random-init BERT of the same shape at another, frozen runs for 10 epochs:
+    python finetune/run_pooling_study.py --dataset_name vader_movies \
+        --model_name_or_path "$(python -m ponet_training.minilm)" --config_name configs/bert-mini \
+        --tokenizer_name "$(python -m ponet_training.minilm)" --backbone_learning_rate all-MiniLM-L6-v2-0.1.2=5e-5 \
+        "bert-mini (random init)=5e-4" --frozen_num_train_epochs 10
+
 Run the same command again to resume an interrupted sweep, or to extend it with more backbones, modes or seeds:
-the runs already in `<output_dir>/pooling_study.csv` are skipped. The pieces (data, one run, the record, the
+the runs already in `<output_dir>/pooling_study.csv` are skipped; every other flag that can change a result is
+recorded in `study_settings.json`, and a run under other settings is refused. The table and the figure are
+rewritten after every finished run. The pieces (data, one run, the record, the
 report) live in `ponet_training/pooling_study/`.
 """
 
@@ -26,18 +35,21 @@ from pathlib import Path
 from modeling_ponet import POOLING_MODES, parse_pooling_modes
 from ponet_training import run
 from ponet_training.pooling_study import report, runs, store
-from ponet_training.pooling_study.data import load_sentiment_data
+from ponet_training.pooling_study.data import baseline_scores, load_sentiment_data
 from ponet_training.pooling_study.settings import (
     DEFAULT_BACKBONES,
     DEFAULT_SEEDS,
     FIGURE_PNG,
     METRICS,
+    RANDOM_INIT_PREFIX,
     REGIMES,
     RESULTS_CSV,
     RUN_KEY,
     TABLE_MD,
     TEXT_COLUMN_CANDIDATES,
+    VADER_PRESETS,
     RunSpec,
+    display_name,
 )
 
 
@@ -47,9 +59,25 @@ logger = logging.getLogger(__name__)
 def add_study_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The study's flags, plus `run.add_training_args`' (batch sizes, learning rate, epochs, ...)."""
     group = parser.add_argument_group("study")
-    group.add_argument("--model_name_or_path", nargs="+", default=list(DEFAULT_BACKBONES),
-                       help="Backbones to compare: Hub ids or local folders (loaded with AutoModel and "
-                            "AutoTokenizer). Default: %(default)s.")
+    group.add_argument("--model_name_or_path", nargs="+", default=None,
+                       help="Pretrained backbones to compare: Hub ids or local folders (loaded with AutoModel and "
+                            f"AutoTokenizer). Default (with no --config_name): {list(DEFAULT_BACKBONES)}.")
+    group.add_argument("--config_name", nargs="+", default=None,
+                       help="Backbones with random weights built from these configs (Hub ids, folders or "
+                            "config.json files), e.g. a random-init baseline of a pretrained backbone's shape.")
+    group.add_argument("--tokenizer_name", type=str, default=None,
+                       help="Tokenizer of the --config_name backbones and of backbone folders without tokenizer "
+                            "files (default: the config folder's own).")
+    group.add_argument("--backbone_learning_rate", nargs="+", default=[], metavar="BACKBONE=LR",
+                       help="Full fine-tuning learning rate of one backbone (named as given, or as the table shows "
+                            "it), overriding --learning_rate; a random-init backbone usually needs a larger one.")
+    group.add_argument("--frozen_num_train_epochs", type=int, default=None,
+                       help="Epochs of the frozen regime (default: --num_train_epochs).")
+    group.add_argument("--full_num_train_epochs", type=int, default=None,
+                       help="Epochs of the full regime (default: --num_train_epochs).")
+    group.add_argument("--recompute_frozen_states", action="store_true",
+                       help="Run the frozen backbone at every step instead of computing its token states once per "
+                            "backbone (same result up to float rounding; slower; for checking).")
     group.add_argument("--pooling", nargs="+", default=list(POOLING_MODES),
                        help=f"Pooling modes to compare, from {POOLING_MODES}; join several with '+' to "
                             "concatenate them (e.g. mean+max). Default: all single modes.")
@@ -73,8 +101,10 @@ def add_study_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None,
-                      help="'sst2' (nyu-mll/glue), 'imdb' (stanfordnlp/imdb) or any Hub dataset with a text and a "
-                           "label column. Default: sst2 unless --train_file is given.")
+                      help=f"{', '.join(VADER_PRESETS)}: sentences rated by people (Hutto & Gilbert 2014), "
+                           "prepared once from the vaderSentiment sdist, with majority and VADER baselines; 'sst2' "
+                           "(nyu-mll/glue), 'imdb' (stanfordnlp/imdb) or any Hub dataset with a text and a label "
+                           "column. Default: sst2 unless --train_file is given.")
     data.add_argument("--dataset_config_name", type=str, default=None, help="Configuration of --dataset_name.")
     data.add_argument("--train_file", type=str, default=None, help="Local training data: csv, tsv, json or jsonl.")
     data.add_argument("--validation_file", type=str, default=None,
@@ -86,9 +116,9 @@ def add_study_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                       help="Percentage of the training data held out for evaluation when there is no "
                            "evaluation split.")
     data.add_argument("--max_train_samples", type=int, default=None,
-                      help="Use a random subset of this many training examples (seeded by --seed).")
+                      help="Use the first this many training examples (as run_glue).")
     data.add_argument("--max_eval_samples", type=int, default=None,
-                      help="Use a random subset of this many evaluation examples (seeded by --seed).")
+                      help="Use the first this many evaluation examples.")
     data.add_argument("--max_length", type=int, default=128, help="Longer texts are truncated (and counted in the log).")
     data.add_argument("--cache_dir", type=str, default=None, help="Where to cache Hub downloads.")
 
@@ -111,10 +141,15 @@ def check_study_args(args: argparse.Namespace) -> None:
     if args.output_dir is None:
         raise ValueError("`--output_dir` is required: the study keeps its record of finished runs there")
     args.pooling = list(dict.fromkeys("+".join(parse_pooling_modes(p)) for p in args.pooling))
-    args.model_name_or_path = list(dict.fromkeys(args.model_name_or_path))
+    if not (args.model_name_or_path or args.config_name):
+        args.model_name_or_path = list(DEFAULT_BACKBONES)
+    args.backbones = list(dict.fromkeys([*(args.model_name_or_path or []),
+                                         *(RANDOM_INIT_PREFIX + c for c in args.config_name or [])]))
+    args.backbone_settings = backbone_settings(args)
     args.regimes = list(dict.fromkeys(args.regimes))
     args.seeds = list(dict.fromkeys(args.seeds))
-    for name in ("max_train_samples", "max_eval_samples", "max_length"):
+    for name in ("max_train_samples", "max_eval_samples", "max_length", "frozen_num_train_epochs",
+                 "full_num_train_epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"`--{name}` must be at least 1, got {value}")
@@ -126,6 +161,34 @@ def check_study_args(args: argparse.Namespace) -> None:
         raise ValueError("`--validation_file` needs a `--train_file`")
     if args.train_file and args.dataset_name:
         raise ValueError("Pass either `--dataset_name` or `--train_file`, not both")
+
+
+def backbone_settings(args: argparse.Namespace) -> dict[str, dict]:
+    """Each backbone's learning rate and epochs per regime (recorded with the study), from --learning_rate,
+    --probe_learning_rate, --backbone_learning_rate and the epoch flags."""
+    by_name = {}
+    for entry in args.backbone_learning_rate:
+        name, sep, value = entry.rpartition("=")
+        try:
+            by_name[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--backbone_learning_rate takes BACKBONE=LR entries, got {entry!r}")
+    unknown = [n for n in by_name if not any(n in (b, display_name(b)) for b in args.backbones)]
+    if unknown:
+        raise ValueError(f"--backbone_learning_rate names no backbone of this study: {unknown}; the backbones are "
+                         f"{[display_name(b) for b in args.backbones]}")
+    settings = {}
+    for backbone in args.backbones:
+        full = next((by_name[n] for n in (backbone, display_name(backbone)) if n in by_name), args.learning_rate)
+        settings[backbone] = {
+            "full_learning_rate": full, "frozen_learning_rate": args.probe_learning_rate,
+            "full_num_train_epochs": args.full_num_train_epochs or args.num_train_epochs,
+            "frozen_num_train_epochs": args.frozen_num_train_epochs or args.num_train_epochs,
+            "tokenizer": args.tokenizer_name if backbone.startswith(RANDOM_INIT_PREFIX) else None,
+        }
+    return settings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -163,7 +226,7 @@ def main(argv=None) -> StudyResult:
     rows = store.open_record(accelerator, args)
     done = {tuple(str(row[k]) for k in RUN_KEY) for row in rows}
 
-    specs = [RunSpec(b, r, p, s) for b in args.model_name_or_path for r in args.regimes for p in args.pooling
+    specs = [RunSpec(b, r, p, s) for b in args.backbones for r in args.regimes for p in args.pooling
              for s in args.seeds]
     todo = [spec for spec in specs if spec.key() not in done]
     num_skipped = len(specs) - len(todo)
@@ -175,6 +238,9 @@ def main(argv=None) -> StudyResult:
     data = load_sentiment_data(args) if todo else None
     if data is not None and args.metric == "f1" and data.num_labels != 2:
         logger.info("%d classes: the 'f1' column holds macro-F1", data.num_labels)
+    settings = store.study_settings(args, accelerator.num_processes, accelerator.mixed_precision)
+    baselines = baseline_scores(data) if data is not None and accelerator.is_main_process else None
+    title = args.figure_title or f"data: {report.describe_data(args)}"
     trained = 0
     for backbone_name in dict.fromkeys(spec.backbone for spec in todo):
         backbone = runs.load_backbone(accelerator, args, backbone_name, data)
@@ -182,7 +248,9 @@ def main(argv=None) -> StudyResult:
             logger.info("Run %d/%d: %s", num_skipped + trained + 1, len(specs), spec)
             row = runs.train_and_evaluate(accelerator, args, backbone, spec, data)
             if accelerator.is_main_process:
-                store.append_result(csv_path, row)
+                store.record_run(output_dir, settings, row, baselines)
+                # After every run, so that an interrupted sweep still has its table and figure.
+                report.write_summary(output_dir, args.metric, title=title)
             accelerator.wait_for_everyone()
             rows.append(row)
             trained += 1
@@ -193,7 +261,7 @@ def main(argv=None) -> StudyResult:
 
     table_path = figure_path = None
     if accelerator.is_main_process and rows:
-        report.write_summary(output_dir, args.metric, title=args.figure_title or f"data: {report.describe_data(args)}")
+        report.write_summary(output_dir, args.metric, title=title)
         table_path, figure_path = output_dir / TABLE_MD, output_dir / FIGURE_PNG
         logger.info("Pooling study (%d runs in %s):\n%s", len(rows), csv_path, (output_dir / TABLE_MD).read_text())
     if args.with_tracking:

@@ -274,12 +274,15 @@ class PooledSequenceClassifier(nn.Module):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        last_hidden_state: torch.Tensor | None = None,
+        pooler_output: torch.Tensor | None = None,
         **backbone_inputs,
     ) -> PooledClassifierOutput:
         """Classify sequences. `input_ids` / `attention_mask` `[batch, length]` (1 = real token; None means no
         padding); other keyword arguments (`token_type_ids`, PoNet's `segment_ids`, `inputs_embeds`, ...) go to
-        the backbone. `labels`: `[batch]` class ids, `[batch]` / `[batch, 1]` floats for regression, or
-        `[batch, num_labels]` multi-hot floats."""
+        the backbone. `last_hidden_state` `[batch, length, hidden]` (and `pooler_output` `[batch, hidden]`): the
+        backbone's outputs computed beforehand (a frozen backbone), used instead of running it. `labels`: `[batch]`
+        class ids, `[batch]` / `[batch, 1]` floats for regression, or `[batch, num_labels]` multi-hot floats."""
         if (attention_mask is None and input_ids is not None and not self._warned_no_mask
                 and (input_ids == self.config.pad_token_id).any()):
             self._warned_no_mask = True
@@ -288,10 +291,14 @@ class PooledSequenceClassifier(nn.Module):
                 "Pass the tokenizer's attention_mask."
             )
         backbone_inputs = {k: v for k, v in backbone_inputs.items() if v is not None}
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            outputs = self.backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **backbone_inputs)
-        hidden_states = outputs.last_hidden_state
-        cls_output = getattr(outputs, "pooler_output", None) if self.cls_from_pooler else None
+        if last_hidden_state is not None:  # the frozen backbone's states, computed beforehand
+            hidden_states, cls_output = last_hidden_state, pooler_output if self.cls_from_pooler else None
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+                outputs = self.backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                        **backbone_inputs)
+            hidden_states = outputs.last_hidden_state
+            cls_output = getattr(outputs, "pooler_output", None) if self.cls_from_pooler else None
         if attention_mask is not None:
             attention_mask = attention_mask.to(hidden_states.device)
         pooled = self.pooler(hidden_states, attention_mask, cls_output=cls_output)

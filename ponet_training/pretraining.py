@@ -2,19 +2,25 @@
 
 - `load_or_train_tokenizer(args, accelerator, corpus)`: a pretrained tokenizer, or WordPiece trained on the corpus
   on the main process and shared with the others.
-- `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer.
-- `evaluate_pretraining(model, dataloader, accelerator)`: MLM / SSO loss and accuracy, perplexity.
+- `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer; or,
+  for the equal-budget comparison, a fresh MLM-only model of another type (`--model_type bert`, or a BERT
+  `--config_name`) on the same batches.
+- `is_ponet(model)`, `model_inputs(batch, ponet)`: what a non-PoNet MLM model is fed (no SSO label, no segment ids).
+- `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, perplexity.
+- `EvalHistory`: evaluations against steps and training wall-clock seconds, in `eval_history.jsonl`, across resumes.
 - `parameter_checksum(model)`: compare replicas across processes.
 """
 
+import json
 import logging
 import math
 import time
+from pathlib import Path
 
 import torch
 from accelerate.utils import broadcast_object_list
 from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoModelForPreTraining, AutoTokenizer, BertTokenizerFast
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, BertTokenizerFast
 
 import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
@@ -56,9 +62,61 @@ def load_or_train_tokenizer(args, accelerator, corpus):
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 
+# What only PoNet's pretraining heads take: an MLM-only model of another type is fed the rest of the same batch.
+PONET_ONLY_INPUTS = ("sentence_structural_label", "segment_ids")
+
+
+def is_ponet(model) -> bool:
+    return getattr(model, "config", None) is not None and model.config.model_type == "ponet"
+
+
+def model_inputs(batch: dict, ponet: bool) -> dict:
+    """The batch as the model takes it: all of it for PoNet (MLM + SSO); without the SSO label and the segment ids
+    for an MLM-only model."""
+    return batch if ponet else {k: v for k, v in batch.items() if k not in PONET_ONLY_INPUTS}
+
+
+def resolve_model_type(args) -> str:
+    """--model_type, else the model type of --config_name / --model_name_or_path, else "ponet"."""
+    if getattr(args, "model_type", None):
+        return args.model_type
+    source = args.config_name or args.model_name_or_path
+    if source:
+        return AutoConfig.from_pretrained(source, trust_remote_code=args.trust_remote_code).model_type
+    return "ponet"
+
+
+def _size_flags(args) -> dict:
+    return {name: getattr(args, name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                    "intermediate_size", "max_position_embeddings")
+            if getattr(args, name) is not None}
+
+
+def build_mlm_model(args, tokenizer, model_type: str):
+    """A fresh MLM-only model of `model_type` (e.g. bert) from --config_name and the size flags, with the
+    tokenizer's vocabulary and pad id: the equal-budget baseline, trained on the same batches as PoNet."""
+    base = {}
+    if args.config_name:
+        base = AutoConfig.from_pretrained(args.config_name, trust_remote_code=args.trust_remote_code).to_dict()
+        for key in ("vocab_size", "pad_token_id", "model_type", "architectures", "transformers_version", "auto_map"):
+            base.pop(key, None)
+    base.update(_size_flags(args))
+    base.setdefault("max_position_embeddings", max(512, args.max_seq_length))
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **base)
+    logger.info(f"Training a new {model_type} MLM model from scratch (MLM only: the SSO labels and segment ids "
+                f"of the batches are not used)")
+    return AutoModelForMaskedLM.from_config(config)
+
+
 def build_pretraining_model(args, tokenizer):
     """Continue from --model_name_or_path, or a fresh PoNet from --config_name / size flags whose
-    vocabulary and CLS/SEP/PAD ids match the tokenizer."""
+    vocabulary and CLS/SEP/PAD ids match the tokenizer; a fresh MLM-only model for another model type."""
+    model_type = resolve_model_type(args)
+    if model_type != "ponet":
+        if args.model_name_or_path:
+            raise ValueError(f"--model_name_or_path continues a PoNet checkpoint; {args.model_name_or_path} is a "
+                             f"{model_type} model. Non-PoNet models are trained from scratch (--model_type, --config_name)")
+        return build_mlm_model(args, tokenizer, model_type)
     if args.model_name_or_path:
         model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
                                                         trust_remote_code=args.trust_remote_code)
@@ -70,9 +128,7 @@ def build_pretraining_model(args, tokenizer):
                         f"{args.max_seq_length} rows (tiling the learned rows)")
             model.resize_position_embeddings(args.max_seq_length)
         return model
-    sizes = {name: getattr(args, name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                     "intermediate_size", "max_position_embeddings")
-             if getattr(args, name) is not None}
+    sizes = _size_flags(args)
     if args.config_name:
         base = AutoConfig.from_pretrained(args.config_name, trust_remote_code=args.trust_remote_code).to_dict()
         for key in ("vocab_size", "pad_token_id", "cls_token_id", "sep_token_id", "model_type", "architectures",
@@ -91,13 +147,15 @@ def build_pretraining_model(args, tokenizer):
 
 @torch.no_grad()
 def evaluate_pretraining(model, dataloader, accelerator) -> dict:
-    """MLM loss / accuracy over masked tokens, SSO loss / accuracy over examples, and perplexity."""
+    """MLM loss / accuracy over masked tokens, SSO loss / accuracy over examples (PoNet only), and perplexity."""
+    ponet = is_ponet(accelerator.unwrap_model(model))
     model.eval()
     totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # mlm loss, correct, count, sso loss, correct
     sso_count = 0
     for batch in dataloader:
-        outputs = model(**{k: v for k, v in batch.items() if k not in ("labels", "sentence_structural_label")})
-        logits = outputs.prediction_logits.float()
+        outputs = model(**{k: v for k, v in model_inputs(batch, ponet).items()
+                           if k not in ("labels", "sentence_structural_label")})
+        logits = (outputs.prediction_logits if ponet else outputs.logits).float()
         labels = batch["labels"]
         scored = labels != -100
         mlm_loss = torch.nn.functional.cross_entropy(logits[scored], labels[scored], reduction="none")
@@ -109,26 +167,72 @@ def evaluate_pretraining(model, dataloader, accelerator) -> dict:
         per_example[:, 0].index_add_(0, rows, mlm_loss.double())
         per_example[:, 1].index_add_(0, rows, mlm_correct.double())
         per_example[:, 2] = scored.sum(1).double()
-        sso_logits = outputs.seq_relationship_logits.float()
-        sso_labels = batch["sentence_structural_label"]
-        per_example[:, 3] = torch.nn.functional.cross_entropy(sso_logits, sso_labels, reduction="none").double()
-        per_example[:, 4] = (sso_logits.argmax(-1) == sso_labels).double()
+        if ponet:
+            sso_logits = outputs.seq_relationship_logits.float()
+            sso_labels = batch["sentence_structural_label"]
+            per_example[:, 3] = torch.nn.functional.cross_entropy(sso_logits, sso_labels, reduction="none").double()
+            per_example[:, 4] = (sso_logits.argmax(-1) == sso_labels).double()
         per_example = accelerator.gather_for_metrics(per_example)
         totals += per_example.sum(0)
         sso_count += per_example.shape[0]
     model.train()
     mlm_loss = (totals[0] / totals[2].clamp(min=1)).item()
-    sso_loss = (totals[3] / max(sso_count, 1)).item()
-    return {
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": (totals[1] / totals[2].clamp(min=1)).item(),
-        "sso_loss": sso_loss,
-        "sso_accuracy": (totals[4] / max(sso_count, 1)).item(),
-        "loss": mlm_loss + sso_loss,
-        "perplexity": math.exp(min(mlm_loss, 50.0)),
-        "masked_tokens": int(totals[2].item()),
-        "examples": sso_count,
-    }
+    metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (totals[1] / totals[2].clamp(min=1)).item()}
+    if ponet:
+        metrics["sso_loss"] = (totals[3] / max(sso_count, 1)).item()
+        metrics["sso_accuracy"] = (totals[4] / max(sso_count, 1)).item()
+    metrics["loss"] = mlm_loss + metrics.get("sso_loss", 0.0)
+    metrics["perplexity"] = math.exp(min(mlm_loss, 50.0))
+    metrics["masked_tokens"] = int(totals[2].item())
+    metrics["examples"] = sso_count
+    return metrics
+
+
+EVAL_HISTORY_JSONL = "eval_history.jsonl"
+TRAIN_CLOCK_JSON = "train_clock.json"
+
+
+class EvalHistory:
+    """Every evaluation of a pretraining run with its step and the training wall-clock seconds so far (evaluation
+    time excluded), so that runs can be compared against steps and against time. Lines go to
+    `<output_dir>/eval_history.jsonl` as they come; a resumed run keeps the lines up to its checkpoint's step and
+    continues the clock from the checkpoint's `train_clock.json`."""
+
+    def __init__(self, output_dir=None, checkpoint=None, resumed_step: int = 0, write: bool = True):
+        self.path = Path(output_dir) / EVAL_HISTORY_JSONL if output_dir and write else None
+        self.offset = 0.0
+        self.entries: list[dict] = []
+        if checkpoint is not None and (Path(checkpoint) / TRAIN_CLOCK_JSON).is_file():
+            self.offset = json.loads((Path(checkpoint) / TRAIN_CLOCK_JSON).read_text())["train_seconds"]
+        if self.path is not None and self.path.is_file() and checkpoint is not None:
+            lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+            self.entries = [e for e in lines if e["step"] <= resumed_step]
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("".join(json.dumps(e) + "\n" for e in self.entries))
+        self.started = time.perf_counter()
+        self.eval_seconds = 0.0
+
+    def train_seconds(self) -> float:
+        """Seconds spent training so far (all sessions of a resumed run), evaluations excluded."""
+        return self.offset + time.perf_counter() - self.started - self.eval_seconds
+
+    def evaluate(self, model, dataloader, accelerator, step: int, **extra) -> dict:
+        """Evaluate (`evaluate_pretraining`), record `{step, train_seconds, **metrics}` and return it."""
+        train_seconds = self.train_seconds()
+        started = time.perf_counter()
+        metrics = evaluate_pretraining(model, dataloader, accelerator)
+        self.eval_seconds += time.perf_counter() - started
+        entry = {"step": step, **extra, "train_seconds": round(train_seconds, 3), **metrics}
+        self.entries.append(entry)
+        if self.path is not None:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        return entry
+
+    def checkpoint_files(self) -> dict:
+        """The training clock as a checkpoint file ({name: content}), for a resumed run to continue from."""
+        return {TRAIN_CLOCK_JSON: {"train_seconds": self.train_seconds()}}
 
 
 def parameter_checksum(model) -> float:
@@ -139,4 +243,5 @@ def parameter_checksum(model) -> float:
     return total.item()
 
 
-__all__ = ["build_pretraining_model", "evaluate_pretraining", "load_or_train_tokenizer", "parameter_checksum"]
+__all__ = ["EvalHistory", "build_pretraining_model", "evaluate_pretraining", "is_ponet", "load_or_train_tokenizer",
+           "model_inputs", "parameter_checksum", "resolve_model_type"]

@@ -263,7 +263,9 @@ def _order_key(seed: int, domain: str, source_id: str) -> str:
 
 def split_sentences(sentences: list[Sentence], domain: str, seed: int = 42,
                     neutral_band: float = NEUTRAL_BAND) -> dict[str, list[Sentence]]:
-    """80/10/10 train/dev/test, stratified by polarity class, each split in file order."""
+    """80/10/10 train/dev/test, stratified by polarity class, each split in a seeded pseudo-random order: the
+    source files are grouped by class (all positive movie sentences first), so the first N rows of a split must
+    be a sample of it, not one class (`--max_train_samples` keeps the first N)."""
     if neutral_band < 0:
         raise ValueError(f"neutral_band must be >= 0, got {neutral_band}")
     strata: dict[int | None, list[Sentence]] = {}
@@ -276,7 +278,8 @@ def split_sentences(sentences: list[Sentence], domain: str, seed: int = 42,
         dev_end = train_end + round(len(ordered) * SPLIT_FRACTIONS[1])
         for split, part in zip(SPLITS, (ordered[:train_end], ordered[train_end:dev_end], ordered[dev_end:])):
             chosen[split].update(s.source_id for s in part)
-    return {split: [s for s in sentences if s.source_id in chosen[split]] for split in SPLITS}
+    shuffled = sorted(sentences, key=lambda s: _order_key(seed + 1, domain, s.source_id))
+    return {split: [s for s in shuffled if s.source_id in chosen[split]] for split in SPLITS}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -310,6 +313,11 @@ def _correlations(xs: list[float], ys: list[float]) -> tuple[float, float]:
     return float(pearsonr(xs, ys)[0]), float(spearmanr(xs, ys)[0])
 
 
+def vader_label(compound: float, majority: int) -> int:
+    """VADER's binary call: compound > 0 positive, < 0 negative, exactly 0 (no sentiment word) the majority class."""
+    return int(compound > 0) if compound != 0 else majority
+
+
 def compute_baselines(splits: dict[str, list[Sentence]], compound: dict[str, float],
                       neutral_band: float = NEUTRAL_BAND) -> dict[str, dict]:
     """Per split: binary/near-zero row counts, majority-class accuracy (class chosen on train) and VADER
@@ -325,7 +333,7 @@ def compute_baselines(splits: dict[str, list[Sentence]], compound: dict[str, flo
         labelled = [(s, polarity_label(s.rating, neutral_band)) for s in sentences]
         labelled = [(s, label) for s, label in labelled if label is not None]
         zero = sum(compound[s.source_id] == 0 for s, _ in labelled)
-        vader = [int(compound[s.source_id] > 0) if compound[s.source_id] != 0 else majority for s, _ in labelled]
+        vader = [vader_label(compound[s.source_id], majority) for s, _ in labelled]
         n = len(labelled)
         pearson, spearman = _correlations([compound[s.source_id] for s in sentences], [s.rating for s in sentences])
         results[split] = {
@@ -395,6 +403,26 @@ def prepare(output_dir: str | os.PathLike, domains=tuple(DOMAINS), seed: int = 4
     path = Path(output_dir) / "baselines.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def prepared_domain(domain: str, seed: int = 42, neutral_band: float = NEUTRAL_BAND,
+                    sdist: str | os.PathLike | None = None) -> Path:
+    """The folder of one prepared domain (`train.csv`, `dev.csv`, `test.csv`, ...; `../baselines.json`), made once
+    in the cache (`cache_dir("vader")`) from the sdist and reused: what the scripts' `vader_<domain>` presets read."""
+    if domain not in DOMAINS:
+        raise ValueError(f"Unknown VADER domain {domain!r}; choose from {list(DOMAINS)}")
+    # "v2": the version of the split rule (rows in seeded order), so an older cached preparation is not reused.
+    target = cache_dir("vader") / f"prepared-v2-{SDIST_SHA256[:12]}-seed{seed}-band{neutral_band:g}-{domain}"
+    if not (target / "baselines.json").is_file():
+        with filling(target) as scratch:
+            prepare(scratch, [domain], seed, neutral_band, sdist)
+    return target / domain
+
+
+def vader_predictions(texts: list[str], majority: int, sdist: str | os.PathLike | None = None) -> list[int]:
+    """VADER's binary calls (`vader_label`) on `texts`, with the analyzer of the sdist."""
+    analyzer = load_vader_analyzer(locate_sdist(sdist))
+    return [vader_label(analyzer.polarity_scores(text)["compound"], majority) for text in texts]
 
 
 def main(argv=None):

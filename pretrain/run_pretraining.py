@@ -11,6 +11,9 @@ WordPiece tokenizer, offline, in a few minutes on a laptop CPU:
 
     python pretrain/run_pretraining.py
 
+The equal-budget baseline: a BERT of the same size trained with MLM only on the very same batches and schedule
+(`--model_type bert`, or a BERT `--config_name`); see benchmarks/equal_budget.py.
+
 A real run (bert-base-uncased vocabulary, base size, local text files):
 
     accelerate launch --config_file pretrain/configs/ddp_8gpu_bf16.yaml pretrain/run_pretraining.py \
@@ -39,10 +42,13 @@ from ponet_training.optimization import (
     optimization_step,
     resolve_train_steps,
 )
+from ponet_training.checkpoints import resolve_checkpoint
 from ponet_training.pretraining import (
+    EvalHistory,
     build_pretraining_model,
-    evaluate_pretraining,
+    is_ponet,
     load_or_train_tokenizer,
+    model_inputs,
     parameter_checksum,
 )
 from ponet_training.pretraining_data import (
@@ -89,7 +95,11 @@ def parse_args(argv=None):
     model.add_argument("--model_name_or_path", type=str, default=None,
                        help="Continue pretraining from this checkpoint (e.g. chtan/ponet-base-uncased).")
     model.add_argument("--config_name", type=str, default=None,
-                       help="A config (Hub id or folder) to start from scratch with; size flags override it.")
+                       help="A config (Hub id or folder) to start from scratch with; size flags override it. A "
+                            "non-PoNet config (e.g. BERT's) trains that model with MLM only.")
+    model.add_argument("--model_type", type=str, default=None,
+                       help="From scratch: 'ponet' (MLM + SSO, the default) or another masked-LM type such as "
+                            "'bert' (MLM only, on the same batches: the equal-budget baseline).")
     model.add_argument("--tokenizer_name", type=str, default=None,
                        help="Tokenizer (Hub id or folder), e.g. bert-base-uncased.")
     model.add_argument("--train_tokenizer", action="store_true",
@@ -159,8 +169,9 @@ def main(argv=None):
 
     model = build_pretraining_model(args, tokenizer)
     maybe_enable_gradient_checkpointing(model, args)
+    ponet = is_ponet(model)
     n_params = sum(p.numel() for p in model.parameters())
-    logger.info(f"PoNet with {n_params:,} parameters")
+    logger.info(f"{model.config.model_type} with {n_params:,} parameters")
 
     pad_multiple = 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
     train_collator = DataCollatorForPoNetPretraining(tokenizer, args.mlm_probability, args.whole_word_masking,
@@ -189,18 +200,22 @@ def main(argv=None):
     logger.info(f"  Total optimization steps = {args.max_train_steps}")
 
     progress = resume_state(accelerator, args, batches_per_epoch)
+    evals = EvalHistory(args.output_dir, resolve_checkpoint(args), progress.completed_steps,
+                        write=accelerator.is_main_process)
+    history = evals.entries
     bar = ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
     running = torch.zeros(3, device=accelerator.device)  # loss, mlm loss, sso loss since the last log
     running_batches = 0
-    eval_metrics, history = None, []
+    eval_metrics = None
     model.train()
     for epoch in range(progress.epoch, args.num_train_epochs):
         for batch in epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
             with accelerator.accumulate(model):
-                outputs = model(**batch)
-                loss = outputs.mlm_loss + args.sso_loss_weight * outputs.sso_loss
+                outputs = model(**model_inputs(batch, ponet))
+                mlm_loss, sso_loss = (outputs.mlm_loss, outputs.sso_loss) if ponet else (outputs.loss, 0 * outputs.loss)
+                loss = mlm_loss + args.sso_loss_weight * sso_loss
                 optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
-            running += torch.stack([loss, outputs.mlm_loss, outputs.sso_loss]).detach().float()
+            running += torch.stack([loss, mlm_loss, sso_loss]).detach().float()
             running_batches += 1
             progress.advance(accelerator.sync_gradients)
             tokens = int(batch["attention_mask"].sum())
@@ -217,35 +232,34 @@ def main(argv=None):
                 running.zero_()
                 running_batches = 0
             if args.eval_steps and step % args.eval_steps == 0 and step < args.max_train_steps:
-                eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
-                history.append({"step": step, **eval_metrics})
+                eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, step)
                 bar.bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()
                                                           if isinstance(v, float)))
                 if args.with_tracking:
                     accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=step)
-            # The tokenizer goes in too: a resumed run must use the same vocabulary.
-            maybe_save_checkpoint(accelerator, args, progress, tokenizer=tokenizer)
+            # The tokenizer (a resumed run must use the same vocabulary) and the training clock go in too.
+            maybe_save_checkpoint(accelerator, args, progress, tokenizer=tokenizer, extra_json=evals.checkpoint_files())
             if step >= args.max_train_steps:
                 break
         if progress.completed_steps >= args.max_train_steps:
             break
         progress.end_epoch()
         if not args.eval_steps:
-            eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
-            history.append({"step": progress.completed_steps, "epoch": epoch, **eval_metrics})
+            eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, progress.completed_steps, epoch=epoch)
             logger.info(f"epoch {epoch}: {eval_metrics}")
             if args.with_tracking:
                 accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
-        maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=True, tokenizer=tokenizer)
+        maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=True, tokenizer=tokenizer,
+                              extra_json=evals.checkpoint_files())
     bar.close()
 
     # Final evaluation (unless the last epoch-end evaluation was at this very step).
     if not history or history[-1]["step"] != progress.completed_steps:
-        eval_metrics = evaluate_pretraining(model, eval_dataloader, accelerator)
-        history.append({"step": progress.completed_steps, **eval_metrics})
+        eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, progress.completed_steps)
         if args.with_tracking:
             accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
     eval_metrics = history[-1]
+    model_type = accelerator.unwrap_model(model).config.model_type
     logger.info("Final evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items() if isinstance(v, float)))
 
     # Replicas must agree (DDP keeps them in sync); sharded setups (FSDP, DeepSpeed) hold different shards.
@@ -254,7 +268,9 @@ def main(argv=None):
         local = torch.tensor([parameter_checksum(model)], dtype=torch.float64, device=accelerator.device)
         checksums = accelerator.gather(local).cpu().tolist()
     results = {
-        **{f"eval_{k}": v for k, v in eval_metrics.items() if k != "step"},
+        **{f"eval_{k}": v for k, v in eval_metrics.items() if k not in ("step", "epoch", "train_seconds")},
+        "model_type": model_type,
+        "train_seconds": evals.train_seconds(),
         "train_steps": progress.completed_steps,
         "train_epochs_started": progress.epoch + 1,
         "total_train_batch_size": total_batch_size,
@@ -290,7 +306,8 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
         data_name = ", ".join(os.path.basename(p) for p in (args.train_file, args.validation_file) if p)
         datasets = None
     base_model, base_model_name = base_model_reference(args.model_name_or_path)
-    metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "sso_accuracy", "sso_loss", "perplexity")}
+    metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "sso_accuracy", "sso_loss", "perplexity")
+               if k in eval_metrics}
     hyperparameters = {
         "max_train_steps": steps,
         "learning_rate": args.learning_rate,

@@ -2,6 +2,7 @@
 outputs (CSV, markdown table, PNG) and its errors."""
 
 import csv
+import json
 import importlib.util
 import logging
 import os
@@ -107,7 +108,7 @@ def load_cli():
 def study_argv(env: Path, output_dir: Path, backbones=("tiny-ponet", "tiny-bert", "tiny-gpt2"),
                pooling=("last", "mean+max", "attention"), seeds=("1", "2"), extra=()):
     return [
-        "--model_name_or_path", *[str(env / b) for b in backbones],
+        *(["--model_name_or_path", *[str(env / b) for b in backbones]] if backbones else []),
         "--pooling", *pooling,
         "--seeds", *seeds,
         "--train_file", str(env / "train.csv"),
@@ -175,8 +176,9 @@ def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path
             # one decimal shown: equal up to rounding (the table and this test may round x.x5 differently)
             assert abs(shown_mean - means[pooling]) <= 0.05 + 1e-9
             assert abs(shown_std - statistics.stdev(values)) <= 0.05 + 1e-9
-        best = max(means.values())
-        assert {p for p in poolings if cells[p].startswith("**")} == {p for p in poolings if means[p] == best}
+        shown = {p: f"{means[p]:.1f}" for p in poolings}
+        best = max(shown.values(), key=float) if len(set(shown.values())) > 1 else None  # all tie: no bold
+        assert {p for p in poolings if cells[p].startswith("**")} == {p for p in poolings if shown[p] == best}
 
     # The figure: a real PNG with content.
     from matplotlib import image
@@ -307,5 +309,128 @@ def test_table_and_figure_from_synthetic_results(tmp_path):
     _, parsed = parse_markdown_table(table)
     assert parsed[("ponet", "frozen")] == {"mean": "**80.0 ± 2.0**", "max": "70.0 ± 2.0", "last": "60.0 ± 2.0"}
     assert parsed[("gpt2", "frozen")]["last"] == "**90.0 ± 2.0**"
-    path = report.plot_study(cells, tmp_path / "figure.png", baseline=0.5)
+    path = report.plot_study(cells, tmp_path / "figure.png", baselines={"majority class": 0.5})
     assert path.stat().st_size > 5_000
+
+
+def test_frozen_states_computed_once_give_the_result_of_recomputing_them(env, tmp_path):
+    argv = study_argv(env, tmp_path / "cached", backbones=("tiny-bert",), pooling=("cls", "mean", "attention"),
+                      seeds=("1",), extra=("--regimes", "frozen", "--num_train_epochs", "2"))
+    cached = run_in_process(argv).rows
+    recomputed = run_in_process([a if a != str(tmp_path / "cached") else str(tmp_path / "again") for a in argv]
+                                + ["--recompute_frozen_states"]).rows
+    assert [r["pooling"] for r in cached] == [r["pooling"] for r in recomputed]
+    for a, b in zip(cached, recomputed):
+        assert a["train_steps"] == b["train_steps"] == 6
+        assert a["eval_loss"] == pytest.approx(b["eval_loss"], abs=1e-5)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+        assert a["accuracy"] == b["accuracy"]
+
+
+def test_the_frozen_backbone_runs_once_per_backbone_not_once_per_step(env, tmp_path, monkeypatch):
+    calls = []
+    original = runs.frozen_states
+
+    def counted(accelerator, args, backbone):
+        calls.append(backbone.states is None)
+        return original(accelerator, args, backbone)
+
+    monkeypatch.setattr(runs, "frozen_states", counted)
+    run_in_process(study_argv(env, tmp_path / "s", backbones=("tiny-ponet",), pooling=("mean", "max"),
+                              extra=("--regimes", "frozen")))
+    assert calls == [True, False, False, False]  # computed by the first of 4 runs, reused by the others
+
+
+def test_table_and_figure_exist_after_an_interrupted_sweep(env, tmp_path, monkeypatch):
+    output_dir = tmp_path / "study"
+    original = runs.train_and_evaluate
+    calls = []
+
+    def killed_in_the_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "train_and_evaluate", killed_in_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(study_argv(env, output_dir, backbones=("tiny-bert",), pooling=("mean", "max"), seeds=("1",),
+                                  extra=("--regimes", "frozen")))
+    _, table = parse_markdown_table((output_dir / TABLE_MD).read_text())
+    assert table[("tiny-bert", "frozen")]["mean"] != "–" and (output_dir / FIGURE_PNG).stat().st_size > 5_000
+
+
+def test_config_only_folder_is_a_random_init_backbone_with_its_own_learning_rate(env, tmp_path):
+    config_only = tmp_path / "bert-config"
+    config_only.mkdir()
+    (config_only / "config.json").write_text((env / "tiny-bert" / "config.json").read_text())
+    output_dir = tmp_path / "study"
+    argv = study_argv(env, output_dir, backbones=("tiny-bert",), pooling=("mean",), seeds=("1",),
+                      extra=("--config_name", str(config_only), "--tokenizer_name", str(env / "tiny-bert"),
+                             "--regimes", "full", "--backbone_learning_rate", "bert-config (random init)=3e-3",
+                             "--full_num_train_epochs", "2"))
+    rows = run_in_process(argv).rows
+    by_backbone = {Path(r["backbone"].split(":", 1)[-1]).name: r for r in rows}
+    assert by_backbone["bert-config"]["backbone"].startswith("random-init:")
+    assert by_backbone["bert-config"]["learning_rate"] == 3e-3 and by_backbone["tiny-bert"]["learning_rate"] == 2e-5
+    assert by_backbone["bert-config"]["train_steps"] == 6  # 2 epochs of 3 batches
+    settings = json.loads((output_dir / "study_settings.json").read_text())
+    assert settings["backbones"]["random-init:" + str(config_only)]["full_learning_rate"] == 3e-3
+    assert settings["backbones"][str(env / "tiny-bert")]["full_learning_rate"] == 2e-5
+    assert "bert-config (random init)" in (output_dir / TABLE_MD).read_text()
+
+    # Another learning rate for a recorded backbone is another setting: refused, naming it.
+    with pytest.raises(ValueError, match=r"full_learning_rate of random-init:.*recorded 0.003, now 0.001"):
+        run_in_process(argv[:-3] + ["bert-config (random init)=1e-3", "--full_num_train_epochs", "2"])
+    # A config-only folder given as a pretrained backbone, or without a tokenizer: one clear error each.
+    with pytest.raises(ValueError, match="without weights.*--config_name"):
+        run_in_process(study_argv(env, tmp_path / "x", backbones=(), extra=("--model_name_or_path", str(config_only))))
+    with pytest.raises(ValueError, match="no tokenizer files.*--tokenizer_name"):
+        run_in_process(study_argv(env, tmp_path / "y", backbones=(), extra=("--config_name", str(config_only))))
+    with pytest.raises(ValueError, match="names no backbone"):
+        load_cli().parse_args(study_argv(env, tmp_path / "z", extra=("--backbone_learning_rate", "nope=1e-3")))
+
+
+@pytest.mark.parametrize("flag", [["--adam_epsilon", "1e-6"], ["--adam_beta2", "0.98"], ["--lr_scheduler_type", "constant"],
+                                  ["--max_length", "16"], ["--frozen_num_train_epochs", "2"], ["--seed", "7"]])
+def test_resuming_under_any_other_result_changing_setting_is_refused(env, tmp_path, flag):
+    argv = study_argv(env, tmp_path / "s", backbones=("tiny-bert",), pooling=("mean",), seeds=("1",),
+                      extra=("--regimes", "frozen"))
+    run_in_process(argv)
+    name = flag[0].lstrip("-")
+    with pytest.raises(ValueError, match=f"other settings.*{name}"):
+        run_in_process(argv + flag)
+
+
+def test_max_train_samples_keeps_the_first_rows(env, tmp_path):
+    args = load_cli().parse_args(study_argv(env, tmp_path / "s", extra=("--max_train_samples", "5")))
+    data = load_sentiment_data(args)
+    first = [s for s, _ in reviews(48, seed=0)[:5]]
+    assert data.train["text"] == first
+
+
+def test_a_study_that_fails_leaves_no_folder_or_settings_behind(env, tmp_path):
+    output_dir = tmp_path / "study"
+    with pytest.raises(ValueError):
+        run_in_process(study_argv(env, output_dir, backbones=("tiny-bert",), extra=("--text_column_name", "nope")))
+    assert not output_dir.exists()
+    with pytest.raises(Exception):  # the backbone fails to load, after the data was read
+        run_in_process(study_argv(env, output_dir, backbones=("does-not-exist-here",)))
+    assert not output_dir.exists()
+
+
+def test_each_panel_covers_its_bars_error_bars_and_baselines():
+    full = [report.Cell("b", "full", "mean", [0.97, 0.99]), report.Cell("b", "full", "max", [0.90, 0.96])]
+    frozen = [report.Cell("b", "frozen", "mean", [0.55, 0.61])]
+    for cells in (full, frozen):
+        low, high = report.y_limits(cells, {"majority class": 0.5, "VADER": 0.64})
+        assert high >= max(100 * (c.mean + c.std) for c in cells) and high >= 64
+        assert low <= min(100 * (c.mean - c.std) for c in cells) and low <= 50
+    assert report.y_limits(full)[0] > report.y_limits(frozen)[1] - 10  # each panel its own range
+
+
+def test_table_bolds_nothing_when_all_poolings_tie_and_gives_baselines_in_its_metric():
+    cells = [report.Cell("b", "frozen", p, [0.5, 0.5]) for p in ("mean", "max", "cls")]
+    table = report.markdown_table(cells, "macro_f1", {"majority class": 0.333, "VADER": 0.612})
+    assert "**" not in table.split("\n\n")[0]
+    assert "baselines (dev macro-f1): majority class 33.3, VADER 61.2" in table

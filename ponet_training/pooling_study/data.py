@@ -2,6 +2,9 @@
 
 - `SentimentData`, `load_sentiment_data(args)`: SST-2 or IMDb from the Hub, any Hub dataset with a text and a label
   column, or local csv / tsv / json / jsonl files (`tables.read_table`); labels normalised by `tables.label_id`.
+  `vader_movies` / `vader_tweets` / `vader_amazon` / `vader_nyt`: the human-rated sentences of Hutto & Gilbert
+  (2014), prepared once from the vaderSentiment sdist (`vader.prepared_domain`), train and dev splits.
+- `baseline_scores(data)`: the majority class of the training data (and VADER on the vader presets), in every metric.
 - `tokenize_for_backbone(accelerator, args, tokenizer, data, name)`.
 """
 
@@ -11,8 +14,14 @@ import argparse
 import logging
 from dataclasses import dataclass
 
-from ..tables import infer_label_names, label_id, read_table
-from .settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES
+from collections import Counter
+
+import numpy as np
+
+from .. import vader
+from ..metrics import classification_metrics
+from ..tables import infer_label_names, keep_first, label_id, read_table
+from .settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES, VADER_PRESETS
 
 
 logger = logging.getLogger(__name__)
@@ -26,6 +35,7 @@ class SentimentData:
     eval: object
     label_names: list[str]
     source: str
+    vader_domain: str | None = None
 
     @property
     def num_labels(self) -> int:
@@ -45,6 +55,12 @@ def _load_raw(args):
         train = _read_local(args.train_file)
         evaluation = _read_local(args.validation_file) if args.validation_file else None
         return train, evaluation, args.train_file, None
+    if args.dataset_name in VADER_PRESETS:
+        domain = VADER_PRESETS[args.dataset_name]
+        folder = vader.prepared_domain(domain)
+        return (_read_local(str(folder / "train.csv")), _read_local(str(folder / "dev.csv")),
+                f"{args.dataset_name} ({vader.DOMAINS[domain].description}, rated by people; Hutto & Gilbert 2014)",
+                "sentence")
     from datasets import load_dataset
 
     name = args.dataset_name or "sst2"
@@ -128,19 +144,31 @@ def load_sentiment_data(args: argparse.Namespace) -> SentimentData:
         return split.rename_column(text_column, "text") if text_column != "text" else split
 
     train, evaluation = map_labels(train, "training"), map_labels(evaluation, "evaluation")
-    for split_name, limit in (("training", args.max_train_samples), ("evaluation", args.max_eval_samples)):
-        split = train if split_name == "training" else evaluation
-        if limit is not None and limit < len(split):
-            logger.info("Using a random subset of %d of the %d %s examples (--max_%s_samples)", limit, len(split),
-                        split_name, "train" if split_name == "training" else "eval")
-            split = split.shuffle(seed=args.seed).select(range(limit))
-            if split_name == "training":
-                train = split
-            else:
-                evaluation = split
+    # The first N rows, as run_glue does: the same rows whatever the seed.
+    train = keep_first(train, args.max_train_samples, "training")
+    evaluation = keep_first(evaluation, args.max_eval_samples, "evaluation")
     logger.info("Data: %s, %d training / %d evaluation examples, labels %s", source, len(train), len(evaluation),
                 label_names)
-    return SentimentData(train=train, eval=evaluation, label_names=label_names, source=source)
+    return SentimentData(train=train, eval=evaluation, label_names=label_names, source=source,
+                         vader_domain=VADER_PRESETS.get(args.dataset_name))
+
+
+def baseline_scores(data: SentimentData) -> dict[str, dict[str, float]]:
+    """Every metric of the study (accuracy, f1, macro_f1) for the majority class of the training data predicted
+    for every evaluation example, and for VADER's calls on the vader presets (`vader.vader_label`)."""
+    labels = np.asarray(data.eval["label"])
+    majority = Counter(data.train["label"]).most_common(1)[0][0]
+    predictions = {"majority class": np.full_like(labels, majority)}
+    if data.vader_domain is not None:
+        positive = data.label_names.index("1")  # vader's files: 1 positive, 0 negative
+        calls = vader.vader_predictions(data.eval["text"], int(data.label_names[majority]))
+        predictions["VADER"] = np.asarray([positive if call == 1 else 1 - positive for call in calls])
+    scores = {}
+    for name, predicted in predictions.items():
+        metrics = classification_metrics(predicted, labels, num_labels=data.num_labels)
+        scores[name] = {"accuracy": metrics["accuracy"], "f1": metrics.get("f1", metrics["macro_f1"]),
+                        "macro_f1": metrics["macro_f1"]}
+    return scores
 
 
 def tokenize_for_backbone(accelerator, args, tokenizer, data: SentimentData, name: str):
@@ -171,4 +199,4 @@ def tokenize_for_backbone(accelerator, args, tokenizer, data: SentimentData, nam
 
 
 
-__all__ = ["SentimentData", "load_sentiment_data", "tokenize_for_backbone"]
+__all__ = ["SentimentData", "baseline_scores", "load_sentiment_data", "tokenize_for_backbone"]

@@ -8,13 +8,15 @@ of each backbone and regime in bold), a figure (grouped bars with error bars, ma
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..run import write_all_results
-from .settings import FIGURE_PNG, REGIMES, RESULTS_CSV, TABLE_MD, display_name
+from .settings import BASELINES_JSON, FIGURE_PNG, REGIMES, RESULTS_CSV, TABLE_MD, VADER_PRESETS, display_name
 from .store import read_results
 
 
@@ -22,6 +24,11 @@ def describe_data(args: argparse.Namespace) -> str:
     """The dataset in a few words, for the figure."""
     if args.train_file:
         return os.path.basename(args.train_file)
+    if args.dataset_name in VADER_PRESETS:
+        from ..vader import DOMAINS
+
+        return (f"{args.dataset_name}: {DOMAINS[VADER_PRESETS[args.dataset_name]].description} rated by people "
+                "(Hutto & Gilbert 2014), dev split")
     name = args.dataset_name or "sst2"
     return name + (f"/{args.dataset_config_name}" if args.dataset_config_name else "")
 
@@ -61,9 +68,14 @@ def _ordered(values):
     return list(dict.fromkeys(values))
 
 
-def markdown_table(cells: list[Cell], metric: str = "accuracy", baselines: dict | None = None) -> str:
+def _shown(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown_table(cells: list[Cell], metric: str = "accuracy", baselines: dict[str, float] | None = None) -> str:
     """Markdown table: one row per backbone and regime, one column per pooling, `mean ± std` of the metric in %
-    over seeds (just the mean for a single seed); the best pooling of each row in bold."""
+    over seeds (just the mean for a single seed); the best pooling of each row in bold, unless all its poolings
+    tie (as shown). `baselines`: name -> the baseline's value in the same metric, given under the table."""
     poolings = _ordered(c.pooling for c in cells)
     by_key = {(c.backbone, c.regime, c.pooling): c for c in cells}
     seeds = sorted({c.n for c in cells})
@@ -72,26 +84,41 @@ def markdown_table(cells: list[Cell], metric: str = "accuracy", baselines: dict 
     for backbone in _ordered(c.backbone for c in cells):
         for regime in [r for r in REGIMES if any(c.backbone == backbone and c.regime == r for c in cells)]:
             row_cells = [by_key.get((backbone, regime, p)) for p in poolings]
-            best = max(c.mean for c in row_cells if c is not None)
+            shown = {_shown(c.mean) for c in row_cells if c is not None}
+            best = max(shown, key=float) if len(shown) > 1 else None  # all tie: nothing is best
             entries = []
             for cell in row_cells:
                 if cell is None:
                     entries.append("–")
                     continue
-                text = f"{100 * cell.mean:.1f}" + (f" ± {100 * cell.std:.1f}" if cell.n > 1 else "")
-                entries.append(f"**{text}**" if cell.mean == best else text)
+                text = _shown(cell.mean) + (f" ± {_shown(cell.std)}" if cell.n > 1 else "")
+                entries.append(f"**{text}**" if _shown(cell.mean) == best else text)
             lines.append("| " + " | ".join([display_name(backbone), regime, *entries]) + " |")
-    note = f"Dev {metric.replace('_', '-')} (%), mean ± standard deviation over {' / '.join(map(str, seeds))} seed(s)"
+    name = metric.replace("_", "-")
+    note = f"Dev {name} (%), mean ± standard deviation over {' / '.join(map(str, seeds))} seed(s)"
     if baselines:
-        note += "; majority-class baseline " + ", ".join(f"{100 * v:.1f}" for v in sorted(set(baselines.values())))
-    note += ". Bold: the best pooling of each backbone and regime."
+        note += "; baselines (dev " + name + "): " + ", ".join(f"{k} {_shown(v)}" for k, v in baselines.items())
+    note += ". Bold: the best pooling of each backbone and regime (none when all tie)."
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
+BASELINE_STYLES = ("--", ":", "-.")
+
+
+def y_limits(cells: list[Cell], baselines: dict[str, float] | None = None) -> tuple[float, float]:
+    """A panel's y-range (%): its bars with their error bars, and the baselines, with a margin."""
+    values = list((baselines or {}).values())
+    low = min([c.mean - c.std for c in cells] + values)
+    high = max([c.mean + c.std for c in cells] + values)
+    margin = max(0.02, 0.08 * (high - low))
+    return 100 * max(0.0, low - margin), 100 * (high + margin)
+
+
 def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accuracy",
-               baseline: float | None = None, title: str | None = None) -> Path:
+               baselines: dict[str, float] | None = None, title: str | None = None) -> Path:
     """Grouped bar chart (PNG): one panel per regime, a group of bars per backbone, one bar per pooling,
-    error bars = standard deviation over seeds; a dashed line at the majority-class baseline when given."""
+    error bars = standard deviation over seeds; a line per baseline. Each panel's y-axis covers its bars, error
+    bars and baselines; the legend sits below the panels in as many rows as it needs; `title` is the caption."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -101,13 +128,14 @@ def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accura
     backbones = _ordered(c.backbone for c in cells)
     regimes = [r for r in REGIMES if any(c.regime == r for c in cells)]
     by_key = {(c.backbone, c.regime, c.pooling): c for c in cells}
+    baselines = baselines or {}
     width = 0.8 / len(poolings)
     colors = plt.get_cmap("tab10" if len(poolings) <= 10 else "tab20")
-    fig, axes = plt.subplots(1, len(regimes), figsize=(max(4.5, 1.1 + 0.32 * len(poolings) * len(backbones)) * len(regimes),
-                                                       3.8), sharey=True, squeeze=False)
-    low = min(c.mean - c.std for c in cells)
-    floor = max(0.0, min(low, baseline if baseline is not None else low) - 0.05)
+    panel_width = max(4.5, 1.1 + 0.32 * len(poolings) * len(backbones))
+    fig, axes = plt.subplots(1, len(regimes), figsize=(panel_width * len(regimes), 4.2), squeeze=False,
+                             layout="constrained")
     for ax, regime in zip(axes[0], regimes):
+        panel = [c for c in cells if c.regime == regime]
         for j, pooling in enumerate(poolings):
             xs, means, stds = [], [], []
             for i, backbone in enumerate(backbones):
@@ -118,23 +146,33 @@ def plot_study(cells: list[Cell], path: str | os.PathLike, metric: str = "accura
                     stds.append(100 * cell.std)
             ax.bar(xs, means, width, yerr=stds, capsize=2, color=colors(j), label=pooling, edgecolor="black",
                    linewidth=0.3, error_kw=dict(linewidth=0.8))
-        if baseline is not None:
-            ax.axhline(100 * baseline, color="gray", linestyle="--", linewidth=1, label="majority class")
+        for k, (name, value) in enumerate(baselines.items()):
+            ax.axhline(100 * value, color="gray", linestyle=BASELINE_STYLES[k % len(BASELINE_STYLES)], linewidth=1,
+                       label=f"{name} ({_shown(value)})")
+        ax.set_ylim(*y_limits(panel, baselines))
         ax.set_xticks(range(len(backbones)))
         ax.set_xticklabels([display_name(b) for b in backbones], fontsize=8)
         ax.set_title({"frozen": "frozen backbone (linear probe)", "full": "full fine-tuning"}[regime], fontsize=10)
-        ax.set_ylim(bottom=100 * floor)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel(f"dev {metric.replace('_', '-')} (%)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=9, y=0.02, va="bottom")
-    fig.tight_layout(rect=(0, 0.05 if title else 0, 1, 0.93))
+    # As many entries per row as the figure's width holds (about 1.6 inches each).
+    columns = max(1, min(len(labels), int(panel_width * len(regimes) / 1.6)))
+    fig.legend(handles, labels, loc="outside lower center", ncol=columns, fontsize=8, frameon=False)
+    if title:  # wrapped to the figure's width (about 14 characters per inch at 9 points)
+        fig.suptitle(textwrap.fill(title, width=int(13 * panel_width * len(regimes))), fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def read_baselines(output_dir: str | os.PathLike, metric: str) -> dict[str, float]:
+    """The study's baselines in `metric` (`study_baselines.json`, written with the first run), {} without the file."""
+    path = Path(output_dir) / BASELINES_JSON
+    if not path.is_file():
+        return {}
+    return {name: scores[metric] for name, scores in json.loads(path.read_text()).items()}
 
 
 def write_summary(output_dir: str | os.PathLike, metric: str = "accuracy", title: str | None = None) -> dict:
@@ -144,15 +182,13 @@ def write_summary(output_dir: str | os.PathLike, metric: str = "accuracy", title
     if not rows:
         raise ValueError(f"No finished run in {output_dir / RESULTS_CSV}: nothing to summarise")
     cells = summarize(rows, metric)
-    baselines = {(r["backbone"], r["regime"]): r["majority_baseline"] for r in rows if r.get("majority_baseline") != ""}
-    baseline_values = sorted(set(baselines.values()))
-    table = markdown_table(cells, metric, baselines)
-    (output_dir / TABLE_MD).write_text(table)
-    plot_study(cells, output_dir / FIGURE_PNG, metric,
-               baseline=baseline_values[0] if len(baseline_values) == 1 else None, title=title)
+    baselines = read_baselines(output_dir, metric)
+    (output_dir / TABLE_MD).write_text(markdown_table(cells, metric, baselines))
+    plot_study(cells, output_dir / FIGURE_PNG, metric, baselines=baselines, title=title)
     results = {
         "metric": metric,
         "num_runs": len(rows),
+        "baselines": baselines,
         "results": [
             {"backbone": c.backbone, "regime": c.regime, "pooling": c.pooling, "seeds": c.n,
              f"{metric}_mean": c.mean, f"{metric}_std": c.std}
@@ -164,4 +200,4 @@ def write_summary(output_dir: str | os.PathLike, metric: str = "accuracy", title
 
 
 
-__all__ = ["Cell", "describe_data", "markdown_table", "plot_study", "summarize", "write_summary"]
+__all__ = ["Cell", "describe_data", "markdown_table", "plot_study", "read_baselines", "summarize", "write_summary", "y_limits"]

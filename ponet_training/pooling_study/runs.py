@@ -1,7 +1,10 @@
 """One run of the pooling study: a `PooledSequenceClassifier` on a backbone, trained and evaluated.
 
-- `Backbone`, `load_backbone(accelerator, args, name, data)`: tokenizer, weights and tokenized data, loaded once
-  per backbone and shared by its runs.
+- `Backbone`, `load_backbone(accelerator, args, name, data)`: tokenizer, weights (pretrained, or random from a
+  config: `RANDOM_INIT_PREFIX`) and tokenized data, loaded once per backbone and shared by its runs.
+- `frozen_states(accelerator, args, backbone)`: the frozen backbone's token states of every example, computed once
+  per backbone and reused by all its frozen runs (a frozen backbone in eval mode gives the same states whatever
+  the seed, the pooling or the epoch).
 - `evaluate_classifier(accelerator, model, dataloader, num_labels)`: accuracy, F1, macro-F1 and loss.
 - `train_and_evaluate(accelerator, args, backbone, spec, data)`: one run (frozen or full regime), one CSV row.
 
@@ -11,7 +14,9 @@ Training and prediction are the library's classifier loops (`loop.train_epoch`, 
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +29,10 @@ from ..checkpoints import TrainingProgress
 from ..metrics import classification_metrics
 from ..pooled_classifier import PooledSequenceClassifier, ensure_pad_token
 from .data import SentimentData, tokenize_for_backbone
-from .settings import RunSpec, display_name
+from .settings import RANDOM_INIT_PREFIX, RunSpec, display_name
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,23 +44,110 @@ class Backbone:
     model: torch.nn.Module
     train_dataset: object
     eval_dataset: object
+    states: tuple | None = None  # (train, eval) token states of the frozen backbone, filled by `frozen_states`
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
+
+
+def _local_folder_lacks(path: str, suffixes: tuple[str, ...]) -> bool:
+    """True for a local folder with no file whose name ends in one of `suffixes` (a Hub id: False)."""
+    return os.path.isdir(path) and not any(name.endswith(suffixes) for name in os.listdir(path))
 
 
 def load_backbone(accelerator, args, name: str, data: SentimentData) -> Backbone:
-    """Tokenizer (with a pad token: decoders get EOS, logged), config and weights of one backbone, and its data."""
+    """Tokenizer (with a pad token: decoders get EOS, logged), config and weights of one backbone, and its data.
+
+    `random-init:<config>` builds the model from the config with random weights (seeded by --seed, so every run
+    of the backbone starts from the same weights), tokenized with --tokenizer_name or the config folder's own
+    tokenizer. A pretrained folder without tokenizer files uses --tokenizer_name; without it, a clear error.
+    """
     import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
-    config = AutoConfig.from_pretrained(name, **common)
-    tokenizer = AutoTokenizer.from_pretrained(name, **common)
+    random_init = name.startswith(RANDOM_INIT_PREFIX)
+    source = name[len(RANDOM_INIT_PREFIX):] if random_init else name
+    if not random_init and _local_folder_lacks(source, WEIGHT_SUFFIXES):
+        raise ValueError(f"Backbone {source!r} is a folder without weights; to train it from random weights, pass "
+                         f"it as --config_name {source} (with --tokenizer_name when it holds no tokenizer)")
+    tokenizer_source = source
+    if _local_folder_lacks(source, TOKENIZER_FILES):
+        if not args.tokenizer_name:
+            raise ValueError(f"Backbone {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): "
+                             "pass --tokenizer_name (e.g. the tokenizer the model was or will be trained with)")
+        tokenizer_source = args.tokenizer_name
+    elif random_init and args.tokenizer_name:
+        tokenizer_source = args.tokenizer_name
+    config = AutoConfig.from_pretrained(source, **common)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
     try:
         ensure_pad_token(tokenizer, config, use_eos_as_pad=True)
     except ValueError as err:
         raise ValueError(f"Backbone {name!r}: {err}") from None
-    model = AutoModel.from_pretrained(name, config=config, **common)
+    vocab_size = getattr(config, "vocab_size", None)
+    if vocab_size is not None and len(tokenizer) > vocab_size:
+        raise ValueError(f"Backbone {name!r}: the tokenizer {tokenizer_source!r} has {len(tokenizer)} tokens but the "
+                         f"model's vocabulary only {vocab_size}; pass a matching --tokenizer_name or config")
+    if random_init:
+        torch.manual_seed(args.seed)
+        model = AutoModel.from_config(config, trust_remote_code=args.trust_remote_code)
+        logger.info("Backbone %s: random weights from the config %s, tokenizer %s", name, source, tokenizer_source)
+    else:
+        model = AutoModel.from_pretrained(source, config=config, **common)
     train_dataset, eval_dataset = tokenize_for_backbone(accelerator, args, tokenizer, data, name)
     return Backbone(name=name, tokenizer=tokenizer, model=model, train_dataset=train_dataset, eval_dataset=eval_dataset)
+
+
+def frozen_states(accelerator, args, backbone: Backbone) -> tuple[list, list]:
+    """The frozen backbone's outputs for every training and evaluation example, computed once (eval mode, no
+    gradients) and kept on the CPU without padding: per example `last_hidden_state` `[length, hidden]`,
+    `pooler_output` `[hidden]` (when the backbone has a pooler), `attention_mask` and `labels`."""
+    from transformers import DataCollatorWithPadding
+
+    if backbone.states is not None:
+        return backbone.states
+    model = backbone.model.to(accelerator.device).eval()
+    collator = DataCollatorWithPadding(backbone.tokenizer)
+    splits = []
+    started = time.perf_counter()
+    for dataset in (backbone.train_dataset, backbone.eval_dataset):
+        examples = []
+        loader = dataloaders.build_eval_dataloader(dataset, args.per_device_eval_batch_size, collate_fn=collator)
+        with torch.no_grad():
+            for batch in loader:
+                labels = batch.pop("labels")
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                outputs = model(**batch, return_dict=True)
+                pooler = getattr(outputs, "pooler_output", None)
+                for i, length in enumerate(batch["attention_mask"].sum(-1).tolist()):
+                    example = {"last_hidden_state": outputs.last_hidden_state[i, :length].float().cpu().clone(),
+                               "attention_mask": batch["attention_mask"][i, :length].cpu(), "labels": labels[i]}
+                    if pooler is not None:
+                        example["pooler_output"] = pooler[i].float().cpu().clone()
+                    examples.append(example)
+        splits.append(examples)
+    backbone.model.to("cpu")
+    logger.info("%s: token states of the frozen backbone computed once for %d + %d examples (%.1f s)", backbone.name,
+                len(splits[0]), len(splits[1]), time.perf_counter() - started)
+    backbone.states = tuple(splits)
+    return backbone.states
+
+
+def collate_states(examples: list[dict]) -> dict:
+    """Pad cached token states (zeros, masked out) to the longest example of the batch."""
+    length = max(e["last_hidden_state"].shape[0] for e in examples)
+    hidden = torch.zeros(len(examples), length, examples[0]["last_hidden_state"].shape[1])
+    mask = torch.zeros(len(examples), length, dtype=torch.long)
+    for i, e in enumerate(examples):
+        hidden[i, :e["last_hidden_state"].shape[0]] = e["last_hidden_state"]
+        mask[i, :e["attention_mask"].shape[0]] = e["attention_mask"]
+    batch = {"last_hidden_state": hidden, "attention_mask": mask,
+             "labels": torch.stack([torch.as_tensor(e["labels"]) for e in examples])}
+    if "pooler_output" in examples[0]:
+        batch["pooler_output"] = torch.stack([e["pooler_output"] for e in examples])
+    return batch
 
 
 def evaluate_classifier(accelerator, model, dataloader, num_labels: int) -> dict[str, float]:
@@ -72,10 +167,14 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
     from accelerate.utils import set_seed
     from transformers import DataCollatorWithPadding
 
+    frozen = spec.regime == "frozen"
+    cached = frozen and not args.recompute_frozen_states
+    if cached:
+        train_states, eval_states = frozen_states(accelerator, args, backbone)
     set_seed(spec.seed)
     run_args = copy.copy(args)
-    frozen = spec.regime == "frozen"
-    run_args.learning_rate = args.probe_learning_rate if frozen else args.learning_rate
+    run_args.learning_rate = args.backbone_settings[spec.backbone][f"{spec.regime}_learning_rate"]
+    run_args.num_train_epochs = args.backbone_settings[spec.backbone][f"{spec.regime}_num_train_epochs"]
     model = PooledSequenceClassifier(
         copy.deepcopy(backbone.model), spec.pooling, num_labels=data.num_labels,
         problem_type="single_label_classification", freeze_backbone=frozen, cls_from_pooler=not args.no_cls_pooler,
@@ -84,11 +183,12 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
     if not frozen:
         optimization.maybe_enable_gradient_checkpointing(model.backbone, run_args)
     pad_multiple = 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
-    collator = DataCollatorWithPadding(backbone.tokenizer, pad_to_multiple_of=pad_multiple)
-    train_dataloader = dataloaders.build_train_dataloader(backbone.train_dataset, args.per_device_train_batch_size,
+    collator = collate_states if cached else DataCollatorWithPadding(backbone.tokenizer, pad_to_multiple_of=pad_multiple)
+    train_data, eval_data = (train_states, eval_states) if cached else (backbone.train_dataset, backbone.eval_dataset)
+    train_dataloader = dataloaders.build_train_dataloader(train_data, args.per_device_train_batch_size,
                                                           collate_fn=collator, seed=spec.seed,
                                                           num_workers=args.dataloader_num_workers)
-    eval_dataloader = dataloaders.build_eval_dataloader(backbone.eval_dataset, args.per_device_eval_batch_size,
+    eval_dataloader = dataloaders.build_eval_dataloader(eval_data, args.per_device_eval_batch_size,
                                                         collate_fn=collator, num_workers=args.dataloader_num_workers)
     optimizer = optimization.create_optimizer(model, run_args)
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
@@ -140,4 +240,4 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
     }
 
 
-__all__ = ["Backbone", "evaluate_classifier", "load_backbone", "train_and_evaluate"]
+__all__ = ["Backbone", "collate_states", "evaluate_classifier", "frozen_states", "load_backbone", "train_and_evaluate"]

@@ -19,6 +19,9 @@ HUB_DATASETS = {
     "sst2": ("nyu-mll/glue", "sst2", "sentence", "validation"),
     "imdb": ("stanfordnlp/imdb", None, "text", "test"),
 }
+# The human-rated sentences of Hutto & Gilbert (2014), prepared from the vaderSentiment sdist (`ponet_training.vader`):
+# preset name -> domain. Evaluated on the dev split; the test split stays unseen.
+VADER_PRESETS = {f"vader_{domain}": domain for domain in ("movies", "tweets", "amazon", "nyt")}
 TEXT_COLUMN_CANDIDATES = ("sentence", "text", "review", "content", "document")
 
 RESULTS_CSV = "pooling_study.csv"
@@ -32,6 +35,9 @@ CSV_COLUMNS = (
     "train_time_s", "eval_time_s", "finished_at",
 )
 RUN_KEY = ("backbone", "regime", "pooling", "seed")
+BASELINES_JSON = "study_baselines.json"
+# A backbone built from a config with random weights (`--config_name`) is recorded under this prefix.
+RANDOM_INIT_PREFIX = "random-init:"
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,18 @@ class RunSpec:
 
 
 def display_name(backbone: str) -> str:
-    """A short name for tables: the folder name of a local path, the Hub id as it is otherwise."""
+    """A short name for tables: the folder name of a local path, the Hub id as it is otherwise; a random-init
+    backbone says so."""
+    if backbone.startswith(RANDOM_INIT_PREFIX):
+        return display_name(backbone[len(RANDOM_INIT_PREFIX):]) + " (random init)"
     return os.path.basename(os.path.normpath(backbone)) if os.path.isdir(backbone) else backbone
 
 
 
 __all__ = [
+    "BASELINES_JSON",
+    "RANDOM_INIT_PREFIX",
+    "VADER_PRESETS",
     "CSV_COLUMNS",
     "DEFAULT_BACKBONES",
     "DEFAULT_SEEDS",

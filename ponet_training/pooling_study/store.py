@@ -4,7 +4,8 @@
 - `open_record(accelerator, args)`: on the main process, prepare `--output_dir` (`--overwrite_output_dir`
   starts over), check or write the settings and read the finished runs; every process gets the rows (or the error).
 - `read_results(csv_path)`, `append_result(csv_path, row)`.
-- `study_settings(args, num_processes, mixed_precision)`, `check_or_write_settings(output_dir, settings)`.
+- `study_settings(args, num_processes, mixed_precision)`, `check_settings(output_dir, settings)`,
+  `record_run(output_dir, settings, row, baselines)`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from .settings import CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
+from .settings import BASELINES_JSON, CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
 
 
 logger = logging.getLogger(__name__)
@@ -58,65 +59,96 @@ def append_result(csv_path: str | os.PathLike, row: dict) -> None:
         os.fsync(handle.fileno())
 
 
+# Flags that cannot change a run's result (where files go, logging, speed) and the sweep's axes (each run is one
+# cell; extending the sweep is allowed). Every other flag is recorded, so a new flag is recorded by default.
+NOT_SETTINGS = frozenset({
+    "output_dir", "overwrite_output_dir", "with_tracking", "report_to", "logging_steps", "dataloader_num_workers",
+    "preprocessing_num_workers", "overwrite_cache", "cache_dir", "figure_title", "metric", "push_to_hub",
+    "hub_model_id", "hub_token", "hub_private_repo", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "checkpointing_steps", "resume_from_checkpoint", "eval_steps",
+    "model_name_or_path", "config_name", "pooling", "regimes", "seeds", "backbones", "backbone_learning_rate",
+    "backbone_settings", "mixed_precision",
+})
+
+
+def _plain(value):
+    value = getattr(value, "value", value)  # enums (lr_scheduler_type)
+    return list(value) if isinstance(value, tuple) else value
+
+
 def study_settings(args: argparse.Namespace, num_processes: int, mixed_precision: str) -> dict:
-    """The settings that change a run's result: runs recorded under other settings are not comparable."""
-    return {
-        "dataset_name": args.dataset_name or (None if args.train_file else "sst2"),
-        "dataset_config_name": args.dataset_config_name,
-        "train_file": os.path.abspath(args.train_file) if args.train_file else None,
-        "validation_file": os.path.abspath(args.validation_file) if args.validation_file else None,
-        "text_column_name": args.text_column_name,
-        "label_column_name": args.label_column_name,
-        "validation_split_percentage": args.validation_split_percentage,
-        "max_train_samples": args.max_train_samples,
-        "max_eval_samples": args.max_eval_samples,
-        "data_seed": args.seed,
-        "max_length": args.max_length,
-        "learning_rate": args.learning_rate,
-        "probe_learning_rate": args.probe_learning_rate,
-        "weight_decay": args.weight_decay,
-        "num_train_epochs": args.num_train_epochs,
-        "max_train_steps": args.max_train_steps,
-        "total_train_batch_size": args.per_device_train_batch_size * num_processes * args.gradient_accumulation_steps,
-        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
-        "num_warmup_steps": args.num_warmup_steps,
-        "warmup_ratio": args.warmup_ratio,
-        "max_grad_norm": args.max_grad_norm,
-        "no_cls_pooler": args.no_cls_pooler,
-        "mixed_precision": mixed_precision,
-    }
+    """Every flag that can change a run's result, plus `backbones`: each backbone's own settings (learning rate
+    and epochs per regime, tokenizer). Runs recorded under other settings are not comparable."""
+    settings = {name: _plain(value) for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
+    for name in ("train_file", "validation_file"):
+        if settings.get(name):
+            settings[name] = os.path.abspath(settings[name])
+    settings["total_train_batch_size"] = (args.per_device_train_batch_size * num_processes
+                                          * args.gradient_accumulation_steps)
+    settings["mixed_precision"] = mixed_precision
+    settings["backbones"] = {name: dict(values) for name, values in args.backbone_settings.items()}
+    return settings
 
 
-def check_or_write_settings(output_dir: Path, settings: dict) -> None:
-    """Write `study_settings.json`, or check that a resumed study's recorded settings are the same."""
+def settings_differences(recorded: dict, settings: dict) -> list[str]:
+    """What differs between recorded and current settings; a backbone only one of them has is no difference."""
+    differing = [f"{k}: recorded {recorded.get(k)!r}, now {v!r}" for k, v in settings.items()
+                 if k != "backbones" and recorded.get(k) != v]
+    differing += [f"{k}: recorded {recorded[k]!r}, now absent" for k in recorded if k not in settings]
+    old_backbones = recorded.get("backbones", {})
+    for backbone, values in settings.get("backbones", {}).items():
+        for k, v in values.items():
+            if backbone in old_backbones and old_backbones[backbone].get(k) != v:
+                differing.append(f"{k} of {backbone}: recorded {old_backbones[backbone].get(k)!r}, now {v!r}")
+    return differing
+
+
+def check_settings(output_dir: Path, settings: dict) -> None:
+    """Refuse to add runs to a study whose recorded runs were made with other settings (one error naming them)."""
     path = output_dir / SETTINGS_JSON
-    if path.is_file():
-        recorded = json.loads(path.read_text())
-        differing = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
-        if differing and (output_dir / RESULTS_CSV).is_file():
-            details = ", ".join(f"{k}: recorded {old!r}, now {new!r}" for k, (old, new) in differing.items())
-            raise ValueError(f"{output_dir} holds runs made with other settings ({details}). Their results would not "
-                             "be comparable: use another --output_dir, or --overwrite_output_dir to start over.")
-    path.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    if not (path.is_file() and (output_dir / RESULTS_CSV).is_file()):
+        return
+    differing = settings_differences(json.loads(path.read_text()), settings)
+    if differing:
+        raise ValueError(f"{output_dir} holds runs made with other settings ({'; '.join(differing)}). Their results "
+                         "would not be comparable: use another --output_dir, or --overwrite_output_dir to start over.")
 
+
+def write_settings(output_dir: Path, settings: dict) -> None:
+    """Record the settings (backbones merged with the recorded ones), next to the first finished run."""
+    path = output_dir / SETTINGS_JSON
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {**settings, "backbones": {**recorded.get("backbones", {}), **settings["backbones"]}}
+    path.write_text(json.dumps(merged, indent=2, sort_keys=True))
+
+
+def record_run(output_dir: Path, settings: dict, row: dict, baselines: dict | None) -> None:
+    """Append a finished run, with the settings (and the data's baselines) it was made with; the folder and the
+    settings file appear only now, so a study that fails before its first run leaves nothing behind."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_settings(output_dir, settings)
+    if baselines is not None:
+        (output_dir / BASELINES_JSON).write_text(json.dumps(baselines, indent=2))
+    append_result(output_dir / RESULTS_CSV, row)
 
 
 def open_record(accelerator, args: argparse.Namespace) -> list[dict]:
     """The finished runs of the study in `--output_dir`, read by the main process (after `--overwrite_output_dir`
-    and the settings check) and shared with every process, which must skip the same runs; so is an error."""
+    and the settings check) and shared with every process, which must skip the same runs; so is an error.
+    Nothing is created here (see `record_run`)."""
     from accelerate.utils import broadcast_object_list
 
     output_dir = Path(args.output_dir)
     shared = [None, None]
     if accelerator.is_main_process:
         try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            if args.overwrite_output_dir:
-                for name in (RESULTS_CSV, TABLE_MD, FIGURE_PNG, SETTINGS_JSON, "all_results.json"):
+            if output_dir.exists() and not output_dir.is_dir():
+                raise ValueError(f"--output_dir {output_dir} is a file, not a folder")
+            if args.overwrite_output_dir and output_dir.is_dir():
+                for name in (RESULTS_CSV, TABLE_MD, FIGURE_PNG, SETTINGS_JSON, BASELINES_JSON, "all_results.json"):
                     (output_dir / name).unlink(missing_ok=True)
                 logger.info("--overwrite_output_dir: starting the study in %s over", output_dir)
-            check_or_write_settings(output_dir,
-                                    study_settings(args, accelerator.num_processes, accelerator.mixed_precision))
+            check_settings(output_dir, study_settings(args, accelerator.num_processes, accelerator.mixed_precision))
             shared[0] = read_results(output_dir / RESULTS_CSV)
         except (OSError, ValueError) as err:
             shared[1] = err
@@ -127,4 +159,5 @@ def open_record(accelerator, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-__all__ = ["append_result", "check_or_write_settings", "open_record", "read_results", "study_settings"]
+__all__ = ["append_result", "check_settings", "open_record", "read_results", "record_run", "settings_differences",
+           "study_settings", "write_settings"]

@@ -68,6 +68,7 @@ NOT_SETTINGS = frozenset({
     "gradient_accumulation_steps", "checkpointing_steps", "resume_from_checkpoint", "eval_steps",
     "model_name_or_path", "config_name", "pooling", "regimes", "seeds", "backbones", "backbone_learning_rate",
     "backbone_settings", "mixed_precision",
+    "run_settings",  # the generic checkpoint rule's summary of these same flags (ponet_training.run)
 })
 
 

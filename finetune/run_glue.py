@@ -20,7 +20,6 @@ Without --task_name, local files with any columns are read (--text_column_name, 
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -227,19 +226,11 @@ def main(argv=None):
                 accelerator.num_processes)
     bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
 
-    # The loop: train_epoch says when to evaluate (every --eval_steps, each epoch's end) and to checkpoint.
-    start = time.perf_counter()
-    for epoch in range(progress.epoch, args.num_train_epochs):
-        for update in loop.train_epoch(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress,
-                                       epoch, bar):
-            if update.evaluate:
-                tracker.record(accelerator, args, model, tokenizer, evaluate(), epoch, update.step)
-            if update.checkpoint:
-                tracker.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
-        if progress.completed_steps >= args.max_train_steps:
-            break
-    bar.close()
-    train_runtime = time.perf_counter() - start
+    # The loop: after every optimizer update the tracker evaluates when the update asks for it (every --eval_steps,
+    # each epoch's end), keeps the best model, and checkpoints (--checkpointing_steps).
+    for update in loop.train(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress, bar):
+        tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress)
+    train_runtime = bar.close()
 
     final_model = checkpoints.finalize_model(accelerator, args, model, tokenizer, tracker)
     eval_metrics = evaluate(final_model)

@@ -357,6 +357,14 @@ class BestModelTracker:
             accelerator.wait_for_everyone()
         return True
 
+    def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress) -> None:
+        """What a fine-tuning loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
+        update asks for it (every `--eval_steps`, each epoch's end) and keep the best model; then checkpoint."""
+        if update.evaluate:
+            self.record(accelerator, args, model, tokenizer, evaluate(), update.epoch, update.step)
+        if update.checkpoint:
+            self.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
+
     def record(self, accelerator, args, model, tokenizer, metrics: dict, epoch: int, step: int) -> dict:
         """An evaluation during training: its figures (with `epoch` and `step`) to the log and the trackers, then
         `update`. Returns the metrics."""

@@ -1,9 +1,10 @@
 """The one classifier training loop and the one predict loop, shared by `finetune/run_glue.py`,
 `finetune/run_long_doc.py` and the pooling study (`pretrain/run_pretraining.py` keeps its own, MLM + SSO, loop).
 
+- `train(...)`: the updates of a whole run (every epoch from the resumed one on, up to `--max_train_steps`),
+  each an `Update` that says when to evaluate and save: the script's visible loop does both.
 - `train_epoch(...)`: the updates of one epoch (gradient accumulation, clipping, progress bar, loss logging),
-  yielding an `Update` after each optimizer update and at the epoch's end, which says when to evaluate and save:
-  the script's visible loop does both.
+  yielding an `Update` after each optimizer update and at the epoch's end.
 - `log_metrics(accelerator, args, metrics)`: an evaluation's figures to the log and the trackers.
 - `predict_logits(...)` / `predict(...)`: logits, or predicted ids / scores, with the references, gathered
   from all processes in dataset order.
@@ -64,8 +65,10 @@ class ProgressBar:
         """Average tokens/s (all processes) since the bar was created."""
         return self.tokens * self.accelerator.num_processes / max(time.perf_counter() - self.start, 1e-9)
 
-    def close(self) -> None:
+    def close(self) -> float:
+        """Close the bar; returns the seconds since it was created (the training run time)."""
         self.bar.close()
+        return time.perf_counter() - self.start
 
 
 
@@ -81,6 +84,19 @@ class Update(NamedTuple):
     evaluate: bool
     checkpoint: bool
     end_of_epoch: bool = False
+    epoch: int = 0
+
+
+def train(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, bar: ProgressBar | None = None,
+          log_prefix: str = "") -> Iterator[Update]:
+    """`train_epoch` over the epochs left (from `progress.epoch`, the resumed one), until `args.num_train_epochs`
+    or `args.max_train_steps`; each `Update` carries its epoch."""
+    for epoch in range(progress.epoch, args.num_train_epochs):
+        for update in train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch,
+                                  bar, log_prefix):
+            yield update._replace(epoch=epoch)
+        if progress.completed_steps >= args.max_train_steps:
+            return
 
 
 def train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch: int,
@@ -168,4 +184,4 @@ def predict(accelerator, model, dataloader, is_regression: bool = False) -> tupl
     return logits.argmax(dim=-1).numpy(), (None if labels is None else labels.numpy())
 
 
-__all__ = ["ProgressBar", "Update", "log_metrics", "predict", "predict_logits", "train_epoch"]
+__all__ = ["ProgressBar", "Update", "log_metrics", "predict", "predict_logits", "train", "train_epoch"]

@@ -202,16 +202,11 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
     run_args.eval_steps = run_args.checkpointing_steps = None
     run_name = f"{display_name(spec.backbone)}/{spec.regime}/{spec.pooling}/seed{spec.seed}"
     bar = loop.ProgressBar(accelerator, run_args.max_train_steps, desc=f"{spec.regime} {spec.pooling} s{spec.seed}")
-    progress, losses, start = TrainingProgress(), [], time.perf_counter()
-    for epoch in range(run_args.num_train_epochs):
-        for update in loop.train_epoch(accelerator, run_args, model, train_dataloader, optimizer, lr_scheduler,
-                                       progress, epoch, bar, log_prefix=f"{run_name}/"):
-            if update.loss is not None:  # not the epoch's-end record
-                losses.append(update.loss)
-        if progress.completed_steps >= run_args.max_train_steps:
-            break
-    bar.close()
-    train_time = time.perf_counter() - start
+    progress = TrainingProgress()
+    losses = [update.loss for update in loop.train(accelerator, run_args, model, train_dataloader, optimizer,
+                                                   lr_scheduler, progress, bar, log_prefix=f"{run_name}/")
+              if update.loss is not None]  # not the epochs'-end records
+    train_time = bar.close()
     start = time.perf_counter()
     scores = evaluate_classifier(accelerator, model, eval_dataloader, data.num_labels)
     eval_time = time.perf_counter() - start

@@ -5,7 +5,7 @@
 #   2. fine-tune it, and the real pretrained all-MiniLM-L6-v2 (from PyPI), on movie-review sentences rated by
 #      people (Hutto & Gilbert 2014, from the vaderSentiment sdist) with run_glue.py;
 #   3. print both dev accuracies beside the majority-class and VADER baselines on the same dev sentences.
-# Usage: bash demo.sh [output folder, default outputs/demo]
+# Usage: bash demo.sh [output folder, default outputs/demo] (a second run overwrites the first one's outputs)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,7 +25,7 @@ out=${1:-outputs/demo}
 start=$(date +%s)
 
 echo "== 1/4 pretraining a tiny PoNet (MLM + SSO) on the stdlib-docstring corpus -> $out/pretrain"
-python pretrain/run_pretraining.py --output_dir "$out/pretrain"
+python pretrain/run_pretraining.py --output_dir "$out/pretrain" --overwrite_output_dir
 
 echo "== 2/4 the movie sentences: fixed train/dev/test splits, binary labels, baselines -> $out/vader"
 python -m ponet_training.vader --domains movies --output_dir "$out/vader"
@@ -35,14 +35,14 @@ echo "== 3/4 fine-tuning the tiny PoNet on all 8,056 training sentences -> $out/
 python finetune/run_glue.py --model_name_or_path "$out/pretrain" --task_name sst2 \
     --train_file "$data/train.csv" --validation_file "$data/dev.csv" --no_predict \
     --max_length 64 --per_device_train_batch_size 32 --learning_rate 1e-3 --num_train_epochs 3 \
-    --output_dir "$out/finetune-ponet"
+    --output_dir "$out/finetune-ponet" --overwrite_output_dir
 
 # MiniLM is 22M parameters: the first 2,000 training sentences (a seeded shuffle, so both classes), one epoch.
 echo "== 4/4 fine-tuning the real all-MiniLM-L6-v2 on the first 2,000 training sentences -> $out/finetune-minilm"
 python finetune/run_glue.py --model_name_or_path "$(python -m ponet_training.minilm)" --task_name sst2 \
     --train_file "$data/train.csv" --validation_file "$data/dev.csv" --no_predict --max_train_samples 2000 \
     --max_length 64 --per_device_train_batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 \
-    --output_dir "$out/finetune-minilm"
+    --output_dir "$out/finetune-minilm" --overwrite_output_dir
 
 python - "$out" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys

@@ -22,11 +22,11 @@ from torch import nn
 
 from modeling_ponet import PoNetForPreTraining, PoNetForSequenceClassification, PoNetModel
 from modeling_ponet.modeling_ponet import PoNetPoolingFunction, global_aggregation
+from ponet_training.quantization import quantize_dynamic_int8
 
 # benchmarks/ is a folder of scripts, not a package (pysbd installs an unrelated top-level `benchmarks` package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_speed import floor_mixer_class  # noqa: E402
-from quantization import quantize_dynamic_int8  # noqa: E402
+from speed_measure import floor_mixer_class  # noqa: E402
 
 
 CLS, SEP, PAD = 2, 3, 0  # tiny_tokenizer's ids

@@ -13,7 +13,6 @@ precision loss of its own beyond the network's matrix multiplies.
 
 import copy
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from torch import nn
 
 from modeling_ponet import PoNetForPreTraining, PoNetForSequenceClassification, PoNetModel
 from modeling_ponet.modeling_ponet import PoNetPoolingFunction, global_aggregation
+from ponet_training.precision import in_precision
 from ponet_training.quantization import quantize_dynamic_int8
 
 # benchmarks/ is a folder of scripts, not a package (pysbd installs an unrelated top-level `benchmarks` package).
@@ -45,17 +45,6 @@ def padded_batch(vocab_size: int, seed: int = 0):
         ids[row, n - 1] = SEP
         ids[row, n:] = PAD
     return ids, (ids != PAD).long()
-
-
-def in_precision(model: nn.Module, precision: str):
-    """(the model to call, the context to call it in) for `precision`."""
-    if precision == "bf16_autocast":
-        return model, torch.autocast("cpu", dtype=torch.bfloat16)
-    if precision == "bf16_weights":
-        return copy.deepcopy(model).to(torch.bfloat16), nullcontext()
-    if precision == "int8":
-        return quantize_dynamic_int8(model), nullcontext()
-    return model, nullcontext()
 
 
 def without_pooling(model: PoNetModel) -> PoNetModel:
@@ -219,3 +208,12 @@ def test_bf16_hand_written_backward_divides_the_mean_gradient_by_the_true_count(
     mixed.sum().backward()
     query_gradient = ql.grad[..., :hidden]
     assert torch.equal(query_gradient, torch.full_like(query_gradient, 256**2 / 257**3))
+
+
+def test_in_precision_copies_for_bf16_weights_and_names_unknown_precisions(tiny_config):
+    model = PoNetModel(tiny_config())
+    cast, _ = in_precision(model, "bf16_weights")
+    assert cast is not model and next(cast.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp16.*choose from fp32, bf16_autocast, bf16_weights, int8"):
+        in_precision(model, "fp16")

@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory):
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), "--output_dir", str(out), "--max_train_samples", "16",
          "--max_eval_samples", str(DEV_ROWS), "--max_length", "16", "--batch_size", "8", "--ponet_pretrain_steps", "2",
-         "--threads", "1"],
+         "--ponet_num_train_epochs", "1", "--threads", "1"],
         capture_output=True, text=True, timeout=900,
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]

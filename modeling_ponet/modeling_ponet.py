@@ -119,6 +119,14 @@ def _diagonal_blocks(per_head: torch.Tensor) -> torch.Tensor:
     return blocks.transpose(1, 2).reshape(batch, hidden)
 
 
+def _mean_weights(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`[batch, length, 1]` weights valid / count of a masked mean, divided in float32 and rounded once to `dtype`
+    (bfloat16 holds integers exactly only up to 256: 257 tokens would count as 256). A row of padding only gets
+    weights 0 rather than 0 / 0: its output is zeroed anyway, and must not be NaN."""
+    count = valid.sum(dim=1, keepdim=True, dtype=torch.float32).clamp_(min=1)
+    return (valid / count).to(dtype)
+
+
 def global_aggregation(
     query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,10 +144,7 @@ def global_aggregation(
     """
     hidden = key.shape[-1]
     # Stage 1: the masked mean as one GEMM with weights valid / count (a mean cannot overflow in half precision).
-    # A row of padding only gets weights 0 rather than 0 / 0: its output is zeroed anyway, and must not be NaN.
-    count = valid.sum(dim=1, keepdim=True).clamp_(min=1).transpose(1, 2)
-    weights = valid.transpose(1, 2).to(query.dtype) / count.to(query.dtype)
-    mean_query = torch.bmm(weights, query).squeeze(1)
+    mean_query = torch.bmm(_mean_weights(valid, query.dtype).transpose(1, 2), query).squeeze(1)
     # Stage 2: the mean query attends over the keys: `[L, hidden] @ [hidden, heads]` keeps the heads apart.
     scores = torch.bmm(key, _block_diagonal(mean_query, num_heads)).float() / math.sqrt(hidden // num_heads)
     probs = scores.masked_fill_(~valid, torch.finfo(torch.float32).min).softmax(dim=1)
@@ -306,8 +311,7 @@ class PoNetPoolingFunction(torch.autograd.Function):
         right = torch.cat([grad_g_heads, _block_diagonal(mean_query.float(), num_heads)], dim=-1).transpose(1, 2)
         grad_key.copy_(torch.bmm(left, right.to(dtype)))
         grad_mean_query = _diagonal_blocks(torch.bmm(grad_scores.to(dtype).transpose(1, 2), key))
-        weights = valid.to(dtype) / valid.sum(dim=1, keepdim=True).clamp_(min=1).to(dtype)
-        grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(weights)
+        grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(_mean_weights(valid, dtype))
         return grad_ko, grad_segment, grad_ql, None, None, None, None, None, None
 
 
@@ -381,6 +385,11 @@ class PoNetPoolingMixer(nn.Module):
         if any(type(layer) is not nn.Linear for layer in layers):
             key, out_gate, segment, query, local = (layer(hidden_states) for layer in layers)
             return torch.cat([key, out_gate], dim=-1), segment, torch.cat([query, local], dim=-1)
+        device_type = hidden_states.device.type
+        if torch.is_autocast_enabled(device_type):
+            # One cast for the three GEMMs: autocast would cast the input once per GEMM (and, in the backward,
+            # cast each GEMM's input gradient back and add the three in float32).
+            hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
 
         def fused(*layers):
             weight = torch.cat([layer.weight for layer in layers])

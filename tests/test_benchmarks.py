@@ -15,6 +15,8 @@ SCRIPT = BENCHMARKS / "bench_speed.py"
 # benchmarks/ is a folder of scripts, not a package (pysbd installs an unrelated top-level `benchmarks` package).
 sys.path.insert(0, str(BENCHMARKS))
 import bench_speed  # noqa: E402
+import speed_measure  # noqa: E402
+import speed_report  # noqa: E402
 
 TINY = [
     "--device", "cpu", "--threads", "1", "--hidden_size", "32", "--num_layers", "2", "--num_heads", "4",
@@ -60,7 +62,7 @@ def test_every_model_runs_in_every_cpu_precision_and_mode(tiny_run):
     results = by_key(first)
     for model in ("ponet", "floor", "bert"):
         for precision in CPU_PRECISIONS:
-            modes = ("forward", "train") if precision in bench_speed.TRAINING_PRECISIONS else ("forward",)
+            modes = ("forward", "train") if precision in speed_measure.TRAINING_PRECISIONS else ("forward",)
             for mode in modes:
                 r = results[(model, mode, precision, 32)]
                 assert r["status"] == "ok", r
@@ -155,7 +157,7 @@ def report_of(*results, threads=2, **settings):
 )
 def test_append_keeps_the_better_record(tmp_path, old, new, kept):
     (tmp_path / "results.json").write_text(json.dumps(report_of(old, record(model="bert"))))
-    merged = bench_speed.merge_previous(report_of(new), str(tmp_path / "results.json"))
+    merged = speed_report.merge_previous(report_of(new), str(tmp_path / "results.json"))
     results = {r["model"]: r for r in merged["results"]}
     assert results["ponet"] == (new if kept == "new" else old)
     assert results["bert"] == record(model="bert")
@@ -164,14 +166,14 @@ def test_append_keeps_the_better_record(tmp_path, old, new, kept):
 def test_append_reads_a_results_file_from_before_precisions(tmp_path):
     old = {k: v for k, v in record(time_ms=3.0).items() if k != "precision"}
     (tmp_path / "results.json").write_text(json.dumps(report_of(old, dtype="float32")))
-    merged = bench_speed.merge_previous(report_of(record(status="oom")), str(tmp_path / "results.json"))
+    merged = speed_report.merge_previous(report_of(record(status="oom")), str(tmp_path / "results.json"))
     assert merged["results"] == [{**old, "precision": "fp32"}]
 
 
 def test_append_refuses_a_run_with_other_settings(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(report_of(record(), threads=2)))
     with pytest.raises(SystemExit, match="threads=2"):
-        bench_speed.merge_previous(report_of(record(), threads=4), str(tmp_path / "results.json"))
+        speed_report.merge_previous(report_of(record(), threads=4), str(tmp_path / "results.json"))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def test_checks_state_the_issue_targets_from_the_measurements():
     }
     results = [{**record(model, time_ms=ms, precision=precision, length=4096), "mode": mode}
                for (model, mode, precision), ms in times.items()]
-    lines = bench_speed.checks(report_of(*results))
+    lines = speed_report.checks(report_of(*results))
     text = "\n".join(lines)
     assert "PoNet forward at 4096, bf16 autocast vs fp32: 4.00x faster (meets >= 3x)" in text
     assert "PoNet / floor forward at 4096, bf16 autocast: 1.50 (misses <= 1.3)" in text

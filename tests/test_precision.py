@@ -13,7 +13,6 @@ precision loss of its own beyond the network's matrix multiplies.
 
 import copy
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,13 @@ import torch
 from torch import nn
 
 from modeling_ponet import PoNetForPreTraining, PoNetForSequenceClassification, PoNetModel
+from modeling_ponet.modeling_ponet import PoNetPoolingFunction, global_aggregation
+from ponet_training.precision import in_precision
+from ponet_training.quantization import quantize_dynamic_int8
 
 # benchmarks/ is a folder of scripts, not a package (pysbd installs an unrelated top-level `benchmarks` package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_speed import floor_mixer_class  # noqa: E402
-from quantization import quantize_dynamic_int8  # noqa: E402
+from speed_measure import floor_mixer_class  # noqa: E402
 
 
 CLS, SEP, PAD = 2, 3, 0  # tiny_tokenizer's ids
@@ -44,17 +45,6 @@ def padded_batch(vocab_size: int, seed: int = 0):
         ids[row, n - 1] = SEP
         ids[row, n:] = PAD
     return ids, (ids != PAD).long()
-
-
-def in_precision(model: nn.Module, precision: str):
-    """(the model to call, the context to call it in) for `precision`."""
-    if precision == "bf16_autocast":
-        return model, torch.autocast("cpu", dtype=torch.bfloat16)
-    if precision == "bf16_weights":
-        return copy.deepcopy(model).to(torch.bfloat16), nullcontext()
-    if precision == "int8":
-        return quantize_dynamic_int8(model), nullcontext()
-    return model, nullcontext()
 
 
 def without_pooling(model: PoNetModel) -> PoNetModel:
@@ -190,3 +180,40 @@ def test_int8_refuses_models_it_cannot_quantize(tiny_config):
         quantize_dynamic_int8(copy.deepcopy(model).to(torch.bfloat16))
     with pytest.raises(ValueError, match="CPU"):
         quantize_dynamic_int8(model.to("meta"))
+
+
+def test_bf16_masked_mean_counts_long_rows_exactly():
+    """257 tokens are 257 (bfloat16 holds integers exactly only up to 256): the mean of 257 threes is 3."""
+    n = 257
+    query = torch.full((1, n, 8), 3.0, dtype=torch.bfloat16)
+    key = torch.randn(1, n, 8).to(torch.bfloat16)
+    mean_query = global_aggregation(query, key, torch.ones(1, n, 1, dtype=torch.bool), num_heads=2)[3]
+    assert torch.equal(mean_query, torch.full_like(mean_query, 3.0))
+
+
+def test_bf16_hand_written_backward_divides_the_mean_gradient_by_the_true_count():
+    """The backward of the masked mean over 257 tokens divides by 257, not 256. A case worked out by hand (one
+    head per channel, zero queries, the first token's key 1 and the others 0, upstream gradient 1, gate 1 but 0 at
+    the last token so that the GA output's gradient is 256, exact in bfloat16): the mean query's gradient is
+    256**2 / 257**2 per channel, so every token's query gradient is 256**2 / 257**3."""
+    n, hidden = 257, 4
+    ko = torch.ones(1, n, 2 * hidden, dtype=torch.bfloat16)  # [K | O]
+    ko[:, 1:, :hidden] = 0
+    ko[:, -1, hidden:] = 0
+    ql = torch.zeros(1, n, 2 * hidden, dtype=torch.bfloat16, requires_grad=True)  # [Q | Lc]
+    segment = torch.zeros(1, n, hidden, dtype=torch.bfloat16)
+    valid = torch.ones(1, n, 1, dtype=torch.bool)
+    segment_index = torch.zeros(n, dtype=torch.long)
+    mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, ~valid, segment_index, hidden, 3)
+    mixed.sum().backward()
+    query_gradient = ql.grad[..., :hidden]
+    assert torch.equal(query_gradient, torch.full_like(query_gradient, 256**2 / 257**3))
+
+
+def test_in_precision_copies_for_bf16_weights_and_names_unknown_precisions(tiny_config):
+    model = PoNetModel(tiny_config())
+    cast, _ = in_precision(model, "bf16_weights")
+    assert cast is not model and next(cast.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp16.*choose from fp32, bf16_autocast, bf16_weights, int8"):
+        in_precision(model, "fp16")

@@ -1,0 +1,352 @@
+"""The reports of benchmarks/bench_speed.py: results.md (tables and the issues' checks), the plot, and the merge of
+a run into an earlier one (`--append`)."""
+
+import json
+import os
+
+from speed_measure import (
+    FOCUS_LENGTH, LABELS, MODELS, MODES, PRECISION_LABELS, PRECISIONS, TRAINING_PRECISIONS, ceiling_precision,
+)
+
+
+def _key(result: dict) -> tuple:
+    return (result["model"], result["mode"], result["precision"], result["length"], result["batch_size"])
+
+
+def _index(report: dict) -> dict:
+    return {_key(r): r for r in report["results"]}
+
+
+def _lookup(table: dict, model: str, mode: str, precision: str, length: int, batch: int) -> dict | None:
+    if model == "gemm":
+        precision = ceiling_precision(precision)
+    return table.get((model, mode, precision, length, batch))
+
+
+def _ok(result: dict | None) -> bool:
+    return bool(result) and result["status"] == "ok"
+
+
+def _cell(result: dict | None, field: str, fmt: str) -> str:
+    if result is None:
+        return "-"
+    if result["status"] != "ok":
+        return {"skipped": "skip", "n/a": "n/a"}.get(result["status"], result["status"].upper())
+    return format(result[field], fmt) if result.get(field) is not None else "-"
+
+
+def _ratio(numerator: dict | None, denominator: dict | None, field: str = "time_ms") -> str:
+    if not _ok(numerator) or not _ok(denominator):
+        return "-"
+    return f"{numerator[field] / denominator[field]:.2f}x"
+
+
+def _best(table: dict, model: str, mode: str, length: int, precisions) -> tuple[str, dict] | None:
+    """The fastest measured precision of `model` among `precisions`: (precision, result)."""
+    found = [(p, _lookup(table, model, mode, p, length, 1)) for p in precisions]
+    found = [(p, r) for p, r in found if _ok(r)]
+    return min(found, key=lambda item: item[1]["time_ms"]) if found else None
+
+
+def checks(report: dict) -> list[str]:
+    """The issues' "Done when" figures, where the run holds them (batch 1)."""
+    table = _index(report)
+    lines = []
+    at = FOCUS_LENGTH
+
+    def get(model, mode, precision, length=at):
+        return _lookup(table, model, mode, precision, length, 1)
+
+    def verdict(ok: bool) -> str:
+        return "meets" if ok else "misses"
+
+    # Issue 13: bf16 and int8 on CPU.
+    ponet32 = get("ponet", "forward", "fp32")
+    for precision in ("bf16_autocast", "bf16_weights"):
+        ponet16, floor16 = get("ponet", "forward", precision), get("floor", "forward", precision)
+        label = PRECISION_LABELS[precision]
+        if _ok(ponet16) and _ok(ponet32):
+            speedup = ponet32["time_ms"] / ponet16["time_ms"]
+            lines.append(f"PoNet forward at {at}, {label} vs fp32: {speedup:.2f}x faster ({verdict(speedup >= 3)} >= 3x)")
+        if _ok(ponet16) and _ok(floor16):
+            ratio = ponet16["time_ms"] / floor16["time_ms"]
+            lines.append(f"PoNet / floor forward at {at}, {label}: {ratio:.2f} ({verdict(ratio <= 1.3)} <= 1.3)")
+    train32, train16 = get("ponet", "train", "fp32"), get("ponet", "train", "bf16_autocast")
+    if _ok(train32) and _ok(train16):
+        speedup = train32["time_ms"] / train16["time_ms"]
+        lines.append(f"PoNet training step at {at}, bf16 autocast vs fp32: {speedup:.2f}x faster ({verdict(speedup >= 2)} >= 2x)")
+    float_precisions = ("fp32", "bf16_autocast", "bf16_weights", "fp16_autocast", "fp16_weights")
+    ponet_best = _best(table, "ponet", "forward", at, ("bf16_autocast", "bf16_weights"))
+    for peer, target in (("bert", 4.0), ("fnet", 1.0)):
+        peer_best = _best(table, peer, "forward", at, float_precisions)
+        if ponet_best and peer_best:
+            speedup = peer_best[1]["time_ms"] / ponet_best[1]["time_ms"]
+            goal = ">= 4x" if target > 1 else "> 1x"
+            ok = speedup >= target if target > 1 else speedup > 1
+            lines.append(
+                f"{LABELS[peer]} at its best ({PRECISION_LABELS[peer_best[0]]}) / PoNet bf16 "
+                f"({PRECISION_LABELS[ponet_best[0]]}), forward at {at}: {speedup:.2f}x ({verdict(ok)} {goal})"
+            )
+    ponet8 = get("ponet", "forward", "int8")
+    if _ok(ponet8):
+        text = f"PoNet int8 dynamic forward at {at}: {ponet8['time_ms']:.0f} ms"
+        if _ok(ponet32):
+            text += f", {ponet32['time_ms'] / ponet8['time_ms']:.2f}x faster than fp32"
+        if ponet_best:
+            text += f", {ponet_best[1]['time_ms'] / ponet8['time_ms']:.2f}x the speed of bf16 ({PRECISION_LABELS[ponet_best[0]]})"
+        lines.append(text)
+    for precision in PRECISIONS:
+        for mode in MODES:
+            ponet, ceiling = get("ponet", mode, precision), get("gemm", mode, precision)
+            if _ok(ponet) and _ok(ceiling):
+                lines.append(
+                    f"PoNet / GEMM-only ceiling, {mode} at {at}, {PRECISION_LABELS[precision]}: "
+                    f"{ponet['time_ms'] / ceiling['time_ms']:.2f} (GEMMs alone reach {ceiling['gflop_per_s']:.0f} GFLOP/s, "
+                    f"PoNet's dense layers {ponet['gflop_per_s']:.0f})"
+                )
+    # The earlier float32 targets (PoNet's pooling is free next to its GEMMs; faster than BERT on long inputs).
+    for mode, bound in (("forward", 1.10), ("train", 1.20)):
+        ponet, floor = get("ponet", mode, "fp32"), get("floor", mode, "fp32")
+        if _ok(ponet) and _ok(floor):
+            ratio = ponet["time_ms"] / floor["time_ms"]
+            lines.append(f"PoNet / floor, {mode}, fp32, {at} tokens: {ratio:.3f} ({verdict(ratio <= bound)} <= {bound:.2f})")
+    lengths = sorted({r["length"] for r in report["results"]})
+    for length in [n for n in lengths if n >= 2048]:
+        ponet, bert = get("ponet", "forward", "fp32", length), get("bert", "forward", "fp32", length)
+        if _ok(ponet) and bert:
+            if _ok(bert):
+                speedup = bert["time_ms"] / ponet["time_ms"]
+                target = 2.0 if length >= 8192 else 1.0
+                ok = speedup >= 2.0 if target == 2.0 else speedup > 1.0
+                lines.append(
+                    f"BERT-SDPA / PoNet, forward, fp32, {length} tokens: {speedup:.2f}x "
+                    f"({verdict(ok)} the {'>= 2' if target == 2.0 else '> 1'} target)"
+                )
+            else:
+                lines.append(f"BERT-SDPA forward fp32 at {length} tokens: {bert['status'].upper()}, PoNet ran")
+    for precision in TRAINING_PRECISIONS:
+        ponet, bert = get("ponet", "train", precision), get("bert", "train", precision)
+        if ponet and bert:
+            texts = [
+                f"{r['peak_memory_mb']:.0f} MiB" if _ok(r) else r["status"].upper() for r in (ponet, bert)
+            ]
+            lines.append(
+                f"Training step at {at} tokens, {PRECISION_LABELS[precision]}, peak memory: PoNet {texts[0]}, "
+                f"BERT-SDPA {texts[1]}"
+            )
+    return lines
+
+
+def _present(report: dict, field: str, order) -> list:
+    return [x for x in order if any(r[field] == x for r in report["results"])]
+
+
+def markdown(report: dict) -> str:
+    settings, machine = report["settings"], report["machine"]
+    table = _index(report)
+    models = _present(report, "model", MODELS)
+    networks = [m for m in models if m != "gemm"]
+    lengths = sorted({r["length"] for r in report["results"]})
+    batches = sorted({r["batch_size"] for r in report["results"]})
+    modes = _present(report, "mode", MODES)
+    device = settings["device"]
+    hardware = machine.get("gpu", machine["cpu"])
+    flags = ", ".join(machine.get("cpu_low_precision") or []) or "none listed"
+    out = [
+        f"## {device.upper()}: {hardware}, {settings['threads']} threads, torch {machine['torch']}",
+        "",
+        f"Size: hidden {settings['hidden_size']}, {settings['num_layers']} layers, {settings['num_heads']} heads, "
+        f"intermediate {settings['intermediate_size']}; median of up to {settings['repeats']} timed calls "
+        f"(fewer once they took {settings.get('measure_budget_s', '-')} s) after {settings['warmup']} warm-up "
+        f"call(s). `train` = {settings['train_step']}. CPU low-precision features: {flags}. Load average at the "
+        f"start: {machine.get('load_average_at_start', '-')}; the run took {settings.get('run_minutes', '-')} min.",
+        "",
+    ]
+    for batch in batches:
+        for mode in modes:
+            precisions = [p for p in PRECISIONS if any(
+                r["precision"] == p and r["mode"] == mode and r["model"] != "gemm" for r in report["results"]
+            )]
+            measured = sorted({r["length"] for r in report["results"] if r["mode"] == mode and _ok(r)})
+            if measured:
+                focus = FOCUS_LENGTH if FOCUS_LENGTH in measured else measured[-1]
+                out += _summary_table(table, mode, batch, networks, precisions, focus)
+            for precision in precisions:
+                out += _precision_tables(table, mode, precision, batch, models, lengths)
+    compiled = [r for r in report["results"] if r["model"] == "ponet_compile" and r["status"] == "ok"]
+    if compiled:
+        out.append(
+            "Compilation (first call of the compiled model): "
+            + ", ".join(f"{r['mode']} {r['precision']} L={r['length']} b={r['batch_size']}: {r['first_call_s']:.0f} s"
+                        for r in compiled)
+        )
+        out.append("")
+    failures = [r for r in report["results"] if r["status"] != "ok"]
+    if failures:
+        out += ["Not measured:", ""]
+        out += [
+            f"- {LABELS[r['model']]} {r['mode']} {PRECISION_LABELS[r['precision']]} L={r['length']} "
+            f"b={r['batch_size']}: {r['status'].upper()} ({r.get('error', '')})"
+            for r in failures
+        ]
+        out.append("")
+    check_lines = checks(report)
+    if check_lines:
+        out += ["### Checks (batch 1)", ""] + [f"- {line}" for line in check_lines] + [""]
+    return "\n".join(out)
+
+
+def _summary_table(table, mode, batch, networks, precisions, length) -> list[str]:
+    """Each network at `length` in every precision, and its speed-up over its own fp32."""
+    header = ["model"] + [PRECISION_LABELS[p] for p in precisions]
+    out = [f"### {mode}, batch {batch}, {length} tokens: time (ms) and speed-up over fp32", ""]
+    out += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(precisions)]
+    for model in networks + ["gemm"]:
+        cells = []
+        base = _lookup(table, model, mode, "fp32", length, batch)
+        for precision in precisions:
+            result = _lookup(table, model, mode, precision, length, batch)
+            cell = _cell(result, "time_ms", ".0f")
+            if _ok(result) and _ok(base) and precision != "fp32":
+                cell += f" ({base['time_ms'] / result['time_ms']:.1f}x)"
+            cells.append(cell)
+        if any(c != "-" for c in cells):
+            out.append("| " + " | ".join([LABELS[model]] + cells) + " |")
+    return out + [""]
+
+
+def _precision_tables(table, mode, precision, batch, models, lengths) -> list[str]:
+    def get(model, length):
+        return _lookup(table, model, mode, precision, length, batch)
+
+    ratio_columns = [(f"{LABELS[a]} / {LABELS[b]}", a, b) for a, b in (
+        ("ponet", "floor"), ("ponet", "gemm"), ("bert", "ponet"), ("fnet", "ponet"), ("ponet", "ponet_compile")
+    ) if a in models and b in models]
+    label = PRECISION_LABELS[precision]
+    rows = [n for n in lengths if any(get(m, n) for m in models if m != "gemm")]
+    if not rows:
+        return []
+    out = [f"#### {mode}, {label}, batch {batch}: time (ms)", ""]
+    header = ["length"] + [LABELS[m] for m in models] + [c[0] for c in ratio_columns]
+    out += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for length in rows:
+        row = [str(length)] + [_cell(get(m, length), "time_ms", ".0f") for m in models]
+        row += [_ratio(get(a, length), get(b, length)) for _, a, b in ratio_columns]
+        out.append("| " + " | ".join(row) + " |")
+    out += ["", f"#### {mode}, {label}, batch {batch}: tokens/s, GFLOP/s of the dense layers, peak MiB", ""]
+    saved = [m for m in models if m not in ("ponet_compile", "gemm")] if mode == "train" else []
+    header = ["length"] + [f"{LABELS[m]} tok/s" for m in models if m != "gemm"]
+    header += [f"{LABELS[m]} GFLOP/s" for m in models]
+    header += [f"{LABELS[m]} MiB" for m in models if m != "gemm"] + [f"{LABELS[m]} saved MiB" for m in saved]
+    out += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for length in rows:
+        row = [str(length)] + [_cell(get(m, length), "tokens_per_s", ".0f") for m in models if m != "gemm"]
+        row += [_cell(get(m, length), "gflop_per_s", ".0f") for m in models]
+        row += [_cell(get(m, length), "peak_memory_mb", ".0f") for m in models if m != "gemm"]
+        row += [_cell(get(m, length), "saved_activations_mb", ".0f") for m in saved]
+        out.append("| " + " | ".join(row) + " |")
+    return out + [""]
+
+
+def plot(report: dict, path: str, batch_size: int):
+    """Time and peak memory against length, log-log, one column per mode; colour = model, line style = precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [r for r in report["results"] if r["batch_size"] == batch_size]
+    models = _present(report, "model", MODELS)
+    modes = _present(report, "mode", MODES)
+    colours = dict(zip(MODELS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = dict(zip(PRECISIONS, ("-", "--", ":", "-.", (0, (1, 4)), (0, (5, 2, 1, 2)))))
+    figure, axes = plt.subplots(2, len(modes), figsize=(7 * len(modes), 9), squeeze=False)
+    settings = report["settings"]
+    for column, mode in enumerate(modes):
+        for row, (field, label) in enumerate((("time_ms", "time (ms)"), ("peak_memory_mb", "peak memory (MiB)"))):
+            axis = axes[row][column]
+            for model in models:
+                if model == "gemm" and field == "peak_memory_mb":
+                    continue
+                for precision in PRECISIONS:
+                    series = sorted(
+                        (r["length"], r) for r in results
+                        if r["model"] == model and r["mode"] == mode and r["precision"] == precision
+                    )
+                    points = [(n, r[field]) for n, r in series if _ok(r)]
+                    if points:
+                        xs, ys = zip(*points)
+                        axis.plot(xs, ys, marker="o", markersize=3, color=colours[model], linestyle=styles[precision],
+                                  label=f"{LABELS[model]}, {PRECISION_LABELS[precision]}")
+            failed = sorted({r["length"] for r in results if r["mode"] == mode and r["status"] in ("oom", "timeout")})
+            if failed and axis.lines:  # where a model fell over: a cross on the x axis
+                axis.plot(failed, [axis.get_ylim()[0]] * len(failed), "x", color="red")
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log")
+            axis.set_xlabel("sequence length (tokens)")
+            axis.set_ylabel(label)
+            axis.set_title(f"{mode}, batch {batch_size}")
+            axis.grid(True, which="both", alpha=0.3)
+            if axis.lines:
+                axis.legend(fontsize=6, ncol=2)
+    hardware = report["machine"].get("gpu", report["machine"]["cpu"])
+    figure.suptitle(
+        f"{settings['device']} ({hardware}, {settings['threads']} threads), "
+        f"hidden {settings['hidden_size']} x {settings['num_layers']} layers; colour = model, line = precision"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Appending to an earlier run
+# ----------------------------------------------------------------------------------------------------------------
+
+COMPARABLE_SETTINGS = ("device", "threads", "hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size")
+_OLD_DTYPES = {"float32": "fp32", "bfloat16": "bf16_weights", "float16": "fp16_weights"}
+
+
+def _with_precision(previous: dict) -> dict:
+    """Records of a results.json written before precisions existed get the precision of its one dtype."""
+    precision = _OLD_DTYPES.get(previous["settings"].get("dtype", "float32"), "fp32")
+    previous["results"] = [{"precision": precision, **r} for r in previous["results"]]
+    return previous
+
+
+def merge_previous(report: dict, path: str) -> dict:
+    """`report` merged into the earlier run in `path`: a measurement of this run replaces the earlier one of the
+    same (model, mode, precision, length, batch), except that a failed or skipped one never replaces a successful
+    one (the earlier success is kept and said so)."""
+    if not os.path.exists(path):
+        return report
+    with open(path) as handle:
+        previous = _with_precision(json.load(handle))
+    for field in COMPARABLE_SETTINGS:
+        old, new = previous["settings"].get(field), report["settings"].get(field)
+        if old is not None and old != new:
+            raise SystemExit(f"--append: {path} has {field}={old!r}, this run {new!r}; use another --output_dir")
+    merged = {_key(r): r for r in previous["results"]}
+    for result in report["results"]:
+        earlier = merged.get(_key(result))
+        if _ok(earlier) and not _ok(result):
+            print(f"--append: kept the earlier successful measurement of {' '.join(map(str, _key(result)))} "
+                  f"(this run: {result['status'].upper()})")
+            continue
+        merged[_key(result)] = result
+    return {**report, "results": list(merged.values())}
+
+
+def write_reports(report: dict, output_dir: str) -> list[str]:
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, "results.json"), os.path.join(output_dir, "results.md")]
+    with open(paths[0], "w") as handle:
+        json.dump(report, handle, indent=1)
+    with open(paths[1], "w") as handle:
+        handle.write(markdown(report))
+    device = report["settings"]["device"].split(":")[0]
+    for batch in sorted({r["batch_size"] for r in report["results"]}):
+        path = os.path.join(output_dir, f"speed_{device}_b{batch}.png")
+        plot(report, path, batch)
+        paths.append(path)
+    return paths

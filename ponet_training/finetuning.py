@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_finetuning_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Model and selection flags shared by the fine-tuning scripts (the loop flags come from `training.py`)."""
+    """Model and selection flags shared by the fine-tuning scripts (the loop flags come from `run.add_training_args`)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model_name_or_path", type=str, default=None,
                        help="Checkpoint to fine-tune: a Hub id (e.g. chtan/ponet-base-uncased) or a local folder.")

@@ -9,6 +9,8 @@ English corpus, the same batches, steps and schedule; then both fine-tuned on th
    (`ponet_training.minilm`: the bert-base-uncased vocabulary). Both log MLM (and PoNet's SSO) accuracy against
    steps and training wall-clock seconds (`eval_history.jsonl`) and checkpoint every `--checkpointing_steps`.
 3. Fine-tuning each with `finetune/run_glue.py` on vader_movies (`ponet_training.vader`), as an SST-2-style task.
+(`--model_types` runs some of the models only, e.g. PoNet and BERT on one core each at the same time; `gpt2`
+adds a causal LM of the same size trained on the same text: the pooling study's decoder backbone, its own row.)
 4. `equal_budget.md` (table, with PoNet/BERT ratios beside the paper's 95.7% of BERT's GLUE average),
    `equal_budget.png` (curves against steps and against wall time) and `all_results.json`.
 
@@ -40,6 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("equal_budget")
 
 MODEL_TYPES = ("ponet", "bert")
+# A causal LM of the same size on the same text and batches (`--model_types gpt2`): the decoder backbone of the
+# pooling study; it gets a row of its own, not a part of the PoNet/BERT ratio.
+OPTIONAL_MODEL_TYPES = ("gpt2",)
 # The PoNet paper (arXiv:2110.02442, Table 3): PoNet's GLUE average is 95.7% of BERT's at the same size and budget.
 PAPER_GLUE_RATIO = 0.957
 
@@ -50,6 +55,11 @@ def parse_args(argv=None):
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--corpus_dir", default=None,
                         help="A prepared corpus (train.jsonl, validation.jsonl); default: <output_dir>/corpus.")
+    parser.add_argument("--model_types", nargs="+", choices=MODEL_TYPES + OPTIONAL_MODEL_TYPES,
+                        default=list(MODEL_TYPES),
+                        help="Run only these models' stages (e.g. one per core at the same time; gpt2: a causal LM "
+                             "on the same text). The table and curves are written once PoNet and BERT have "
+                             "finished, with every finished model in them.")
     parser.add_argument("--max_corpus_documents", type=int, default=None,
                         help="Pretrain on the first N training documents only (smoke tests).")
     size = parser.add_argument_group("model size (both models)")
@@ -157,21 +167,25 @@ def _ratio(ponet, bert):
     return ponet / bert if bert else float("nan")
 
 
+def _cell(value, fmt=".3f"):
+    return "–" if value is None else format(value, fmt)
+
+
 def write_table(path: Path, pre: dict, fin: dict, baselines: dict, args) -> dict:
     """The comparison table (markdown) and what goes into all_results.json."""
-    rows = {m: {"mlm_accuracy": pre[m]["eval_mlm_accuracy"], "sso_accuracy": pre[m].get("eval_sso_accuracy"),
-                "train_seconds": pre[m]["train_seconds"], "parameters": pre[m]["num_parameters"],
-                "steps": pre[m]["train_steps"], "dev_accuracy": fin[m]["eval_accuracy"]} for m in MODEL_TYPES}
+    rows = {m: {"mlm_accuracy": pre[m].get("eval_mlm_accuracy"), "sso_accuracy": pre[m].get("eval_sso_accuracy"),
+                "next_token_accuracy": pre[m].get("eval_clm_accuracy"), "train_seconds": pre[m]["train_seconds"],
+                "parameters": pre[m]["num_parameters"], "steps": pre[m]["train_steps"],
+                "dev_accuracy": fin[m]["eval_accuracy"]} for m in pre}
     ratios = {k: _ratio(rows["ponet"][k], rows["bert"][k]) for k in ("mlm_accuracy", "dev_accuracy")}
-    lines = ["| model | parameters | steps | train time (s) | MLM acc | SSO acc | vader_movies dev acc |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for m in MODEL_TYPES:
-        r = rows[m]
-        sso = f"{r['sso_accuracy']:.3f}" if r["sso_accuracy"] is not None else "–"
+    lines = ["| model | parameters | steps | train time (s) | MLM acc | SSO acc | next-token acc | vader_movies dev acc |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m, r in rows.items():
         lines.append(f"| {m} | {r['parameters']:,} | {r['steps']} | {r['train_seconds']:.0f} | "
-                     f"{r['mlm_accuracy']:.3f} | {sso} | {r['dev_accuracy']:.3f} |")
+                     f"{_cell(r['mlm_accuracy'])} | {_cell(r['sso_accuracy'])} | {_cell(r['next_token_accuracy'])} | "
+                     f"{r['dev_accuracy']:.3f} |")
     lines.append(f"| PoNet / BERT | | | {_ratio(rows['ponet']['train_seconds'], rows['bert']['train_seconds']):.1%} | "
-                 f"{ratios['mlm_accuracy']:.1%} | | {ratios['dev_accuracy']:.1%} |")
+                 f"{ratios['mlm_accuracy']:.1%} | | | {ratios['dev_accuracy']:.1%} |")
     note = (f"\nSame tokenizer (bert-base-uncased vocabulary), corpus (Python 3.11 docs), batches and schedule: "
             f"{args.max_train_steps} steps of {args.per_device_train_batch_size} x {args.max_seq_length} tokens, "
             f"size {args.num_hidden_layers} x {args.hidden_size}. The paper's ratio: PoNet's GLUE average is "
@@ -194,7 +208,8 @@ def plot_curves(path: Path, histories: dict[str, list[dict]]) -> None:
     for model_type, history in histories.items():
         for ax, x in zip(axes, ("step", "train_seconds")):
             xs = [e[x] for e in history]
-            ax.plot(xs, [e["mlm_accuracy"] for e in history], marker="o", markersize=3, label=f"{model_type} MLM")
+            lm, name = ("clm_accuracy", "next-token") if "clm_accuracy" in history[0] else ("mlm_accuracy", "MLM")
+            ax.plot(xs, [e[lm] for e in history], marker="o", markersize=3, label=f"{model_type} {name}")
             if "sso_accuracy" in history[0]:
                 ax.plot(xs, [e["sso_accuracy"] for e in history], linestyle="--", label=f"{model_type} SSO")
     for ax, label in zip(axes, ("optimizer steps", "training wall-clock seconds")):
@@ -202,7 +217,7 @@ def plot_curves(path: Path, histories: dict[str, list[dict]]) -> None:
         ax.set_ylabel("validation accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("PoNet vs BERT at an equal budget (Python docs corpus, bert-base-uncased vocabulary)", fontsize=9)
+    fig.suptitle("PoNet vs BERT (and GPT-2) at an equal budget (Python docs corpus, bert-base-uncased vocabulary)", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -216,12 +231,21 @@ def main(argv=None):
     tokenizer = minilm.minilm_path()
     movies = vader.prepared_domain("movies")
     baselines = json.loads((movies.parent / "baselines.json").read_text())["domains"]["movies"]["dev"]
-    pre, fin, histories = {}, {}, {}
-    for model_type in MODEL_TYPES:
+    for model_type in args.model_types:
         folder = output_dir / f"{model_type}-pretrain"
-        pre[model_type] = pretrain(args, model_type, train, validation, tokenizer, folder)
-        histories[model_type] = read_history(folder)
-        fin[model_type] = finetune(args, folder, movies, output_dir / f"{model_type}-finetune-vader_movies")
+        pretrain(args, model_type, train, validation, tokenizer, folder)
+        finetune(args, folder, movies, output_dir / f"{model_type}-finetune-vader_movies")
+    # The table holds every model whose stages have finished (also in earlier runs of this command).
+    pre, fin, histories = {}, {}, {}
+    for model_type in MODEL_TYPES + OPTIONAL_MODEL_TYPES:
+        done = [output_dir / f"{model_type}-{stage}" / "all_results.json"
+                for stage in ("pretrain", "finetune-vader_movies")]
+        if all(path.is_file() for path in done):
+            pre[model_type], fin[model_type] = (json.loads(path.read_text()) for path in done)
+            histories[model_type] = read_history(done[0].parent)
+    if any(m not in pre for m in MODEL_TYPES):
+        logger.info("No table yet: PoNet and BERT have not both finished (run again with --model_types ponet bert)")
+        return None
     results = write_table(output_dir / "equal_budget.md", pre, fin, baselines, args)
     plot_curves(output_dir / "equal_budget.png", histories)
     (output_dir / "all_results.json").write_text(json.dumps({**results, "histories": histories}, indent=2))

@@ -65,6 +65,8 @@ METRIC_PRETTY_NAMES = {
     "mlm_accuracy": "MLM accuracy",
     "sso_accuracy": "SSO accuracy",
     "mlm_loss": "MLM loss",
+    "clm_accuracy": "Next-token accuracy",
+    "clm_loss": "Causal LM loss",
     "sso_loss": "SSO loss",
 }
 

@@ -2,11 +2,13 @@
 
 - `load_or_train_tokenizer(args, accelerator, corpus)`: a pretrained tokenizer, or WordPiece trained on the corpus
   on the main process and shared with the others.
-- `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer; or,
-  for the equal-budget comparison, a fresh MLM-only model of another type (`--model_type bert`, or a BERT
-  `--config_name`) on the same batches.
-- `is_ponet(model)`, `model_inputs(batch, ponet)`: what a non-PoNet MLM model is fed (no SSO label, no segment ids).
-- `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, perplexity.
+- `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer; or
+  a fresh model of another type on the same batches: masked LM only (`--model_type bert`: the equal-budget
+  baseline) or causal LM (`--model_type gpt2`: a decoder backbone for the pooling study, same corpus and vocabulary).
+- `objective(model)`, `model_inputs(batch, objective)`: what each kind of model is fed (PoNet: MLM + SSO; a masked
+  LM: no SSO label, no segment ids; a causal LM: the unmasked text, labelled for next-token prediction).
+- `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, or the
+  causal LM's next-token loss and accuracy; perplexity.
 - `EvalHistory`: evaluations against steps and training wall-clock seconds, in `eval_history.jsonl`, across resumes.
 - `parameter_checksum(model)`: compare replicas across processes.
 """
@@ -20,7 +22,9 @@ from pathlib import Path
 import torch
 from accelerate.utils import broadcast_object_list
 from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, BertTokenizerFast
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer,
+                          BertTokenizerFast)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
@@ -62,7 +66,7 @@ def load_or_train_tokenizer(args, accelerator, corpus):
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 
-# What only PoNet's pretraining heads take: an MLM-only model of another type is fed the rest of the same batch.
+# What only PoNet's pretraining heads take: a model of another type is fed the rest of the same batch.
 PONET_ONLY_INPUTS = ("sentence_structural_label", "segment_ids")
 
 
@@ -70,10 +74,24 @@ def is_ponet(model) -> bool:
     return getattr(model, "config", None) is not None and model.config.model_type == "ponet"
 
 
-def model_inputs(batch: dict, ponet: bool) -> dict:
+def objective(model) -> str:
+    """"ponet" (MLM + SSO), "clm" (a causal LM such as GPT-2: next-token prediction) or "mlm" (masked LM only)."""
+    if is_ponet(model):
+        return "ponet"
+    return "clm" if model.config.model_type in CAUSAL_ONLY_TYPES else "mlm"
+
+
+def model_inputs(batch: dict, objective: str) -> dict:
     """The batch as the model takes it: all of it for PoNet (MLM + SSO); without the SSO label and the segment ids
-    for an MLM-only model."""
-    return batch if ponet else {k: v for k, v in batch.items() if k not in PONET_ONLY_INPUTS}
+    for a masked LM; for a causal LM the text before masking (masked positions get their label back), labelled
+    with itself (the model shifts it) except the padding, and no token type ids (GPT-2 would embed them as words)."""
+    if objective == "ponet":
+        return batch
+    if objective == "mlm":
+        return {k: v for k, v in batch.items() if k not in PONET_ONLY_INPUTS}
+    text = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
+    return {"input_ids": text, "attention_mask": batch["attention_mask"],
+            "labels": text.masked_fill(batch["attention_mask"] == 0, -100)}
 
 
 def resolve_model_type(args) -> str:
@@ -86,15 +104,24 @@ def resolve_model_type(args) -> str:
     return "ponet"
 
 
+# Causal LMs without a masked-LM head (gpt2, llama, ...): pretrained with next-token prediction.
+CAUSAL_ONLY_TYPES = frozenset(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES) - frozenset(MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+
 def _size_flags(args) -> dict:
     return {name: getattr(args, name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
                                                     "intermediate_size", "max_position_embeddings")
             if getattr(args, name) is not None}
 
 
-def build_mlm_model(args, tokenizer, model_type: str):
-    """A fresh MLM-only model of `model_type` (e.g. bert) from --config_name and the size flags, with the
-    tokenizer's vocabulary and pad id: the equal-budget baseline, trained on the same batches as PoNet."""
+def build_lm_model(args, tokenizer, model_type: str):
+    """A fresh model of `model_type` from --config_name and the size flags, with the tokenizer's vocabulary and
+    special ids, trained on the same batches as PoNet: a masked LM (e.g. bert: MLM only, the equal-budget
+    baseline) or, for a type with no masked-LM head (e.g. gpt2), a causal LM."""
+    causal = model_type in CAUSAL_ONLY_TYPES
+    if not causal and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise ValueError(f"--model_type {model_type} has neither a masked-LM nor a causal-LM head in transformers; "
+                         f"use ponet, a masked LM (bert, roberta, ...) or a causal LM (gpt2, ...)")
     base = {}
     if args.config_name:
         base = AutoConfig.from_pretrained(args.config_name, trust_remote_code=args.trust_remote_code).to_dict()
@@ -102,7 +129,16 @@ def build_mlm_model(args, tokenizer, model_type: str):
             base.pop(key, None)
     base.update(_size_flags(args))
     base.setdefault("max_position_embeddings", max(512, args.max_seq_length))
+    if causal:
+        # The tokenizer's [CLS]/[SEP] are the decoder's BOS/EOS; GPT-2 calls its FFN width n_inner.
+        base.update(bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+        if "intermediate_size" in base and model_type == "gpt2":
+            base["n_inner"] = base.pop("intermediate_size")
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **base)
+    if causal:
+        logger.info(f"Training a new {model_type} causal LM from scratch (next-token prediction on the unmasked "
+                    f"text of the same batches; their masks, SSO labels and segment ids are not used)")
+        return AutoModelForCausalLM.from_config(config)
     logger.info(f"Training a new {model_type} MLM model from scratch (MLM only: the SSO labels and segment ids "
                 f"of the batches are not used)")
     return AutoModelForMaskedLM.from_config(config)
@@ -116,7 +152,7 @@ def build_pretraining_model(args, tokenizer):
         if args.model_name_or_path:
             raise ValueError(f"--model_name_or_path continues a PoNet checkpoint; {args.model_name_or_path} is a "
                              f"{model_type} model. Non-PoNet models are trained from scratch (--model_type, --config_name)")
-        return build_mlm_model(args, tokenizer, model_type)
+        return build_lm_model(args, tokenizer, model_type)
     if args.model_name_or_path:
         model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
                                                         trust_remote_code=args.trust_remote_code)
@@ -147,27 +183,32 @@ def build_pretraining_model(args, tokenizer):
 
 @torch.no_grad()
 def evaluate_pretraining(model, dataloader, accelerator) -> dict:
-    """MLM loss / accuracy over masked tokens, SSO loss / accuracy over examples (PoNet only), and perplexity."""
-    ponet = is_ponet(accelerator.unwrap_model(model))
+    """MLM loss / accuracy over masked tokens and SSO loss / accuracy over examples (PoNet), MLM only (a masked
+    LM), or next-token loss / accuracy over real tokens (`clm_*`, a causal LM); and perplexity."""
+    kind = objective(accelerator.unwrap_model(model))
+    lm = "clm" if kind == "clm" else "mlm"
     model.eval()
-    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # mlm loss, correct, count, sso loss, correct
+    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # lm loss, correct, count, sso loss, correct
     sso_count = 0
     for batch in dataloader:
-        outputs = model(**{k: v for k, v in model_inputs(batch, ponet).items()
-                           if k not in ("labels", "sentence_structural_label")})
-        logits = (outputs.prediction_logits if ponet else outputs.logits).float()
-        labels = batch["labels"]
+        inputs = dict(model_inputs(batch, kind))
+        labels = inputs.pop("labels")
+        inputs.pop("sentence_structural_label", None)
+        outputs = model(**inputs)
+        logits = (outputs.prediction_logits if kind == "ponet" else outputs.logits).float()
+        if kind == "clm":  # position i predicts token i + 1
+            logits, labels = logits[:, :-1], labels[:, 1:]
         scored = labels != -100
-        mlm_loss = torch.nn.functional.cross_entropy(logits[scored], labels[scored], reduction="none")
-        mlm_correct = (logits[scored].argmax(-1) == labels[scored]).float()
+        lm_loss = torch.nn.functional.cross_entropy(logits[scored], labels[scored], reduction="none")
+        lm_correct = (logits[scored].argmax(-1) == labels[scored]).float()
         # Per-example sums, so that gather_for_metrics can drop the duplicates padding the last batch.
         rows = scored.nonzero()[:, 0]
         size = labels.shape[0]
         per_example = torch.zeros(size, 5, dtype=torch.float64, device=labels.device)
-        per_example[:, 0].index_add_(0, rows, mlm_loss.double())
-        per_example[:, 1].index_add_(0, rows, mlm_correct.double())
+        per_example[:, 0].index_add_(0, rows, lm_loss.double())
+        per_example[:, 1].index_add_(0, rows, lm_correct.double())
         per_example[:, 2] = scored.sum(1).double()
-        if ponet:
+        if kind == "ponet":
             sso_logits = outputs.seq_relationship_logits.float()
             sso_labels = batch["sentence_structural_label"]
             per_example[:, 3] = torch.nn.functional.cross_entropy(sso_logits, sso_labels, reduction="none").double()
@@ -176,14 +217,14 @@ def evaluate_pretraining(model, dataloader, accelerator) -> dict:
         totals += per_example.sum(0)
         sso_count += per_example.shape[0]
     model.train()
-    mlm_loss = (totals[0] / totals[2].clamp(min=1)).item()
-    metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (totals[1] / totals[2].clamp(min=1)).item()}
-    if ponet:
+    lm_loss = (totals[0] / totals[2].clamp(min=1)).item()
+    metrics = {f"{lm}_loss": lm_loss, f"{lm}_accuracy": (totals[1] / totals[2].clamp(min=1)).item()}
+    if kind == "ponet":
         metrics["sso_loss"] = (totals[3] / max(sso_count, 1)).item()
         metrics["sso_accuracy"] = (totals[4] / max(sso_count, 1)).item()
-    metrics["loss"] = mlm_loss + metrics.get("sso_loss", 0.0)
-    metrics["perplexity"] = math.exp(min(mlm_loss, 50.0))
-    metrics["masked_tokens"] = int(totals[2].item())
+    metrics["loss"] = lm_loss + metrics.get("sso_loss", 0.0)
+    metrics["perplexity"] = math.exp(min(lm_loss, 50.0))
+    metrics["masked_tokens" if lm == "mlm" else "predicted_tokens"] = int(totals[2].item())
     metrics["examples"] = sso_count
     return metrics
 
@@ -244,4 +285,4 @@ def parameter_checksum(model) -> float:
 
 
 __all__ = ["EvalHistory", "build_pretraining_model", "evaluate_pretraining", "is_ponet", "load_or_train_tokenizer",
-           "model_inputs", "parameter_checksum", "resolve_model_type"]
+           "model_inputs", "objective", "parameter_checksum", "resolve_model_type"]

@@ -12,7 +12,8 @@ WordPiece tokenizer, offline, in a few minutes on a laptop CPU:
     python pretrain/run_pretraining.py
 
 The equal-budget baseline: a BERT of the same size trained with MLM only on the very same batches and schedule
-(`--model_type bert`, or a BERT `--config_name`); see benchmarks/equal_budget.py.
+(`--model_type bert`, or a BERT `--config_name`); see benchmarks/equal_budget.py. `--model_type gpt2` trains a
+causal LM on the unmasked text of the same batches (a decoder backbone for the pooling study).
 
 A real run (bert-base-uncased vocabulary, base size, local text files):
 
@@ -46,9 +47,9 @@ from ponet_training.checkpoints import resolve_checkpoint
 from ponet_training.pretraining import (
     EvalHistory,
     build_pretraining_model,
-    is_ponet,
     load_or_train_tokenizer,
     model_inputs,
+    objective,
     parameter_checksum,
 )
 from ponet_training.pretraining_data import (
@@ -98,8 +99,9 @@ def parse_args(argv=None):
                        help="A config (Hub id or folder) to start from scratch with; size flags override it. A "
                             "non-PoNet config (e.g. BERT's) trains that model with MLM only.")
     model.add_argument("--model_type", type=str, default=None,
-                       help="From scratch: 'ponet' (MLM + SSO, the default) or another masked-LM type such as "
-                            "'bert' (MLM only, on the same batches: the equal-budget baseline).")
+                       help="From scratch: 'ponet' (MLM + SSO, the default), another masked-LM type such as "
+                            "'bert' (MLM only, on the same batches: the equal-budget baseline), or a causal LM such "
+                            "as 'gpt2' (next-token prediction on the same text).")
     model.add_argument("--tokenizer_name", type=str, default=None,
                        help="Tokenizer (Hub id or folder), e.g. bert-base-uncased.")
     model.add_argument("--train_tokenizer", action="store_true",
@@ -169,7 +171,7 @@ def main(argv=None):
 
     model = build_pretraining_model(args, tokenizer)
     maybe_enable_gradient_checkpointing(model, args)
-    ponet = is_ponet(model)
+    kind = objective(model)  # ponet (MLM + SSO), mlm or clm
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"{model.config.model_type} with {n_params:,} parameters")
 
@@ -204,18 +206,19 @@ def main(argv=None):
                         write=accelerator.is_main_process)
     history = evals.entries
     bar = ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
-    running = torch.zeros(3, device=accelerator.device)  # loss, mlm loss, sso loss since the last log
+    running = torch.zeros(3, device=accelerator.device)  # loss, LM loss, sso loss since the last log
     running_batches = 0
     eval_metrics = None
     model.train()
     for epoch in range(progress.epoch, args.num_train_epochs):
         for batch in epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
             with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, ponet))
-                mlm_loss, sso_loss = (outputs.mlm_loss, outputs.sso_loss) if ponet else (outputs.loss, 0 * outputs.loss)
-                loss = mlm_loss + args.sso_loss_weight * sso_loss
+                outputs = model(**model_inputs(batch, kind))
+                lm_loss, sso_loss = ((outputs.mlm_loss, outputs.sso_loss) if kind == "ponet"
+                                     else (outputs.loss, 0 * outputs.loss))
+                loss = lm_loss + args.sso_loss_weight * sso_loss
                 optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
-            running += torch.stack([loss, mlm_loss, sso_loss]).detach().float()
+            running += torch.stack([loss, lm_loss, sso_loss]).detach().float()
             running_batches += 1
             progress.advance(accelerator.sync_gradients)
             tokens = int(batch["attention_mask"].sum())
@@ -226,7 +229,7 @@ def main(argv=None):
             bar.update(loss=loss.item(), tokens=tokens)
             if args.with_tracking and (step % args.logging_steps == 0 or step == args.max_train_steps):
                 means = (running / running_batches).tolist()
-                accelerator.log({"train/loss": means[0], "train/mlm_loss": means[1], "train/sso_loss": means[2],
+                accelerator.log({"train/loss": means[0], f"train/{'clm' if kind == 'clm' else 'mlm'}_loss": means[1], "train/sso_loss": means[2],
                                  "train/learning_rate": lr_scheduler.get_last_lr()[0], "train/epoch": epoch,
                                  "train/tokens_per_second": bar.tokens_per_second()}, step=step)
                 running.zero_()
@@ -306,7 +309,8 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
         data_name = ", ".join(os.path.basename(p) for p in (args.train_file, args.validation_file) if p)
         datasets = None
     base_model, base_model_name = base_model_reference(args.model_name_or_path)
-    metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "sso_accuracy", "sso_loss", "perplexity")
+    metrics = {k: eval_metrics[k] for k in ("mlm_accuracy", "mlm_loss", "clm_accuracy", "clm_loss", "sso_accuracy",
+                                            "sso_loss", "perplexity")
                if k in eval_metrics}
     hyperparameters = {
         "max_train_steps": steps,
@@ -332,7 +336,8 @@ def write_card(args, config, eval_metrics, steps, total_batch_size):
         datasets=datasets,
         training_data=f"{data_name}; {steps} optimizer steps of {total_batch_size} sequences of up to "
                       f"{args.max_seq_length} tokens",
-        eval_results=eval_results_from_metrics(metrics, task_type="fill-mask", dataset_type=args.dataset_name or "text",
+        eval_results=eval_results_from_metrics(metrics, task_type="text-generation" if "clm_loss" in metrics else "fill-mask",
+                                               dataset_type=args.dataset_name or "text",
                                                dataset_name=data_name, dataset_split="validation"),
         hyperparameters=hyperparameters,
         config=config,

@@ -98,7 +98,10 @@ def test_equal_budget_script_end_to_end_at_tiny_size(real, tmp_path):
                "--per_device_train_batch_size", "4", "--max_train_steps", "4", "--eval_steps", "2",
                "--checkpointing_steps", "2", "--num_warmup_steps", "1", "--max_eval_samples", "8",
                "--finetune_max_train_samples", "16", "--finetune_max_eval_samples", "16", "--finetune_epochs", "1"]
-    _run(command, env, tmp_path)
+    # One model at a time (e.g. one per core): no table until PoNet and BERT have both finished.
+    result = _run(command + ["--model_types", "ponet"], env, tmp_path)
+    assert "No table yet" in result.stderr and not (output_dir / "equal_budget.md").exists()
+    _run(command, env, tmp_path)  # BERT now; PoNet's finished stages are skipped
 
     results = json.loads((output_dir / "all_results.json").read_text())
     ponet, bert = results["models"]["ponet"], results["models"]["bert"]
@@ -127,3 +130,12 @@ def test_equal_budget_script_end_to_end_at_tiny_size(real, tmp_path):
     resumed = json.loads((folder / "all_results.json").read_text())
     assert resumed["eval_mlm_loss"] == pytest.approx(finished["eval_mlm_loss"], rel=1e-6)
     assert [e["step"] for e in resumed["eval_history"]] == [2, 4]
+
+    # A causal LM of the same size on the same text joins the table as a row of its own.
+    _run(command + ["--model_types", "gpt2"], env, tmp_path)
+    results = json.loads((output_dir / "all_results.json").read_text())
+    gpt2 = results["models"]["gpt2"]
+    assert gpt2["mlm_accuracy"] is None and 0.0 <= gpt2["next_token_accuracy"] <= 1.0 and gpt2["steps"] == 4
+    assert results["ponet_over_bert"]["dev_accuracy"] == pytest.approx(ponet["dev_accuracy"] / bert["dev_accuracy"])
+    assert "| gpt2 |" in (output_dir / "equal_budget.md").read_text()
+    assert json.loads((output_dir / "gpt2-pretrain" / "config.json").read_text())["model_type"] == "gpt2"

@@ -116,12 +116,12 @@ def prepare_corpus(args, output_dir: Path) -> tuple[Path, Path]:
     return train, validation
 
 
-def pretrain(args, model_type: str, train: Path, validation: Path, tokenizer: Path, folder: Path) -> dict:
-    """Pretrain one model (resuming from its latest checkpoint); its all_results.json."""
+def pretrain(args, model_type: str, train: Path, validation: Path, tokenizer: Path, folder: Path) -> None:
+    """Pretrain one model into `folder` (resuming from its latest checkpoint), unless it has finished."""
     results = folder / "all_results.json"
     if results.is_file():
         logger.info("%s: pretraining already finished (%s)", model_type, results)
-        return json.loads(results.read_text())
+        return
     checkpoints = sorted(folder.glob("step_*")) + sorted(folder.glob("epoch_*"))
     if folder.exists() and not checkpoints:
         shutil.rmtree(folder)  # an attempt that stopped before its first checkpoint: nothing to resume
@@ -135,10 +135,10 @@ def pretrain(args, model_type: str, train: Path, validation: Path, tokenizer: Pa
     if checkpoints:
         command += ["--resume_from_checkpoint", "latest"]
     run(command)
-    return json.loads(results.read_text())
 
 
-def finetune(args, pretrained: Path, data: Path, folder: Path) -> dict:
+def finetune(args, pretrained: Path, data: Path, folder: Path) -> None:
+    """Fine-tune `pretrained` on vader_movies into `folder`, unless it has finished."""
     results = folder / "all_results.json"
     if not results.is_file():
         if folder.exists():
@@ -155,7 +155,6 @@ def finetune(args, pretrained: Path, data: Path, folder: Path) -> dict:
             if value is not None:
                 command += [flag, str(value)]
         run(command)
-    return json.loads(results.read_text())
 
 
 def read_history(folder: Path) -> list[dict]:

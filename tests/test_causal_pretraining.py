@@ -42,8 +42,8 @@ def size_args(**overrides):
 
 
 def masked_batch(tokenizer, seed=0):
-    features = [{"input_ids": tokenizer(s)["input_ids"], "token_type_ids": [0] * len(tokenizer(s)["input_ids"])}
-                for s in SENTENCES]
+    features = [{"input_ids": ids, "token_type_ids": [0] * len(ids)}
+                for ids in tokenizer(SENTENCES)["input_ids"]]
     collator = DataCollatorForPoNetPretraining(tokenizer, mlm_probability=0.4, seed=seed)
     return collator(features), collator.pad(features)
 

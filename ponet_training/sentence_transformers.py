@@ -28,12 +28,13 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 import modeling_ponet
 from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
 from .pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
+from .tokenizer_loading import load_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,10 @@ def export_sentence_transformer(
     if trained_pooling is not None and "cls" in modes and cls_from_pooler:
         logger.warning("`cls` in the export is the first real token's state (sentence-transformers has no "
                        "pooler layer); the classifier used its pooler output tanh(Dense(h[CLS])) instead")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_name or model_name_or_path, trust_remote_code=trust_remote_code)
+    if trained_pooling is not None and "+".join(modes) != trained_pooling:
+        logger.info(f"Exporting pooling {'+'.join(modes)!r} instead of the trained {trained_pooling!r}: only the "
+                    "learned modes both share keep their trained weights")
+    tokenizer = load_tokenizer(str(tokenizer_name or model_name_or_path), trust_remote_code=trust_remote_code)
     tokenizer.model_max_length = _max_seq_length(tokenizer, encoder.config, max_seq_length)
 
     if output.is_dir() and overwrite_output_dir:

@@ -65,8 +65,8 @@ def encode_without_this_package(cases, tmp_path) -> list:
     work.mkdir()
     torch.save(cases, work / "cases.pt")
     (work / "child.py").write_text(CHILD)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(work / "modules"), PYTHONPATH="",
-               OMP_NUM_THREADS="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(work / "modules"), PYTHONPATH="")
+    env.setdefault("OMP_NUM_THREADS", "1")  # as many threads as the parent was given, else one
     result = subprocess.run([sys.executable, "child.py", "cases.pt", "out.pt"], cwd=work, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -224,6 +224,15 @@ def test_a_folder_without_weights_is_refused(tiny_tokenizer, tmp_path):
     tiny_tokenizer.save_pretrained(tmp_path / "tokenizer_only")
     with pytest.raises(FileNotFoundError, match="tokenizer_only holds no model weights"):
         export_sentence_transformer(tmp_path / "tokenizer_only", tmp_path / "out")
+
+
+def test_a_folder_without_a_tokenizer_asks_for_tokenizer_name(tiny_config, tiny_tokenizer, tmp_path):
+    mp.PoNetModel(tiny_config()).save_pretrained(tmp_path / "weights_only")
+    with pytest.raises(ValueError, match="weights_only has no tokenizer files .*--tokenizer_name"):
+        export_sentence_transformer(tmp_path / "weights_only", tmp_path / "out")
+    tiny_tokenizer.save_pretrained(tmp_path / "tokenizer")
+    export_sentence_transformer(tmp_path / "weights_only", tmp_path / "out", tokenizer_name=str(tmp_path / "tokenizer"))
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
 
 
 def test_a_non_empty_output_dir_is_kept_unless_overwrite_is_asked(ponet_dir, tmp_path):

@@ -1,7 +1,8 @@
 """The documentation runs as written: every script, module and shell script that README.md and docs/*.md tell the
-reader to run exists and answers `--help` (shell scripts: exist and parse), every relative link points at a file,
+reader to run exists and answers `--help` (shell scripts: exist and parse), every relative link points at a file (and at a heading, for an anchor),
 and the README stays a landing page."""
 
+import ast
 import importlib.util
 import re
 import subprocess
@@ -107,6 +108,17 @@ def test_each_command_exists_and_parses(kind, target):
         assert "usage:" in result.stdout.lower(), f"{pages}: {target} --help printed no usage"
 
 
+def test_every_python_snippet_parses():
+    snippets = [(page.relative_to(REPO).as_posix(), body) for page in DOC_FILES
+                for language, body in FENCE.findall(page.read_text(encoding="utf-8")) if language.strip() == "python"]
+    assert len(snippets) > 5, "the code-block parser found almost no Python"
+    for page, body in snippets:
+        try:
+            ast.parse(body)
+        except SyntaxError as error:
+            raise AssertionError(f"{page}: a Python block does not parse: {error}\n{body}") from None
+
+
 def relative_links() -> list[tuple[str, str]]:
     links = []
     for page in DOC_FILES:
@@ -117,15 +129,25 @@ def relative_links() -> list[tuple[str, str]]:
     return links
 
 
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    markdown = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)  # `# comments` in code are no headings
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+            for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", markdown, re.M)}
+
+
 def test_every_relative_link_resolves():
     links = relative_links()
     assert len(links) > 20, "the link parser found almost nothing"
     broken = []
     for page, target in links:
-        path = ((REPO / page).parent / target.split("#")[0]).resolve()
+        file, _, anchor = target.partition("#")
+        path = ((REPO / page).parent / file).resolve()
         if not path.exists() and not (path.is_relative_to(REPO) and pending(path)):
-            broken.append(f"{page}: ({target})")
-    assert not broken, "links to missing files:\n" + "\n".join(broken)
+            broken.append(f"{page}: ({target}) no such file")
+        elif anchor and path.suffix == ".md" and path.exists() and anchor not in anchors(path.read_text("utf-8")):
+            broken.append(f"{page}: ({target}) no heading with that anchor")
+    assert not broken, "broken links:\n" + "\n".join(broken)
 
 
 def test_readme_is_a_landing_page():

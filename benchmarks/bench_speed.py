@@ -50,8 +50,8 @@ bounded; once a measurement runs out of memory or time, the longer lengths of it
 Writes `<output_dir>/results.json`, `results.md` (times, ratios, tokens/s, GFLOP/s, memory and the issues'
 targets) and one log-log plot per device and batch size, `speed_<device>_b<batch>.png`.
 
-The full CPU run of benchmarks/RESULTS.md (about 25 minutes on an idle 2-core machine):
-    python benchmarks/bench_speed.py --device cpu --threads 2 --output_dir benchmarks/results_cpu
+The full CPU run of results/benchmarks/RESULTS.md (about 25 minutes on an idle 2-core machine):
+    python benchmarks/bench_speed.py --device cpu --threads 2 --output_dir results/benchmarks/cpu
 """
 
 import argparse
@@ -365,7 +365,7 @@ def parse_args(argv=None):
         "--simulate_oom", type=lambda s: [x for x in s.split(",") if x], default=[],
         help="models (or model:length) whose measurement raises MemoryError, to exercise the OOM path",
     )
-    parser.add_argument("--output_dir", default="benchmarks/results")
+    parser.add_argument("--output_dir", default="results/benchmarks/latest")
     parser.add_argument(
         "--append", action="store_true",
         help="merge into <output_dir>/results.json (same device, threads and size): a new measurement replaces the "

@@ -1,5 +1,5 @@
-"""The training, data and evaluation library of PoNet for Hugging Face, used by `pretrain/`, `finetune/` and
-`benchmarks/` (the model itself is the `modeling_ponet` package: what ships to the Hub).
+"""The training, data and evaluation library of PoNet for Hugging Face, used by `pretrain/`, `finetune/`,
+`benchmarks/` and `experiments/` (the model itself is the `modeling_ponet` package: what ships to the Hub).
 
 Flat modules, one job each; import the one you need (nothing heavy is imported here):
 

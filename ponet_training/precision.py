@@ -1,5 +1,5 @@
 """A float32 model at an inference precision on CPU: the one definition of what each precision name means, shared by
-benchmarks/precision_accuracy.py and the precision tests (benchmarks/bench_speed.py also measures training steps
+experiments/precision_accuracy.py and the precision tests (benchmarks/bench_speed.py also measures training steps
 and CUDA, and builds its models at each precision itself).
 
   fp32           the model as it is.

@@ -12,7 +12,7 @@ WordPiece tokenizer, offline, in a few minutes on a laptop CPU:
     python pretrain/run_pretraining.py
 
 The equal-budget baseline: a BERT of the same size trained with MLM only on the very same batches and schedule
-(`--model_type bert`, or a BERT `--config_name`); see benchmarks/equal_budget.py. `--model_type gpt2` trains a
+(`--model_type bert`, or a BERT `--config_name`); see experiments/equal_budget.py. `--model_type gpt2` trains a
 causal LM on the unmasked text of the same batches (a decoder backbone for the pooling study).
 
 A real run (bert-base-uncased vocabulary, base size, local text files):

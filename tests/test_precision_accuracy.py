@@ -1,4 +1,4 @@
-"""benchmarks/precision_accuracy.py end to end at tiny size (16 training sentences, a PoNet pretrained for 2 steps):
+"""experiments/precision_accuracy.py end to end at tiny size (16 training sentences, a PoNet pretrained for 2 steps):
 the real data and the real MiniLM, both encoders fine-tuned in fp32 and bf16 autocast by the project's scripts,
 each evaluated in every precision, written to JSON and markdown. No accuracy is asserted (a tiny run learns
 nothing); what is asserted is the bookkeeping: the precisions are the ones asked for, the fp32 evaluation agrees
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "precision_accuracy.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "precision_accuracy.py"
 PRECISIONS = ["fp32", "bf16_autocast", "bf16_weights", "int8"]
 DEV_ROWS = 24
 

@@ -92,7 +92,7 @@ def test_equal_budget_script_end_to_end_at_tiny_size(real, tmp_path):
         documents = [" ".join(part[i:i + 10]) for i in range(0, len(part), 10)]
         (corpus_dir / name).write_text("".join(json.dumps({"text": d}) + "\n" for d in documents))
     output_dir = tmp_path / "eb"
-    command = [str(REPO / "benchmarks" / "equal_budget.py"), "--output_dir", str(output_dir),
+    command = [str(REPO / "experiments" / "equal_budget.py"), "--output_dir", str(output_dir),
                "--corpus_dir", str(corpus_dir), "--hidden_size", "32", "--num_hidden_layers", "1",
                "--num_attention_heads", "2", "--intermediate_size", "64", "--max_seq_length", "32",
                "--per_device_train_batch_size", "4", "--max_train_steps", "4", "--eval_steps", "2",

@@ -18,7 +18,7 @@ The defaults (about 5M parameters each, 3000 steps of 32 x 128 tokens) are sized
 (about 2-3 s per step each, measured on a shared machine). Run the same command again to resume: finished stages are skipped and an interrupted pretraining continues from
 its latest checkpoint (`--resume_from_checkpoint latest`). A tiny smoke run (CI):
 
-    python benchmarks/equal_budget.py --output_dir outputs/equal_budget_tiny --hidden_size 32 \
+    python experiments/equal_budget.py --output_dir outputs/equal_budget_tiny --hidden_size 32 \
         --num_hidden_layers 1 --num_attention_heads 2 --intermediate_size 64 --max_seq_length 32 \
         --max_train_steps 4 --eval_steps 2 --checkpointing_steps 2 --per_device_train_batch_size 4 \
         --max_corpus_documents 20 --finetune_max_train_samples 32 --finetune_max_eval_samples 32

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Every real-data result of the README, on 2 CPU cores, offline after set-up (about 3 hours in all):
+# Every real-data result of docs/results.md, on 2 CPU cores, offline after set-up (about 3 hours in all):
 #   1. PoNet and BERT pretrained at an equal budget (one core each, at the same time), then a GPT-2 of the same
-#      size on the same text, batches and steps; each fine-tuned on the movie sentences (benchmarks/equal_budget.py);
+#      size on the same text, batches and steps; each fine-tuned on the movie sentences (experiments/equal_budget.py);
 #   2. the pooling study on the human-rated movie sentences: the real all-MiniLM-L6-v2 frozen (and its
 #      random-init control) and fine-tuned; the three backbones of step 1 frozen and fine-tuned;
 #   3. the frozen MiniLM on the tweets (does the ranking transfer?).
 # Run it again after an interruption: finished stages and runs are skipped, pretraining resumes from checkpoints.
 # On a GPU, drop the taskset/OMP_NUM_THREADS parts and run the stages one after the other.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs}
 M=$(python -m ponet_training.minilm)       # the real MiniLM (bert-base-uncased vocabulary)
 
@@ -16,10 +16,10 @@ M=$(python -m ponet_training.minilm)       # the real MiniLM (bert-base-uncased 
 EB=(--output_dir "$OUT/equal_budget" --max_train_steps 800 --num_warmup_steps 80 --eval_steps 100
     --checkpointing_steps 100 --mixed_precision bf16)
 [ -f "$OUT/equal_budget/corpus/train.jsonl" ] || python -m ponet_training.corpus --output_dir "$OUT/equal_budget/corpus"
-OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/equal_budget.py "${EB[@]}" --model_types ponet &
-OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/equal_budget.py "${EB[@]}" --model_types bert &
+OMP_NUM_THREADS=1 taskset -c 0 python experiments/equal_budget.py "${EB[@]}" --model_types ponet &
+OMP_NUM_THREADS=1 taskset -c 1 python experiments/equal_budget.py "${EB[@]}" --model_types bert &
 wait
-python benchmarks/equal_budget.py "${EB[@]}" --model_types gpt2     # and the table with all three
+python experiments/equal_budget.py "${EB[@]}" --model_types gpt2     # and the table with all three
 
 # 2. Pooling study, movie sentences. Frozen: a probe (with the learned poolers' weights) over cached token states.
 STUDY=(--seeds 42 43 44 --max_length 64 --per_device_train_batch_size 32)

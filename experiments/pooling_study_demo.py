@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reproduce the README's offline CPU pooling study (docs/pooling_study.{png,md,csv}).
+"""Reproduce the synthetic offline CPU pooling study (results/pooling_study_demo/pooling_study.{png,md,csv}).
 
 It needs no network: it writes a synthetic sentiment dataset (multi-sentence reviews with neutral filler,
 one or two opinion clauses, negation and intensifiers; the label is the sign of the summed opinion), trains
@@ -10,7 +10,7 @@ pretraining sees which words go together), and runs `finetune/run_pooling_study.
 masked-LM pretraining leaves BERT/PoNet's pooler untrained). Pass `--extra_backbone DIR` to add a pretrained checkpoint (e.g. the
 PoNet of the pretraining demo). Arguments after `--` go to the study (e.g. `-- --seeds 1 2`).
 
-With the Hub at hand, run the real study instead (README, "Pooling study").
+With the Hub at hand, run the real study instead (docs/pooling_study.md).
 """
 
 import argparse

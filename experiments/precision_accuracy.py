@@ -16,7 +16,7 @@ Writes `<output_dir>/precision_accuracy.json` and `precision_accuracy.md`; the r
 sentences drawn at random, batch 32, max length 64; MiniLM 1 epoch, PoNet pretrained for 300 steps and fine-tuned
 for 3 epochs) takes about 10 minutes on 2 idle CPU cores:
 
-    python benchmarks/precision_accuracy.py --output_dir benchmarks/results_precision_accuracy
+    python experiments/precision_accuracy.py --output_dir results/precision_accuracy
 """
 
 import argparse
@@ -196,7 +196,7 @@ def verdicts(rows: list[dict]) -> list[str]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="benchmarks/results_precision_accuracy")
+    parser.add_argument("--output_dir", default="results/precision_accuracy")
     parser.add_argument("--data_dir", default=None,
                         help="Output of `python -m ponet_training.vader` (default: prepared in <output_dir>/vader).")
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))

@@ -17,9 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOT_YET_MERGED = {
     "docs/output_folders.md",                              # output directories, overwriting, resuming
     "docs/hub_files.md",                                   # which transformers versions load saved folders
-    "docs/sentence_transformers.md",                       # the sentence-transformers export
     "results/benchmarks/training_throughput/RESULTS.md",   # training throughput benchmark
-    "ponet_training/sentence_transformers.py",             # `python -m ponet_training.sentence_transformers`
 }
 
 README_MAX_LINES = 250

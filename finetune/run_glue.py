@@ -114,6 +114,7 @@ def data_files(args) -> dict | None:
     return files
 
 
+@run.releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     task = args.task
@@ -248,6 +249,8 @@ def main(argv=None):
         "max_train_steps": args.max_train_steps,
         "num_train_epochs": args.num_train_epochs,
         "mixed_precision": accelerator.mixed_precision,
+        "resumed_from": getattr(args, "resumed_from", None),
+        "resumed_at_step": getattr(args, "resumed_at_step", None),
     }
     if task.is_glue:
         results["glue_scores"] = glue_score_entries(task, eval_metrics)

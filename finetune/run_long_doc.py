@@ -101,6 +101,7 @@ def load_data(args):
     return splits, names
 
 
+@run.releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     accelerator = run.start_run(args)

@@ -59,8 +59,8 @@ from ponet_training.pretraining_data import (
     has_data_args,
     load_pretraining_corpus,
 )
-from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
-    write_all_results
+from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, \
+    releases_output_dir, start_run, write_all_results
 
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ def parse_args(argv=None):
     return args
 
 
+@releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     accelerator = start_run(args)
@@ -275,6 +276,8 @@ def main(argv=None):
         "model_type": model_type,
         "train_seconds": evals.train_seconds(),
         "train_steps": progress.completed_steps,
+        "resumed_from": getattr(args, "resumed_from", None),
+        "resumed_at_step": getattr(args, "resumed_at_step", None),
         "train_epochs_started": progress.epoch + 1,
         "total_train_batch_size": total_batch_size,
         "num_processes": accelerator.num_processes,

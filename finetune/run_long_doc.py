@@ -60,10 +60,12 @@ def parse_args(argv=None):
     data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev/test documents.")
     finetuning.add_finetuning_args(parser)
     run.add_training_args(parser)
-    parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
-                        help="Disable gradient checkpointing (on by default for long inputs).")
     parser.set_defaults(gradient_checkpointing=True, num_train_epochs=3, per_device_train_batch_size=4,
                         per_device_eval_batch_size=8, learning_rate=3e-5)
+    # Added after set_defaults, with no default of its own: the help must not show the shared dest's "default: True".
+    parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
+                        default=argparse.SUPPRESS,
+                        help="Disable gradient checkpointing (on by default for long inputs).")
     args = parser.parse_args(argv)
     run.check_training_args(args)
     args.preset = long_doc.get_long_doc_dataset(args.dataset) if args.dataset else None

@@ -9,7 +9,8 @@
 - `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`; `latest` takes
   the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
   file resume needs is one clear error.
-- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer.
+- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
+  save, e.g. a full disk, leaves no half-written file; its error names the file).
 - `BestModelTracker` (`record` an evaluation, `save_checkpoint` with the tracker in it), `resume` (resume_state +
   the tracker), `promote_best_model`, `finalize_model`: the best
   dev checkpoint kept in `output_dir/best_model` and, at the end, made the final model.
@@ -433,15 +434,52 @@ class BestModelTracker:
         return path.is_file() and json.loads(path.read_text()).get("best_step") == self.best_step
 
 
+SAVING_DIR = "saving.tmp"
+
+
 def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
-    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer."""
+    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer, written into
+    `output_dir/saving.tmp` first and then moved into `output_dir` one file at a time (each an atomic rename): a save
+    that fails (a full disk) leaves no half-written file among the earlier ones, and its error names the file."""
+    output_dir = Path(output_dir)
+    staging = output_dir / SAVING_DIR
     accelerator.wait_for_everyone()
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)  # the leftover of an interrupted save
     unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+    written = set()
+    try:
+        unwrapped.save_pretrained(staging, is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+        if accelerator.is_main_process:
+            written = _files(staging)
+            tokenizer.save_pretrained(staging)
+    except OSError as err:
+        if accelerator.is_main_process:
+            _raise_save_error(err, staging, output_dir, written)
+        raise
     if accelerator.is_main_process:
-        tokenizer.save_pretrained(output_dir)
+        for item in sorted(staging.iterdir()):
+            target = output_dir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        staging.rmdir()
     accelerator.wait_for_everyone()
+
+
+def _files(folder: Path) -> set[Path]:
+    return {f for f in folder.rglob("*") if f.is_file()} if folder.is_dir() else set()
+
+
+def _raise_save_error(err: OSError, staging: Path, output_dir: Path, written_before: set[Path]):
+    """Re-raise `err` naming the file being written (when the error names none: the newest file of the step that
+    failed), after removing the partial save."""
+    new = sorted(_files(staging) - written_before, key=lambda f: f.stat().st_mtime)
+    file = err.filename or (output_dir / new[-1].relative_to(staging) if new else output_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    raise OSError(err.errno, f"Saving the model to {output_dir} failed while writing {file}: "
+                             f"{err.strerror or err}. Nothing was replaced there (free space and run again)") from err
 
 
 def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:

@@ -431,7 +431,8 @@ def setup_logging(accelerator) -> None:
 def build_accelerator(args: argparse.Namespace, **kwargs):
     """An `Accelerator` with gradient accumulation, `--mixed_precision`, the project dir (`--output_dir`) and, with
     `--with_tracking`, the trackers of `--report_to`. FSDP / DeepSpeed (and mixed precision without the flag) come
-    from the accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`."""
+    from the accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`. fp16 on CPU
+    is refused (it would run in float32)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
@@ -442,7 +443,12 @@ def build_accelerator(args: argparse.Namespace, **kwargs):
     if args.output_dir is not None:
         kwargs.setdefault("project_config", ProjectConfiguration(project_dir=args.output_dir,
                                                                  logging_dir=os.path.join(args.output_dir, "runs")))
-    return Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, **kwargs)
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, **kwargs)
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        # Accelerate enables no CPU autocast for fp16: the run would be float32 and recorded as fp16.
+        raise ValueError("Mixed precision fp16 (from --mixed_precision or the accelerate config) does not run on CPU: "
+                         "Accelerate would train in float32. Use --mixed_precision bf16 (CPU autocast) or no")
+    return accelerator
 
 
 def init_tracking(accelerator, args: argparse.Namespace, project_name: str) -> None:

@@ -1,6 +1,7 @@
 """No data loss, no silently wrong run (issue 18): overwriting, owning and resuming an output folder, label names,
 precision on CPU, atomic final saves and the errors of bad inputs. The rules are docs/output_folders.md."""
 
+import errno
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from ponet_training import run, toy_data
 from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
@@ -174,3 +176,97 @@ def test_long_documents_and_the_pooling_study_use_the_same_label_rule(tmp_path):
     # The pooling study infers its names with the same function; every spelling maps to its class.
     names = infer_label_names(SPELLINGS)
     assert [label_id(spelling, names) for spelling in SPELLINGS] == [1, 1, 0, 0, 1, 0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. fp16 on CPU is refused (it would run in float32 and be recorded as fp16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs for real on a GPU")
+def test_fp16_on_cpu_is_refused_with_a_pointer_to_bf16(checkpoint, toy_glue, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"fp16 .* does not run on CPU.*--mixed_precision bf16"):
+        run_glue.main(common(checkpoint, out, *toy_glue, "--mixed_precision", "fp16"))
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. A full disk during a final save leaves no half-written file, and the error names the file
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("selection", ["f1", "none"])  # best_model/ during training; the final model
+def test_a_full_disk_during_the_model_save_leaves_no_half_written_file(checkpoint, toy_glue, tmp_path,  # noqa: F811
+                                                                       monkeypatch, selection):
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+    def full_disk(self, save_directory, *args, **kwargs):
+        Path(save_directory, "tokenizer_config.json").write_text("")  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match=r"Saving the model to .*out(/best_model)? failed while writing "
+                                      r".*tokenizer_config.json: No space left on device"):
+        run_glue.main(common(checkpoint, out, *toy_glue, "--metric_for_best_model", selection))
+    assert not [f for f in out.rglob("*") if f.is_file() and f.stat().st_size == 0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. Errors that name the input and the problem
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_no_sso_example_says_the_sentences_are_too_long_and_what_to_change(corpus, tmp_path):  # noqa: F811
+    from test_pretraining_run import TINY
+
+    train, valid = corpus
+    args = [a if a != "48" else "8" for a in TINY]  # --max_seq_length 8
+    result = run_pretraining(["--train_file", train, "--validation_file", valid, *args, "--max_train_steps", "2",
+                              "--output_dir", tmp_path / "out"])
+    assert result.returncode != 0
+    assert ("every sentence is longer than --max_seq_length - 3 = 5 tokens" in result.stderr
+            and "Pass a larger --max_seq_length" in result.stderr), result.stderr[-2000:]
+
+
+def test_token_ids_outside_the_models_vocabulary_are_one_error_naming_the_id_and_the_limit(checkpoint, toy_glue,  # noqa: F811
+                                                                                          tmp_path):
+    from modeling_ponet import PoNetConfig, PoNetForPreTraining
+    from transformers import AutoTokenizer
+
+    config = PoNetConfig.from_pretrained(checkpoint)
+    config.vocab_size = 120  # the tokenizer has 300 ids
+    small = tmp_path / "small_vocab"
+    PoNetForPreTraining(config).save_pretrained(small)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(small)
+    with pytest.raises(ValueError, match=r"train: input_ids holds the id \d+, outside the model's vocab_size 120 "
+                                         r"\(ids 0..119\)"):
+        run_glue.main(common(small, tmp_path / "out", *toy_glue))
+
+
+def test_a_truncated_weights_file_is_an_error_naming_the_file(checkpoint, toy_glue, tmp_path):  # noqa: F811
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"Cannot read the weights in {weights}: .*truncated or corrupt"):
+        run_glue.main(common(broken, tmp_path / "out", *toy_glue))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 8. Help that says what a flag does
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_run_long_doc_help_does_not_claim_no_gradient_checkpointing_is_on(capsys):
+    from test_glue_run import load_script
+
+    with pytest.raises(SystemExit):
+        load_script("run_long_doc").parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    flag = help_text[help_text.index("--no_gradient_checkpointing Disable"):]
+    assert flag.startswith("--no_gradient_checkpointing Disable gradient checkpointing (on by default for long inputs).")
+    assert "(default: True)" not in flag[:120]

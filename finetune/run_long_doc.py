@@ -21,6 +21,7 @@ import numpy as np
 from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run, tables
 from ponet_training.metrics import classification_metrics
 from ponet_training.text import SEGMENT_MODES, tokenize_with_segment_ids
+from ponet_training.tokenizer_loading import check_token_ids
 
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def main(argv=None):
                             num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
                             desc="Tokenizing")
     for split in processed:
+        check_token_ids(processed[split], model.config, split)
         truncated = int(np.sum(processed[split]["truncated"]))
         logger.info("%s: %d documents, %d reach --max_length %d (truncated)%s", split, len(processed[split]), truncated,
                     args.max_length, _segment_summary(processed[split]) if use_segments else "")

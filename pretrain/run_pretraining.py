@@ -59,6 +59,7 @@ from ponet_training.pretraining_data import (
     has_data_args,
     load_pretraining_corpus,
 )
+from ponet_training.tokenizer_loading import check_token_ids
 from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, \
     releases_output_dir, start_run, write_all_results
 
@@ -172,6 +173,9 @@ def main(argv=None):
 
     model = build_pretraining_model(args, tokenizer)
     maybe_enable_gradient_checkpointing(model, args)
+    if not args.streaming:
+        for split, dataset in (("train", train_dataset), ("validation", eval_dataset)):
+            check_token_ids(dataset, model.config, split)
     kind = objective(model)  # ponet (MLM + SSO), mlm or clm
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"{model.config.model_type} with {n_params:,} parameters")

@@ -185,9 +185,13 @@ def test_long_documents_and_the_pooling_study_use_the_same_label_rule(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs for real on a GPU")
 def test_fp16_on_cpu_is_refused_with_a_pointer_to_bf16(checkpoint, toy_glue, tmp_path):  # noqa: F811
-    out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"fp16 .* does not run on CPU.*--mixed_precision bf16"):
-        run_glue.main(common(checkpoint, out, *toy_glue, "--mixed_precision", "fp16"))
+    out = tmp_path / "out"  # a process of its own: the accelerator state of one process takes one precision
+    result = subprocess.run([sys.executable, str(ROOT / "finetune" / "run_glue.py"),
+                             *common(checkpoint, out, *toy_glue, "--mixed_precision", "fp16")],
+                            capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    assert "ValueError: Mixed precision fp16 (from --mixed_precision or the accelerate config) does not run on CPU" \
+           in result.stderr and "Use --mixed_precision bf16" in result.stderr, result.stderr[-2000:]
     assert not out.exists()
 
 

@@ -28,6 +28,7 @@ from transformers import DataCollatorWithPadding, default_data_collator
 from ponet_training import checkpoints, dataloaders, finetuning, glue_data, hub, loop, optimization, run, submission, \
     tables
 from ponet_training.metrics import compute_glue_metrics
+from ponet_training.tokenizer_loading import check_token_ids
 from ponet_training.truncation import tokenize_truncated
 from ponet_training.tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
     glue_score_entries, split_suffix
@@ -114,6 +115,7 @@ def data_files(args) -> dict | None:
     return files
 
 
+@run.releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     task = args.task
@@ -171,6 +173,7 @@ def main(argv=None):
                             num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
                             desc="Tokenizing")
     for split in processed:
+        check_token_ids(processed[split], model.config, split)
         truncated = int(np.sum(processed[split]["truncated"]))
         if truncated:
             logger.warning("%s: %d of %d examples are longer than --max_length %d and were truncated",
@@ -248,6 +251,8 @@ def main(argv=None):
         "max_train_steps": args.max_train_steps,
         "num_train_epochs": args.num_train_epochs,
         "mixed_precision": accelerator.mixed_precision,
+        "resumed_from": getattr(args, "resumed_from", None),
+        "resumed_at_step": getattr(args, "resumed_at_step", None),
     }
     if task.is_glue:
         results["glue_scores"] = glue_score_entries(task, eval_metrics)

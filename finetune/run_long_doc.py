@@ -21,6 +21,7 @@ import numpy as np
 from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run, tables
 from ponet_training.metrics import classification_metrics
 from ponet_training.text import SEGMENT_MODES, tokenize_with_segment_ids
+from ponet_training.tokenizer_loading import check_token_ids
 
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,12 @@ def parse_args(argv=None):
     data.add_argument("--max_eval_samples", type=int, default=None, help="Debug: keep the first N dev/test documents.")
     finetuning.add_finetuning_args(parser)
     run.add_training_args(parser)
-    parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
-                        help="Disable gradient checkpointing (on by default for long inputs).")
     parser.set_defaults(gradient_checkpointing=True, num_train_epochs=3, per_device_train_batch_size=4,
                         per_device_eval_batch_size=8, learning_rate=3e-5)
+    # Added after set_defaults, with no default of its own: the help must not show the shared dest's "default: True".
+    parser.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false",
+                        default=argparse.SUPPRESS,
+                        help="Disable gradient checkpointing (on by default for long inputs).")
     args = parser.parse_args(argv)
     run.check_training_args(args)
     args.preset = long_doc.get_long_doc_dataset(args.dataset) if args.dataset else None
@@ -101,6 +104,7 @@ def load_data(args):
     return splits, names
 
 
+@run.releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     accelerator = run.start_run(args)
@@ -142,6 +146,7 @@ def main(argv=None):
                             num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
                             desc="Tokenizing")
     for split in processed:
+        check_token_ids(processed[split], model.config, split)
         truncated = int(np.sum(processed[split]["truncated"]))
         logger.info("%s: %d documents, %d reach --max_length %d (truncated)%s", split, len(processed[split]), truncated,
                     args.max_length, _segment_summary(processed[split]) if use_segments else "")

@@ -212,6 +212,7 @@ class StudyResult:
     figure_path: Path | None
 
 
+@run.releases_output_dir
 def main(argv=None) -> StudyResult:
     args = parse_args(argv)
     # The study resumes by being run again: its own record in --output_dir is the one content allowed there.

@@ -9,7 +9,8 @@
 - `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`; `latest` takes
   the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
   file resume needs is one clear error.
-- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer.
+- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
+  save, e.g. a full disk, leaves no half-written file; its error names the file).
 - `BestModelTracker` (`record` an evaluation, `save_checkpoint` with the tracker in it), `resume` (resume_state +
   the tracker), `promote_best_model`, `finalize_model`: the best
   dev checkpoint kept in `output_dir/best_model` and, at the end, made the final model.
@@ -123,13 +124,18 @@ def _read_progress(path: Path) -> TrainingProgress | None:
     return TrainingProgress(**json.loads(file.read_text()))
 
 
+# Settings a resume may change, applied for real: the length of the run (the schedule is rebuilt over the new
+# --max_train_steps; the scheduler state restores the position in it). The bookkeeping flags above may change too.
+RESUMABLE_CHANGES = frozenset({"max_train_steps", "num_train_epochs"})
+
+
 def _settings_differences(recorded: dict, settings: dict) -> dict:
     return {key: (recorded.get(key), settings.get(key)) for key in sorted(set(recorded) | set(settings))
-            if recorded.get(key) != settings.get(key)}
+            if recorded.get(key) != settings.get(key) and key not in RESUMABLE_CHANGES}
 
 
-def _describe_differences(differences: dict) -> str:
-    return ", ".join(f"--{key} {old!r} (now {new!r})" for key, (old, new) in list(differences.items())[:5])
+def _describe_differences(differences: dict, limit: int | None = 5) -> str:
+    return ", ".join(f"--{key} {old!r} (now {new!r})" for key, (old, new) in list(differences.items())[:limit])
 
 
 def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = None) -> Path | None:
@@ -159,14 +165,18 @@ def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = Non
 
 def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer: bool = False) -> None:
     """Raise one clear error when `path` lacks anything a resume needs (its save was interrupted, or files were
-    removed); warn when it was made with other settings."""
+    removed), or when it was made with other settings than `settings` (all of them listed; only the length of the run,
+    `RESUMABLE_CHANGES`, and bookkeeping flags such as the eval / logging / checkpointing cadence may change)."""
     path = Path(path)
     marker = _read_marker(path)
     if marker is not None:
         missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
         differences = _settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
         if differences:
-            logger.warning("Resuming from %s, made with other settings: %s", path, _describe_differences(differences))
+            raise ValueError(f"Checkpoint {path} was made with other settings: {_describe_differences(differences, None)}."
+                             " A resume continues the same run: pass the checkpoint's settings (only "
+                             "--max_train_steps / --num_train_epochs and the eval, logging and checkpointing cadence "
+                             "may change), or start a new run in another --output_dir")
     else:  # a checkpoint of transformers' examples, or a torn one: check what `load_state` reads
         names = {item.name for item in path.iterdir()}
         needs = {"model weights (model.safetensors / pytorch_model.bin)":
@@ -205,6 +215,9 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progr
         marker = {"progress": dataclasses.asdict(progress), "settings": settings or {}, "files": files}
         _write_json_atomically(staging / COMPLETE_FILE, marker)
         _publish(staging, final)
+        from .run import record_outputs
+
+        record_outputs(output_dir)
     accelerator.wait_for_everyone()
     logger.info(f"Saved checkpoint {final} ({progress})")
     return final
@@ -291,9 +304,31 @@ def _resume_from(accelerator, args, path: Path | None, batches_per_epoch: int | 
         return TrainingProgress()
     accelerator.print(f"Resumed from checkpoint: {path}")
     accelerator.load_state(str(path))
-    progress = _read_progress(path)
-    if progress is not None:
-        return progress
+    progress = _read_progress(path) or _progress_from_name(args, path, batches_per_epoch)
+    _check_steps_left(args, path, progress)
+    args.resumed_from, args.resumed_at_step = str(path), progress.completed_steps  # for the run's record
+    return progress
+
+
+def _check_steps_left(args, path: Path, progress: TrainingProgress) -> None:
+    """A resume that would train nothing is an error, not a success; resuming the last step (a run killed during its
+    final save) only redoes the final evaluation and save."""
+    total = getattr(args, "max_train_steps", None)
+    if total is None:
+        return
+    if progress.completed_steps > total:
+        raise ValueError(f"Checkpoint {path} is at step {progress.completed_steps}, past --max_train_steps {total}: "
+                         "pass a larger --max_train_steps to train on")
+    if progress.completed_steps < total and progress.epoch >= args.num_train_epochs:
+        raise ValueError(f"Checkpoint {path} is in epoch {progress.epoch + 1}, but this run has "
+                         f"{args.num_train_epochs} epoch(s): it would train 0 of the {total - progress.completed_steps}"
+                         " remaining steps (was the batch size or the data changed?)")
+    if progress.completed_steps == total:
+        logger.warning("Checkpoint %s is at the last step (%d): no training left, only the final evaluation and save",
+                       path, total)
+
+
+def _progress_from_name(args, path: Path, batches_per_epoch: int | None) -> TrainingProgress:
     match = _CHECKPOINT_RE.match(path.name)
     if match is None or batches_per_epoch is None:
         raise ValueError(f"Cannot tell where {path} stopped: it has no {PROGRESS_FILE} and is not named "
@@ -399,15 +434,52 @@ class BestModelTracker:
         return path.is_file() and json.loads(path.read_text()).get("best_step") == self.best_step
 
 
+SAVING_DIR = "saving.tmp"
+
+
 def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
-    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer."""
+    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer, written into
+    `output_dir/saving.tmp` first and then moved into `output_dir` one file at a time (each an atomic rename): a save
+    that fails (a full disk) leaves no half-written file among the earlier ones, and its error names the file."""
+    output_dir = Path(output_dir)
+    staging = output_dir / SAVING_DIR
     accelerator.wait_for_everyone()
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)  # the leftover of an interrupted save
     unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+    written = set()
+    try:
+        unwrapped.save_pretrained(staging, is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+        if accelerator.is_main_process:
+            written = _files(staging)
+            tokenizer.save_pretrained(staging)
+    except OSError as err:
+        if accelerator.is_main_process:
+            _raise_save_error(err, staging, output_dir, written)
+        raise
     if accelerator.is_main_process:
-        tokenizer.save_pretrained(output_dir)
+        for item in sorted(staging.iterdir()):
+            target = output_dir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        staging.rmdir()
     accelerator.wait_for_everyone()
+
+
+def _files(folder: Path) -> set[Path]:
+    return {f for f in folder.rglob("*") if f.is_file()} if folder.is_dir() else set()
+
+
+def _raise_save_error(err: OSError, staging: Path, output_dir: Path, written_before: set[Path]):
+    """Re-raise `err` naming the file being written (when the error names none: the newest file of the step that
+    failed), after removing the partial save."""
+    new = sorted(_files(staging) - written_before, key=lambda f: f.stat().st_mtime)
+    file = err.filename or (output_dir / new[-1].relative_to(staging) if new else output_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    raise OSError(err.errno, f"Saving the model to {output_dir} failed while writing {file}: "
+                             f"{err.strerror or err}. Nothing was replaced there (free space and run again)") from err
 
 
 def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:

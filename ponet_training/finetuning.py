@@ -2,7 +2,8 @@
 
 - `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
   `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
-- `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model.
+- `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model;
+  `readable_weights(source)`: a truncated weights file is an error naming it.
 - `label_permutation(model_config, label_names)`: {task id: model id} for a checkpoint fine-tuned on the same
   labels in another order.
 
@@ -12,6 +13,8 @@ The loop itself is `loop.py`; checkpoints and the best model are `checkpoints.py
 from __future__ import annotations
 
 import argparse
+import contextlib
+from pathlib import Path
 import logging
 
 
@@ -57,9 +60,10 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     config.problem_type = problem_type
     tokenizer = load_tokenizer(tokenizer_source, **common)
     if args.model_name_or_path:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            args.model_name_or_path, config=config, ignore_mismatched_sizes=args.ignore_mismatched_sizes, **common
-        )
+        with readable_weights(args.model_name_or_path):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                args.model_name_or_path, config=config, ignore_mismatched_sizes=args.ignore_mismatched_sizes, **common
+            )
     else:
         logger.info("Training a new %s model from scratch", config.model_type)
         model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=args.trust_remote_code)
@@ -69,6 +73,20 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     if tokenizer.pad_token is None:
         raise ValueError(f"The tokenizer of {tokenizer_source} has no padding token; set one before fine-tuning")
     return config, tokenizer, model
+
+
+@contextlib.contextmanager
+def readable_weights(source: str):
+    """Turn safetensors' error for a truncated or corrupt weights file (which names no file) into one naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as err:
+        files = sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
+        named = ", ".join(map(str, files)) or source
+        raise ValueError(f"Cannot read the weights in {named}: {err} (the file is truncated or corrupt: save or "
+                         "download it again)") from None
 
 
 def _has_named_labels(config) -> bool:

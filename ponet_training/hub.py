@@ -40,7 +40,7 @@ CARD_KINDS = ("pretrained", "finetuned")
 
 # Accelerate state folders and other training leftovers that do not belong in a model repository.
 DEFAULT_IGNORE_PATTERNS = ("step_*", "step_*/**", "epoch_*", "epoch_*/**", "checkpoint*", "checkpoint*/**",
-                           "best_checkpoint/**", "*.tmp")
+                           "best_checkpoint/**", "*.tmp", ".ponet_*")
 
 PONET_CITATION = """@inproceedings{tan2022ponet,
   title     = {PoNet: Pooling Network for Efficient Token Mixing in Long Sequences},

@@ -154,8 +154,11 @@ def build_pretraining_model(args, tokenizer):
                              f"{model_type} model. Non-PoNet models are trained from scratch (--model_type, --config_name)")
         return build_lm_model(args, tokenizer, model_type)
     if args.model_name_or_path:
-        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
-                                                        trust_remote_code=args.trust_remote_code)
+        from .finetuning import readable_weights
+
+        with readable_weights(args.model_name_or_path):
+            model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,
+                                                            trust_remote_code=args.trust_remote_code)
         if len(tokenizer) > model.config.vocab_size:
             logger.info(f"Resizing the embeddings from {model.config.vocab_size} to {len(tokenizer)} tokens")
             model.resize_token_embeddings(len(tokenizer))

@@ -376,7 +376,10 @@ def build_sso_dataset(documents, tokenizer, args: argparse.Namespace, split: str
 
     examples = copies[0] if dupe_factor == 1 else concatenate_datasets(copies)
     if len(examples) == 0:
-        raise ValueError(f"No SSO example could be built from the {split} corpus")
+        raise ValueError(f"No SSO example could be built from the {split} corpus: every sentence is longer than "
+                         f"--max_seq_length - 3 = {args.max_seq_length - 3} tokens (an example holds two sentence "
+                         "chunks, [CLS] and two [SEP]), or no sentence boundary was found (long lines without '.', '!' "
+                         "or '?'). Pass a larger --max_seq_length, or a corpus split into shorter sentences")
     return examples
 
 

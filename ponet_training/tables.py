@@ -2,6 +2,7 @@
 
 - `read_table(path, ...)`: a csv / tsv / json / jsonl file as (column names, rows as dicts), with one clear error
   for a missing, empty or unreadable file.
+- `label_key(name)`: the one normalisation rule for label names (case and spacing do not make another class).
 - `label_id(value, label_names)`: a raw label (a name, True/False, or an integer id) as its id.
 - `infer_label_names(values, source)`: the label set of a training file (sorted; integer labels in numeric order);
   a missing label (empty, None, NaN) is an error naming the file and row, never a class of its own.
@@ -20,6 +21,7 @@ import math
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -204,25 +206,31 @@ def _is_integer_text(text: str) -> bool:
     return re.fullmatch(r"-?\d+", text) is not None
 
 
+def label_key(name) -> str:
+    """The one normalisation rule for label names: case and spacing do not make another class ("Positive",
+    " positive ", "POSITIVE" are one label)."""
+    return " ".join(str(name).split()).casefold()
+
+
 def label_id(value, label_names: Sequence[str]) -> int:
     """The id of a raw label; ValueError naming the label set when it is not one of them.
 
-    A label is a name of `label_names` (case-insensitive: "Positive", " pos "), True/False (matched to the names
+    A label is a name of `label_names` (compared by `label_key`: "Positive", " pos "), True/False (matched to the names
     "true"/"false", else 1/0), or an id: an integer, or an integer-valued number or string, in 0..n-1. Names win:
     when the names are themselves integers ("1".."5" stars read from a file), labels are matched by name only.
     """
     if is_missing_label(value):
         raise ValueError(f"missing label ({value!r})")
     names = [str(name) for name in label_names]
-    by_name = {name.strip().lower(): i for i, name in enumerate(names)}
+    by_name = {label_key(name): i for i, name in enumerate(names)}
     ids_allowed = all(not _is_integer_text(name) or int(name) == i for i, name in enumerate(names))
     if isinstance(value, bool):
-        if str(value).lower() in by_name:
-            return by_name[str(value).lower()]
+        if label_key(value) in by_name:
+            return by_name[label_key(value)]
         number = float(value)
     elif isinstance(value, str):
-        if value.strip().lower() in by_name:
-            return by_name[value.strip().lower()]
+        if label_key(value) in by_name:
+            return by_name[label_key(value)]
         try:
             number = float(value)
         except ValueError:
@@ -241,29 +249,40 @@ def label_id(value, label_names: Sequence[str]) -> int:
 def infer_label_names(values: Iterable, source: str = "the training data") -> list[str]:
     """The label set of a training file: its distinct labels as strings, sorted (integer labels in numeric order,
     True/False as "true"/"false"). Numbers must be integers: a classification label is a class, not a score.
+    Names equal under `label_key` are one class, named by their most frequent spelling (the merge is logged).
     A missing label (see `is_missing_label`) is a ValueError naming `source` and the rows."""
-    distinct, missing = set(), []
+    spellings: dict[str, Counter] = {}
+    missing = []
     for row, value in enumerate(values):
         if is_missing_label(value):
             missing.append(row)
+            continue
         elif isinstance(value, bool):
-            distinct.add(str(value).lower())
+            name = str(value).lower()
         elif isinstance(value, (int, float)):
             if not float(value).is_integer():
                 raise ValueError(f"Labels must be class names or integer ids, found the number {value}")
-            distinct.add(str(int(value)))
+            name = str(int(value))
         else:
-            distinct.add(str(value).strip())
+            name = " ".join(str(value).split())
+        spellings.setdefault(label_key(name), Counter())[name] += 1
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise ValueError(f"{source}: row {shown}: missing label (empty, None or NaN); {len(missing)} such row(s), "
                          "data rows counted from 0")
-    if not distinct:
+    if not spellings:
         raise ValueError(f"{source}: no labels to infer the label set from")
+    distinct = set()
+    for counts in spellings.values():
+        name = min(counts, key=lambda spelling: (-counts[spelling], spelling))
+        distinct.add(name)
+        if len(counts) > 1:
+            logger.warning("%s: labels %s differ only in case or spacing: one class %r", source,
+                           ", ".join(repr(spelling) for spelling in sorted(counts)), name)
     if all(_is_integer_text(name) for name in distinct):
         return sorted(distinct, key=int)
     return sorted(distinct)
 
 
-__all__ = ["check_text_file", "infer_label_names", "is_missing_label", "keep_first", "label_id", "labels_are_scores",
-           "read_table"]
+__all__ = ["check_text_file", "infer_label_names", "is_missing_label", "keep_first", "label_id", "label_key",
+           "labels_are_scores", "read_table"]

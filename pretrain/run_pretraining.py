@@ -59,8 +59,9 @@ from ponet_training.pretraining_data import (
     has_data_args,
     load_pretraining_corpus,
 )
-from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
-    write_all_results
+from ponet_training.tokenizer_loading import check_token_ids
+from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, \
+    releases_output_dir, start_run, write_all_results
 
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def parse_args(argv=None):
     return args
 
 
+@releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     accelerator = start_run(args)
@@ -171,6 +173,9 @@ def main(argv=None):
 
     model = build_pretraining_model(args, tokenizer)
     maybe_enable_gradient_checkpointing(model, args)
+    if not args.streaming:
+        for split, dataset in (("train", train_dataset), ("validation", eval_dataset)):
+            check_token_ids(dataset, model.config, split)
     kind = objective(model)  # ponet (MLM + SSO), mlm or clm
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"{model.config.model_type} with {n_params:,} parameters")
@@ -275,6 +280,8 @@ def main(argv=None):
         "model_type": model_type,
         "train_seconds": evals.train_seconds(),
         "train_steps": progress.completed_steps,
+        "resumed_from": getattr(args, "resumed_from", None),
+        "resumed_at_step": getattr(args, "resumed_at_step", None),
         "train_epochs_started": progress.epoch + 1,
         "total_train_batch_size": total_batch_size,
         "num_processes": accelerator.num_processes,

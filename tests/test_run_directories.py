@@ -101,15 +101,14 @@ def toy_glue(tmp_path):
 
 def test_a_non_empty_output_dir_is_refused_unless_overwritten_or_resumed(checkpoint, toy_glue, tmp_path):  # noqa: F811
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "step_14").mkdir()
+    run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2", "--checkpointing_steps", "2"))
     (out / "all_results.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"out is not empty \(all_results.json, step_14\).*--overwrite_output_dir"):
+    with pytest.raises(ValueError, match=r"out is not empty \(README.md, all_results.json, .*--overwrite_output_dir"):
         run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2"))
     assert (out / "all_results.json").read_text() == "{}"  # untouched
-    # --overwrite_output_dir clears it: the old run's checkpoint cannot be resumed by mistake afterwards.
+    # --overwrite_output_dir clears the earlier run's outputs: its checkpoint cannot be resumed by mistake afterwards.
     run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2", "--overwrite_output_dir"))
-    assert not (out / "step_14").exists()
+    assert not (out / "step_2").exists()
     assert json.loads((out / "all_results.json").read_text())["max_train_steps"] == 2
 
 

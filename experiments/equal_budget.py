@@ -2,13 +2,13 @@
 """PoNet vs BERT at an equal budget: the same size, the same real bert-base-uncased tokenizer, the same real
 English corpus, the same batches, steps and schedule; then both fine-tuned on the human-rated movie sentences.
 
-1. The corpus: the Python 3.11 documentation (`ponet_training.corpus`, from Debian's python3.11-doc), prepared
+1. The corpus: the Python 3.11 documentation (`ponet_training.data.python_docs`, from Debian's python3.11-doc), prepared
    once into `<output_dir>/corpus` unless `--corpus_dir` is given.
 2. Pretraining with `pretrain/run_pretraining.py`, identical flags except `--model_type`: PoNet (MLM + SSO) and
    BERT (MLM only, on the same batches, which still carry PoNet's SSO pairs). The tokenizer is the real MiniLM's
-   (`ponet_training.minilm`: the bert-base-uncased vocabulary). Both log MLM (and PoNet's SSO) accuracy against
+   (`ponet_training.data.minilm`: the bert-base-uncased vocabulary). Both log MLM (and PoNet's SSO) accuracy against
    steps and training wall-clock seconds (`eval_history.jsonl`) and checkpoint every `--checkpointing_steps`.
-3. Fine-tuning each with `finetune/run_glue.py` on vader_movies (`ponet_training.vader`), as an SST-2-style task.
+3. Fine-tuning each with `finetune/run_glue.py` on vader_movies (`ponet_training.data.vader`), as an SST-2-style task.
 (`--model_types` runs some of the models only, e.g. PoNet and BERT on one core each at the same time; `gpt2`
 adds a causal LM of the same size trained on the same text: the pooling study's decoder backbone, its own row.)
 4. `equal_budget.md` (table, with PoNet/BERT ratios beside the paper's 95.7% of BERT's GLUE average),
@@ -33,8 +33,8 @@ import sys
 from pathlib import Path
 
 
-from ponet_training import corpus, minilm, vader
-from ponet_training.pretraining import EVAL_HISTORY_JSONL
+from ponet_training.data import python_docs, minilm, vader
+from ponet_training.tasks.pretraining import EVAL_HISTORY_JSONL
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def launcher(args) -> list[str]:
 def prepare_corpus(args, output_dir: Path) -> tuple[Path, Path]:
     folder = Path(args.corpus_dir) if args.corpus_dir else output_dir / "corpus"
     if not (folder / "train.jsonl").is_file():
-        corpus.write_corpus(folder)
+        python_docs.write_corpus(folder)
     train, validation = folder / "train.jsonl", folder / "validation.jsonl"
     if args.max_corpus_documents:
         subset = output_dir / f"corpus_first{args.max_corpus_documents}"

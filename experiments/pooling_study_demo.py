@@ -115,7 +115,7 @@ def build_backbones(root: Path, texts: list[str], hidden: int, layers: int, step
     from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     from modeling_ponet import PoNetForMaskedLM
-    from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+    from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
     size = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=4 * hidden,
                 max_position_embeddings=128)

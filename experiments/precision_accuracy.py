@@ -2,10 +2,10 @@
 """Accuracy cost of bf16 and int8 on a real task: dev accuracy of fine-tuned models in fp32, bf16 autocast, bf16
 weights and dynamic int8, and of a bf16-autocast fine-tuning run against an fp32 one from the same start.
 
-The task is the human-rated movie sentences (`python -m ponet_training.vader`: binary polarity, 1008 dev
+The task is the human-rated movie sentences (`python -m ponet_training.data.vader`: binary polarity, 1008 dev
 sentences). Two encoders, each fine-tuned twice by `finetune/run_glue.py` from the same weights with the same seed,
 data order and steps, once in fp32 and once with `--mixed_precision bf16` (CPU autocast):
-  minilm  the real pretrained all-MiniLM-L6-v2 (`ponet_training.minilm`) with a new classification head;
+  minilm  the real pretrained all-MiniLM-L6-v2 (`ponet_training.data.minilm`) with a new classification head;
   ponet   a tiny PoNet (hidden 64, 2 layers) pretrained here by `pretrain/run_pretraining.py` on the standard
           library's docstrings with MiniLM's vocabulary (or `--ponet_model`, an existing PoNet folder).
 Each fine-tuned model is then evaluated on the whole dev set in the four precisions (the same ids, batches and
@@ -34,11 +34,12 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 import modeling_ponet  # noqa: F401 - registers PoNet with the Auto classes
-from ponet_training import finetuning, glue_data, tables
-from ponet_training.minilm import minilm_path
-from ponet_training.precision import INFERENCE_PRECISIONS, in_precision
-from ponet_training.tasks import get_task
-from ponet_training.truncation import tokenize_truncated
+from ponet_training.tasks import finetuning, glue_data
+from ponet_training.data import tables
+from ponet_training.data.minilm import minilm_path
+from ponet_training.engine.precision import INFERENCE_PRECISIONS, in_precision
+from ponet_training.tasks.glue_tasks import get_task
+from ponet_training.data.truncation import tokenize_truncated
 
 
 logger = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="results/precision_accuracy")
     parser.add_argument("--data_dir", default=None,
-                        help="Output of `python -m ponet_training.vader` (default: prepared in <output_dir>/vader).")
+                        help="Output of `python -m ponet_training.data.vader` (default: prepared in <output_dir>/vader).")
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
     parser.add_argument("--ponet_model", default=None, help="A pretrained PoNet folder (default: pretrain one here).")
     parser.add_argument("--ponet_pretrain_steps", type=int, default=300)
@@ -235,7 +236,7 @@ def main(argv=None):
     runs = output_dir / "runs"
     if args.data_dir is None:
         vader_dir = output_dir / "vader"
-        run_script(args, "ponet_training.vader", "--output_dir", str(vader_dir), "--domains", "movies",
+        run_script(args, "ponet_training.data.vader", "--output_dir", str(vader_dir), "--domains", "movies",
                    "--seed", str(args.seed), done=vader_dir / "baselines.json")
         args.data_dir = str(vader_dir)
     movies = Path(args.data_dir) / "movies"

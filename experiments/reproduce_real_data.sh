@@ -10,12 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs}
-M=$(python -m ponet_training.minilm)       # the real MiniLM (bert-base-uncased vocabulary)
+M=$(python -m ponet_training.data.minilm)       # the real MiniLM (bert-base-uncased vocabulary)
 
 # 1. Equal budget: 800 steps of 32 x 128 tokens, 4 layers x 128, bf16 autocast; PoNet on core 0, BERT on core 1.
 EB=(--output_dir "$OUT/equal_budget" --max_train_steps 800 --num_warmup_steps 80 --eval_steps 100
     --checkpointing_steps 100 --mixed_precision bf16)
-[ -f "$OUT/equal_budget/corpus/train.jsonl" ] || python -m ponet_training.corpus --output_dir "$OUT/equal_budget/corpus"
+[ -f "$OUT/equal_budget/corpus/train.jsonl" ] || python -m ponet_training.data.python_docs --output_dir "$OUT/equal_budget/corpus"
 OMP_NUM_THREADS=1 taskset -c 0 python experiments/equal_budget.py "${EB[@]}" --model_types ponet &
 OMP_NUM_THREADS=1 taskset -c 1 python experiments/equal_budget.py "${EB[@]}" --model_types bert &
 wait

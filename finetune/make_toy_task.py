@@ -7,7 +7,7 @@
 
 import argparse
 
-from ponet_training.toy_data import toy_vocabulary_text, write_toy_pair_task
+from ponet_training.data.toy_pairs import toy_vocabulary_text, write_toy_pair_task
 
 
 def main(argv=None):

@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding, default_data_collator
 
-from ponet_training import checkpoints, dataloaders, finetuning, glue_data, hub, loop, optimization, run, submission, \
-    tables
-from ponet_training.metrics import compute_glue_metrics
-from ponet_training.tokenizer_loading import check_token_ids
-from ponet_training.truncation import tokenize_truncated
-from ponet_training.tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
+from ponet_training.engine import best_model, dataloaders, loop, optimization, run
+from ponet_training.engine.output_dir import releases_output_dir
+from ponet_training.tasks import finetuning, glue_data, glue_submission
+from ponet_training.hub import model_cards, push
+from ponet_training.data import tables
+from ponet_training.tasks.metrics import compute_glue_metrics
+from ponet_training.data.tokenizer_loading import check_token_ids
+from ponet_training.data.truncation import tokenize_truncated
+from ponet_training.tasks.glue_tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
     glue_score_entries, split_suffix
 
 
@@ -115,7 +118,7 @@ def data_files(args) -> dict | None:
     return files
 
 
-@run.releases_output_dir
+@releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     task = args.task
@@ -220,8 +223,8 @@ def main(argv=None):
         return np.asarray([inverse[int(v)] for v in values])
 
     selection = resolve_selection_metric(args, task)
-    tracker = checkpoints.BestModelTracker(args.output_dir, selection)
-    progress = checkpoints.resume(accelerator, args, len(train_dataloader), tracker)
+    tracker = best_model.BestModelTracker(args.output_dir, selection)
+    progress = best_model.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Fine-tuning on %s *****", task.pretty_name)
     logger.info("  Examples = %d, epochs = %d, total batch size = %d, updates = %d, processes = %d",
@@ -235,7 +238,7 @@ def main(argv=None):
         tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress)
     train_runtime = bar.close()
 
-    final_model = checkpoints.finalize_model(accelerator, args, model, tokenizer, tracker)
+    final_model = best_model.finalize_model(accelerator, args, model, tokenizer, tracker)
     eval_metrics = evaluate(final_model)
 
     results = {
@@ -268,7 +271,7 @@ def main(argv=None):
             results.setdefault("prediction_files", []).append(str(path.relative_to(args.output_dir)))
         elif accelerator.is_main_process:
             split_task, split_name = (AX_TASK, "test") if split == "ax" else (task, split)
-            path = submission.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
+            path = glue_submission.write_submission(Path(args.output_dir) / "glue_submission", split_task, split_name,
                                          raw[split]["idx"], to_task_ids(predictions))
             logger.info("Wrote %s (%d predictions)", path, len(predictions))
             results.setdefault("submission_files", []).append(str(path.relative_to(args.output_dir)))
@@ -277,10 +280,10 @@ def main(argv=None):
         for split, (preds, refs) in dev_predictions.items():
             write_dev_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"], preds, refs)
         run.write_all_results(args.output_dir, results)
-        base_model, base_model_name = hub.base_model_reference(args.model_name_or_path, config)
-        hub.write_model_card(
+        base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
+        model_cards.write_model_card(
             args.output_dir, "finetuned",
-            model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
+            model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
             base_model=base_model,
             base_model_name=base_model_name,
             datasets=[args.dataset_name] if files is None else None,
@@ -289,8 +292,8 @@ def main(argv=None):
             model_summary=f"{base_model_name or config.model_type} fine-tuned on "
                           + (f"GLUE {task.pretty_name}." if task.is_glue else f"{Path(args.train_file).name}."),
             # local files are not the Hub's GLUE: the model index must not claim they are
-            eval_results=hub.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local")
-            if task.is_glue else hub.eval_results_from_metrics(
+            eval_results=model_cards.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local")
+            if task.is_glue else model_cards.eval_results_from_metrics(
                 eval_metrics, task_type="text-classification", dataset_type="local",
                 dataset_name=Path(args.train_file).name, prefix="eval_"),
             hyperparameters=card_hyperparameters(args, total_batch, accelerator),

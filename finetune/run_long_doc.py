@@ -18,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ponet_training import checkpoints, dataloaders, finetuning, hub, long_doc, loop, optimization, run, tables
-from ponet_training.metrics import classification_metrics
-from ponet_training.text import SEGMENT_MODES, tokenize_with_segment_ids
-from ponet_training.tokenizer_loading import check_token_ids
+from ponet_training.engine import best_model, dataloaders, loop, optimization, run
+from ponet_training.engine.output_dir import releases_output_dir
+from ponet_training.tasks import finetuning, long_documents
+from ponet_training.hub import model_cards, push
+from ponet_training.data import tables
+from ponet_training.tasks.metrics import classification_metrics
+from ponet_training.data.segments import SEGMENT_MODES, tokenize_with_segment_ids
+from ponet_training.data.tokenizer_loading import check_token_ids
 
 
 logger = logging.getLogger(__name__)
@@ -32,7 +36,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", type=str, default=None,
-                      help=f"A preset: {', '.join(long_doc.LONG_DOC_DATASETS)} (Hub data); or use the file flags.")
+                      help=f"A preset: {', '.join(long_documents.LONG_DOC_DATASETS)} (Hub data); or use the file flags.")
     data.add_argument("--dataset_name", type=str, default=None,
                       help="Override the preset's Hub dataset id (same columns).")
     data.add_argument("--dataset_config_name", type=str, default=None, help="Config of the Hub dataset.")
@@ -69,9 +73,9 @@ def parse_args(argv=None):
                         help="Disable gradient checkpointing (on by default for long inputs).")
     args = parser.parse_args(argv)
     run.check_training_args(args)
-    args.preset = long_doc.get_long_doc_dataset(args.dataset) if args.dataset else None
+    args.preset = long_documents.get_long_doc_dataset(args.dataset) if args.dataset else None
     if args.preset is None and args.train_file is None:
-        raise ValueError("Pass --dataset (one of: " + ", ".join(long_doc.LONG_DOC_DATASETS) + ") or --train_file")
+        raise ValueError("Pass --dataset (one of: " + ", ".join(long_documents.LONG_DOC_DATASETS) + ") or --train_file")
     if args.segment_level is None:
         args.segment_level = args.preset.segment_level if args.preset else "sentence"
     if args.max_length < 8:
@@ -85,15 +89,15 @@ def load_data(args):
                                              ("test", args.test_file)) if path}
     if files:
         names = args.label_names or (list(args.preset.label_names) if args.preset else None)
-        splits, names = long_doc.load_local_long_docs(files, args.text_column_name, args.label_column_name, names,
+        splits, names = long_documents.load_local_long_docs(files, args.text_column_name, args.label_column_name, names,
                                                       clean_html=bool(args.preset and args.preset.clean_html),
                                                       skip_malformed_rows=args.skip_malformed_rows)
     else:
         preset = args.preset
         if args.dataset_name:
-            preset = long_doc.LongDocDataset(**{**preset.__dict__, "hub_id": args.dataset_name,
+            preset = long_documents.LongDocDataset(**{**preset.__dict__, "hub_id": args.dataset_name,
                                          "hub_config": args.dataset_config_name})
-        splits = long_doc.load_long_doc(preset, cache_dir=args.cache_dir, seed=args.seed,
+        splits = long_documents.load_long_doc(preset, cache_dir=args.cache_dir, seed=args.seed,
                                  validation_fraction=args.validation_split_percentage / 100)
         names = list(preset.label_names)
     if "validation" not in splits:
@@ -104,7 +108,7 @@ def load_data(args):
     return splits, names
 
 
-@run.releases_output_dir
+@releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
     accelerator = run.start_run(args)
@@ -121,7 +125,7 @@ def main(argv=None):
     config, tokenizer, model = finetuning.load_model_and_tokenizer(args, num_labels, "single_label_classification",
                                                           label_names=label_names)
     # The tiling happens before anything is prepared, so every process extends the same way.
-    long_doc.extend_positions(model, args.max_length)
+    long_documents.extend_positions(model, args.max_length)
     tokenizer.model_max_length = max(tokenizer.model_max_length or 0, args.max_length)
     optimization.maybe_enable_gradient_checkpointing(model, args)
     is_ponet = getattr(model.config, "model_type", None) == "ponet"
@@ -152,7 +156,7 @@ def main(argv=None):
                     args.max_length, _segment_summary(processed[split]) if use_segments else "")
         processed[split] = processed[split].remove_columns(["truncated"])
 
-    collator = long_doc.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+    collator = long_documents.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
     train_dataloader = dataloaders.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
                                                 seed=args.seed, num_workers=args.dataloader_num_workers)
     eval_dataloaders = {split: dataloaders.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
@@ -183,8 +187,8 @@ def main(argv=None):
         allowed = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
         if selection not in allowed:
             raise ValueError(f"`--metric_for_best_model` {main_metric!r}: choose one of {allowed} or 'none'")
-    tracker = checkpoints.BestModelTracker(args.output_dir, selection)
-    progress = checkpoints.resume(accelerator, args, len(train_dataloader), tracker)
+    tracker = best_model.BestModelTracker(args.output_dir, selection)
+    progress = best_model.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     logger.info("***** Long-document fine-tuning: %d documents, max_length %d, %d labels, %d updates, "
                 "total batch %d, %d processes, segments: %s *****", len(processed["train"]), args.max_length,
@@ -198,7 +202,7 @@ def main(argv=None):
         tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress)
     train_runtime = bar.close()
 
-    final_model = checkpoints.finalize_model(accelerator, args, model, tokenizer, tracker)
+    final_model = best_model.finalize_model(accelerator, args, model, tokenizer, tracker)
     final_metrics = evaluate(final_model, splits=eval_splits)
     logger.info("Final results: %s", final_metrics)
     results = {
@@ -233,13 +237,13 @@ def main(argv=None):
         eval_results = []
         for split in eval_splits:
             prefix = "eval_" if split == "validation" else f"{split}_"
-            eval_results += hub.eval_results_from_metrics(
+            eval_results += model_cards.eval_results_from_metrics(
                 final_metrics, prefix=prefix, task_type="text-classification", dataset_type=dataset_id or "local",
                 dataset_name=name, dataset_split=split)
-        base_model, base_model_name = hub.base_model_reference(args.model_name_or_path, config)
-        hub.write_model_card(
+        base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
+        model_cards.write_model_card(
             args.output_dir, "finetuned",
-            model_id=hub.hub_repo_id(args.output_dir, args.hub_model_id),
+            model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
             base_model=base_model,
             base_model_name=base_model_name,
             datasets=[dataset_id] if dataset_id else None,

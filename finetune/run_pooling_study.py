@@ -15,15 +15,15 @@
     # Human-rated movie-review sentences (prepared once from the vaderSentiment sdist), the real MiniLM at its own
     # learning rate and a random-init BERT of the same shape at another, frozen runs for 10 epochs:
     python finetune/run_pooling_study.py --dataset_name vader_movies \
-        --model_name_or_path "$(python -m ponet_training.minilm)" --config_name configs/bert-mini \
-        --tokenizer_name "$(python -m ponet_training.minilm)" --backbone_learning_rate all-MiniLM-L6-v2-0.1.2=5e-5 \
+        --model_name_or_path "$(python -m ponet_training.data.minilm)" --config_name configs/bert-mini \
+        --tokenizer_name "$(python -m ponet_training.data.minilm)" --backbone_learning_rate all-MiniLM-L6-v2-0.1.2=5e-5 \
         "bert-mini (random init)=5e-4" --frozen_num_train_epochs 10
 
 Run the same command again to resume an interrupted sweep, or to extend it with more backbones, modes or seeds:
 the runs already in `<output_dir>/pooling_study.csv` are skipped; every other flag that can change a result is
 recorded in `study_settings.json`, and a run under other settings is refused. The table and the figure are
 rewritten after every finished run. The pieces (data, one run, the record, the
-report) live in `ponet_training/pooling_study/`.
+report) live in `ponet_training/tasks/pooling_study/`.
 """
 
 import argparse
@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modeling_ponet import POOLING_MODES, parse_pooling_modes
-from ponet_training import run
-from ponet_training.pooling_study import report, runs, store
-from ponet_training.pooling_study.data import baseline_scores, load_sentiment_data
-from ponet_training.pooling_study.settings import (
+from ponet_training.engine import run
+from ponet_training.engine.output_dir import check_output_dir, prepare_output_dir, releases_output_dir
+from ponet_training.tasks.pooling_study import report, runs, store
+from ponet_training.tasks.pooling_study.data import baseline_scores, load_sentiment_data
+from ponet_training.tasks.pooling_study.settings import (
     DEFAULT_BACKBONES,
     DEFAULT_SEEDS,
     FIGURE_PNG,
@@ -212,14 +213,14 @@ class StudyResult:
     figure_path: Path | None
 
 
-@run.releases_output_dir
+@releases_output_dir
 def main(argv=None) -> StudyResult:
     args = parse_args(argv)
     # The study resumes by being run again: its own record in --output_dir is the one content allowed there.
-    run.check_output_dir(args, resuming=(Path(args.output_dir) / RESULTS_CSV).is_file())
+    check_output_dir(args, resuming=(Path(args.output_dir) / RESULTS_CSV).is_file())
     accelerator = run.build_accelerator(args)
     run.setup_logging(accelerator)
-    run.prepare_output_dir(accelerator, args)
+    prepare_output_dir(accelerator, args)
     accelerator.print(f"Pooling study on {accelerator.num_processes} process(es), device {accelerator.device}, "
                       f"mixed precision {accelerator.mixed_precision}")
     output_dir = Path(args.output_dir)

@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ponet_training import tasks
+from ponet_training.tasks import glue_tasks
 
 
 logger = logging.getLogger(__name__)
@@ -44,15 +44,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["all"],
-                        help=f"GLUE tasks ({', '.join(tasks.GLUE_TASKS)}) or 'all'.")
+                        help=f"GLUE tasks ({', '.join(glue_tasks.GLUE_TASKS)}) or 'all'.")
     parser.add_argument("--model_name_or_path", type=str, default=None, help="Checkpoint to fine-tune.")
     parser.add_argument("--output_dir", type=str, required=True, help="Root folder of the sweep.")
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=list(tasks.PAPER_BATCH_SIZES),
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=list(glue_tasks.PAPER_BATCH_SIZES),
                         help="Total train batch sizes of the grid.")
-    parser.add_argument("--learning_rates", type=float, nargs="+", default=list(tasks.PAPER_LEARNING_RATES),
+    parser.add_argument("--learning_rates", type=float, nargs="+", default=list(glue_tasks.PAPER_LEARNING_RATES),
                         help="Learning rates of the grid.")
-    parser.add_argument("--num_train_epochs", type=int, default=tasks.PAPER_NUM_EPOCHS)
-    parser.add_argument("--max_length", type=int, default=tasks.PAPER_MAX_LENGTH)
+    parser.add_argument("--num_train_epochs", type=int, default=glue_tasks.PAPER_NUM_EPOCHS)
+    parser.add_argument("--max_length", type=int, default=glue_tasks.PAPER_MAX_LENGTH)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--glue_root", type=str, default=None,
                         help="Root of the original GLUE distribution (glue_data/): each task reads its folder "
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument("--report_only", action="store_true", help="Only collect the finished runs and report.")
     args = parser.parse_args(argv)
     args.extra = extra
-    args.task_list = list(tasks.GLUE_TASKS) if args.tasks == ["all"] else [tasks.get_task(t).name for t in args.tasks]
+    args.task_list = list(glue_tasks.GLUE_TASKS) if args.tasks == ["all"] else [glue_tasks.get_task(t).name for t in args.tasks]
     for batch in args.batch_sizes:
         if batch < 1 or batch % args.num_processes:
             raise ValueError(f"Batch size {batch} is not a positive multiple of --num_processes {args.num_processes}")
@@ -135,7 +135,7 @@ def grid_argv(args, task: str, batch: int, lr: float) -> list[str]:
         argv += ["--model_name_or_path", args.model_name_or_path]
     if args.glue_root:
         # The original distribution's folders are named like the tasks (glue_data/SST-2, glue_data/STS-B, ...).
-        argv += ["--glue_dir", str(Path(args.glue_root) / tasks.get_task(task).pretty_name)]
+        argv += ["--glue_dir", str(Path(args.glue_root) / glue_tasks.get_task(task).pretty_name)]
         if task == "mnli" and (Path(args.glue_root) / "diagnostic" / "diagnostic.tsv").is_file():
             argv += ["--ax_file", str(Path(args.glue_root) / "diagnostic" / "diagnostic.tsv")]
     return argv
@@ -166,7 +166,7 @@ def collect(args) -> dict:
     """{task: {"best": figure in percent, "config": (batch, lr), "scores": entries, "runs": n}} of finished runs."""
     summary = {}
     for task_name in args.task_list:
-        task = tasks.get_task(task_name)
+        task = glue_tasks.get_task(task_name)
         best = None
         runs = 0
         for batch in args.batch_sizes:
@@ -176,7 +176,7 @@ def collect(args) -> dict:
                     continue
                 runs += 1
                 results = json.loads(path.read_text())
-                scores = tasks.glue_score_entries(task, results)
+                scores = glue_tasks.glue_score_entries(task, results)
                 # MNLI: pick the configuration by the mean of matched and mismatched.
                 key = sum(scores.values()) / len(scores)
                 if not math.isnan(key) and (best is None or key > best[0]):
@@ -191,7 +191,7 @@ def markdown_report(summary: dict, total_configs: int) -> str:
     lines = ["| Task | Metric | Best dev | Batch | LR | Runs |", "|---|---|---|---|---|---|"]
     scores = {}
     for task_name, entry in summary.items():
-        task = tasks.get_task(task_name)
+        task = glue_tasks.get_task(task_name)
         batch, lr = entry["config"]
         figure = " / ".join(f"{value:.2f}" for value in entry["scores"].values())
         metric = {"matthews_correlation": "Matthews corr."}.get(task.main_metric, task.main_metric)
@@ -199,12 +199,12 @@ def markdown_report(summary: dict, total_configs: int) -> str:
             metric = "accuracy (m / mm)"
         lines.append(f"| {task.pretty_name} | {metric} | {figure} | {batch} | {lr:g} | {entry['runs']}/{total_configs} |")
         scores.update(entry["scores"])
-    average = tasks.glue_average(scores)
-    published = tasks.glue_average(tasks.PUBLISHED_PONET_BASE_GLUE)
+    average = glue_tasks.glue_average(scores)
+    published = glue_tasks.glue_average(glue_tasks.PUBLISHED_PONET_BASE_GLUE)
     if average is not None:
         lines.append(f"| **GLUE average** (MNLI m and mm as two entries, no WNLI) | | **{average:.2f}** | | | |")
     else:
-        missing = [entry for entry in tasks.GLUE_AVERAGE_ENTRIES if entry not in scores]
+        missing = [entry for entry in glue_tasks.GLUE_AVERAGE_ENTRIES if entry not in scores]
         lines.append(f"| GLUE average | | n/a (missing: {', '.join(missing)}) | | | |")
     lines.append("")
     lines.append(f"Published PoNet-Base GLUE dev average: {published:.2f}.")

@@ -1,16 +1,27 @@
 """The training, data and evaluation library of PoNet for Hugging Face, used by `pretrain/`, `finetune/`,
 `benchmarks/` and `experiments/` (the model itself is the `modeling_ponet` package: what ships to the Hub).
 
-Flat modules, one job each; import the one you need (nothing heavy is imported here):
+Folders by job, one job per module; import the one you need (nothing heavy is imported here). This list is the
+index of every module (a test keeps it complete):
 
-- Runs: `run` (flags, accelerator, trackers, results, Hub push), `dataloaders` (resumable batch order),
-  `optimization` (optimizer, schedule, one update), `checkpoints` (save / resume / best model),
-  `loop` (the classifier train and predict loops, progress bar), `finetuning` (classification model loading).
-- Data: `tables` (the csv / tsv / json / jsonl reader and label normaliser), `tasks` (the GLUE registry),
-  `glue_data`, `long_doc`, `text` (sentences -> segment ids), `pretraining_data`, `stdlib_corpus`, `toy_data`,
-  `wordpiece` (train a tokenizer, a config for it).
-- Evaluation and publishing: `metrics`, `submission` (GLUE benchmark files), `hub` (model cards, push),
-  `model_cards/` (the card templates).
-- Models and studies: `pretraining` (pretraining model, tokenizer, evaluation), `pooled_classifier` (any backbone +
-  `SequencePooler` + a linear head), `pooling_study/` (the pooling study's pieces).
+- `engine/`, what every training script runs:
+  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `output_dir` (the run-directory rule:
+  refusal, overwrite, the lock, the manifest), `settings` (the settings that change a result: the one fingerprint),
+  `dataloaders` (resumable batch order), `optimization` (optimizer, schedule, one update), `loop` (the train and
+  predict loops, the progress bar), `checkpoints` (save, resume, atomic model saves), `best_model` (the best dev
+  checkpoint, the final model), `precision` (what each inference precision means), `quantization` (dynamic int8).
+- `data/`, readers and the real data:
+  `tables` (the csv / tsv / json / jsonl reader and the label-name rule), `segments` (sentences -> segment ids),
+  `truncation` (linear-time truncation), `tokenizer_loading` (never an empty tokenizer; token-id checks),
+  `wordpiece` (train a tokenizer, a config for it), `stdlib_docstrings` (the embedded default corpus),
+  `python_docs` (the Python documentation corpus), `vader` (human-rated sentences and baselines), `minilm` (a real
+  pretrained encoder), `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
+- `tasks/`, one job each:
+  `pretraining` (model, tokenizer and evaluation of MLM + SSO), `pretraining_data` (corpus -> MLM + SSO examples),
+  `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
+  (classification model loading), `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear
+  head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
+- `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
+- `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
+  module shipped inside it).
 """

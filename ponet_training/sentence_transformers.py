@@ -22,7 +22,6 @@ import argparse
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -33,8 +32,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 import modeling_ponet
 from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
-from .pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
-from .tokenizer_loading import load_tokenizer
+from ponet_training.tasks.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
+from ponet_training.data.tokenizer_loading import load_tokenizer
 
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Pretrain PoNet with masked language modelling + the sentence structural objective (SSO), with Accelerate.
 
-Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.pretraining_data`, the
-model, tokenizer and evaluation `ponet_training.pretraining`, the loop helpers the other `ponet_training` modules. Runs on one CPU, one GPU, or many GPUs / nodes
+Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.tasks.pretraining_data`, the
+model, tokenizer and evaluation `ponet_training.tasks.pretraining`, the loop helpers the other `ponet_training` modules. Runs on one CPU, one GPU, or many GPUs / nodes
 (`accelerate launch --config_file pretrain/configs/...`), resumes exactly from `--checkpointing_steps`
 folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
 
@@ -32,19 +32,19 @@ import time
 import torch
 from accelerate.utils import DistributedType
 
-from ponet_training.checkpoints import maybe_save_checkpoint, resume_state, save_model
-from ponet_training.dataloaders import build_eval_dataloader, build_train_dataloader, epoch_dataloader
-from ponet_training.hub import base_model_reference, eval_results_from_metrics, write_model_card
-from ponet_training.loop import ProgressBar
-from ponet_training.optimization import (
+from ponet_training.engine.checkpoints import maybe_save_checkpoint, resume_state, save_model
+from ponet_training.engine.dataloaders import build_eval_dataloader, build_train_dataloader, epoch_dataloader
+from ponet_training.hub.model_cards import base_model_reference, eval_results_from_metrics, write_model_card
+from ponet_training.engine.loop import ProgressBar
+from ponet_training.engine.optimization import (
     create_optimizer,
     create_scheduler,
     maybe_enable_gradient_checkpointing,
     optimization_step,
     resolve_train_steps,
 )
-from ponet_training.checkpoints import resolve_checkpoint
-from ponet_training.pretraining import (
+from ponet_training.engine.checkpoints import resolve_checkpoint
+from ponet_training.tasks.pretraining import (
     EvalHistory,
     build_pretraining_model,
     load_or_train_tokenizer,
@@ -52,16 +52,17 @@ from ponet_training.pretraining import (
     objective,
     parameter_checksum,
 )
-from ponet_training.pretraining_data import (
+from ponet_training.tasks.pretraining_data import (
     DataCollatorForPoNetPretraining,
     add_pretraining_data_args,
     build_sso_dataset,
     has_data_args,
     load_pretraining_corpus,
 )
-from ponet_training.tokenizer_loading import check_token_ids
-from ponet_training.run import add_training_args, check_training_args, finish_run, init_tracking, \
-    releases_output_dir, start_run, write_all_results
+from ponet_training.data.tokenizer_loading import check_token_ids
+from ponet_training.engine.output_dir import releases_output_dir
+from ponet_training.engine.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
+    write_all_results
 
 
 logger = logging.getLogger(__name__)
@@ -306,7 +307,7 @@ def main(argv=None):
 
 
 def write_card(args, config, eval_metrics, steps, total_batch_size):
-    """The model card: data, steps, hyper-parameters and the final evaluation (ponet_training.hub)."""
+    """The model card: data, steps, hyper-parameters and the final evaluation (ponet_training.hub.model_cards)."""
     if args.embedded_corpus:
         data_name, datasets = "Python standard-library docstrings (embedded demo corpus)", None
     elif args.dataset_name:

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from fixtures.published_checkpoint import write_published_repo  # noqa: E402
-from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
+from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
 
 
 TOY_CORPUS = [

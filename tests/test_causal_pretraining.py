@@ -13,9 +13,9 @@ import torch
 from accelerate import Accelerator
 from transformers import AutoModel, AutoTokenizer
 
-from ponet_training import minilm
-from ponet_training.pretraining import build_pretraining_model, evaluate_pretraining, model_inputs, objective
-from ponet_training.pretraining_data import DataCollatorForPoNetPretraining
+from ponet_training.data import minilm
+from ponet_training.tasks.pretraining import build_pretraining_model, evaluate_pretraining, model_inputs, objective
+from ponet_training.tasks.pretraining_data import DataCollatorForPoNetPretraining
 
 
 REPO = Path(__file__).resolve().parents[1]

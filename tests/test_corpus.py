@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from ponet_training import corpus
+from ponet_training.data import python_docs
 
 
 LONG = ("This paragraph is long enough to count as prose, and it says so in plain words, with a few more "
@@ -40,8 +40,8 @@ def html_dir(tmp_path):
 
 
 def test_documents_are_the_prose_paragraphs_of_each_section(html_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="ponet_training.corpus"):
-        documents, counts = corpus.build_documents(html_dir)
+    with caplog.at_level(logging.INFO, logger="ponet_training.data.python_docs"):
+        documents, counts = python_docs.build_documents(html_dir)
     assert [d["source"] for d in documents] == ["tutorial/intro.html#Tutorial", "tutorial/intro.html#Second part"]
     assert documents[0]["text"] == f"{LONG} One.\n\n{LONG} Two & three."
     assert documents[1]["text"] == "\n\n".join(f"{LONG} {n}." for n in ("Four", "Five", "Six"))
@@ -51,15 +51,15 @@ def test_documents_are_the_prose_paragraphs_of_each_section(html_dir, caplog):
 
 
 def test_write_corpus_gives_files_run_pretraining_reads(html_dir, tmp_path):
-    from ponet_training.pretraining_data import add_pretraining_data_args, load_pretraining_corpus
+    from ponet_training.tasks.pretraining_data import add_pretraining_data_args, load_pretraining_corpus
 
     out = tmp_path / "corpus"
-    info = corpus.write_corpus(out, html_dir=html_dir)
+    info = python_docs.write_corpus(out, html_dir=html_dir)
     train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     validation = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
     assert len(train) + len(validation) == 2
-    assert all(corpus.is_validation(d["source"]) for d in validation)
-    assert not any(corpus.is_validation(d["source"]) for d in train)
+    assert all(python_docs.is_validation(d["source"]) for d in validation)
+    assert not any(python_docs.is_validation(d["source"]) for d in train)
     assert info["train"]["words"] == sum(len(d["text"].split()) for d in train)
     assert json.loads((out / "corpus_info.json").read_text())["license"].startswith("PSF-2.0")
 
@@ -72,9 +72,9 @@ def test_write_corpus_gives_files_run_pretraining_reads(html_dir, tmp_path):
 
 def test_validation_share_is_about_five_percent_and_fixed():
     sources = [f"library/page{i}.html#Section {i}" for i in range(4000)]
-    chosen = [s for s in sources if corpus.is_validation(s)]
+    chosen = [s for s in sources if python_docs.is_validation(s)]
     assert 0.04 < len(chosen) / len(sources) < 0.06
-    assert chosen == [s for s in sources if corpus.is_validation(s)]
+    assert chosen == [s for s in sources if python_docs.is_validation(s)]
 
 
 def _ar(members):
@@ -91,26 +91,26 @@ def test_deb_is_unpacked_in_python_html_files_only(tmp_path, monkeypatch):
     with tarfile.open(fileobj=data, mode="w:xz") as archive:
         for name, text in (("index.html", "<html></html>"), ("tutorial/intro.html", PAGE), ("_static/x.js", "js")):
             payload = text.encode()
-            info = tarfile.TarInfo(f"./{corpus.HTML_IN_PACKAGE}/{name}")
+            info = tarfile.TarInfo(f"./{python_docs.HTML_IN_PACKAGE}/{name}")
             info.size = len(payload)
             archive.addfile(info, io.BytesIO(payload))
-        link = tarfile.TarInfo(f"./{corpus.HTML_IN_PACKAGE}/_static/jquery.html")
+        link = tarfile.TarInfo(f"./{python_docs.HTML_IN_PACKAGE}/_static/jquery.html")
         link.type, link.linkname = tarfile.SYMTYPE, "/usr/share/javascript/jquery.html"
         archive.addfile(link)
     deb = tmp_path / "python3.11-doc_1_all.deb"
     deb.write_bytes(_ar([("debian-binary", b"2.0\n"), ("control.tar.xz", b"x"), ("data.tar.xz", data.getvalue())]))
-    root = corpus.locate_html(deb=deb)
+    root = python_docs.locate_html(deb=deb)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.html")) == ["index.html", "tutorial/intro.html"]
     assert (root / "tutorial" / "intro.html").read_text() == PAGE
-    assert len(corpus.build_documents(root)[0]) == 2
+    assert len(python_docs.build_documents(root)[0]) == 2
 
 
 def test_bad_sources_raise_clear_errors(tmp_path):
     not_deb = tmp_path / "x.deb"
     not_deb.write_bytes(b"hello")
     with pytest.raises(ValueError, match="is not a Debian package"):
-        corpus.unpack_deb_html(not_deb, tmp_path / "out")
+        python_docs.unpack_deb_html(not_deb, tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="has no index.html"):
-        corpus.locate_html(html_dir=tmp_path)
+        python_docs.locate_html(html_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file"):
-        corpus.unpack_deb_html(tmp_path / "missing.deb", tmp_path / "out")
+        python_docs.unpack_deb_html(tmp_path / "missing.deb", tmp_path / "out")

@@ -75,7 +75,7 @@ def test_the_pages_name_the_main_commands():
     targets = {target for _, target in COMMANDS}
     for expected in ("demo.sh", "run_tests.sh", "pretrain/run_pretraining.py", "finetune/run_glue.py",
                      "finetune/run_long_doc.py", "finetune/run_pooling_study.py", "benchmarks/bench_speed.py",
-                     "finetune/sweep_glue.py", "ponet_training.vader"):
+                     "finetune/sweep_glue.py", "ponet_training.data.vader"):
         assert expected in targets, f"no page shows a command running {expected}"
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from ponet_training import tables
+from ponet_training.data import tables
 from test_glue_run import checkpoint, common, run_glue, sweep_glue  # noqa: F401  (checkpoint is a fixture)
 
 

@@ -17,7 +17,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
 from modeling_ponet import PoNetForPreTraining
-from ponet_training import toy_data
+from ponet_training.data import toy_pairs
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +38,9 @@ sweep_glue = load_script("sweep_glue")
 def checkpoint(tmp_path_factory):
     """A tiny 'pretrained' PoNet folder (random weights) with a tokenizer that covers the toy task's words."""
     from conftest import TOY_CORPUS
-    from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+    from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
-    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_data.toy_vocabulary_text()] * 4, vocab_size=300,
+    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4, vocab_size=300,
                                           min_frequency=1)
     torch.manual_seed(0)
     config = config_for_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -64,7 +64,7 @@ def read_predictions(path, regression=False):
 
 def test_tiny_ponet_learns_the_toy_pair_task_and_reports_mrpc_metrics(checkpoint, tmp_path):
     data = tmp_path / "toy"
-    toy_data.write_toy_pair_task(data, n_train=640, n_dev=120, n_test=40, seed=0)
+    toy_pairs.write_toy_pair_task(data, n_train=640, n_dev=120, n_test=40, seed=0)
     out = tmp_path / "out"
     results = run_glue.main(common(checkpoint, out, "--task_name", "mrpc", "--glue_dir", str(data),
                                    "--learning_rate", "1e-3", "--per_device_train_batch_size", "16",
@@ -176,7 +176,7 @@ def test_any_sequence_classifier_works_not_only_ponet(tmp_path, tiny_tokenizer):
                         intermediate_size=64, max_position_embeddings=64)
     BertForSequenceClassification(config).save_pretrained(model_dir)
     tiny_tokenizer.save_pretrained(model_dir)
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
     # RTE reads sentence1/sentence2/label with entailment/not_entailment labels: write the toy pairs that way.
     rows = (tmp_path / "toy" / "train.tsv").read_text().splitlines()[1:]
     rte = "index\tsentence1\tsentence2\tlabel\n" + "".join(
@@ -191,7 +191,7 @@ def test_any_sequence_classifier_works_not_only_ponet(tmp_path, tiny_tokenizer):
 
 
 def test_resume_continues_from_a_saved_state(checkpoint, tmp_path):
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=64, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=64, n_dev=16, n_test=4)
     args = ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
             "--max_train_steps", "12", "--checkpointing_steps", "6", "--metric_for_best_model", "none",
             "--learning_rate", "1e-3", "--no_predict"]
@@ -227,7 +227,7 @@ def test_cli_errors_are_clear(checkpoint, tmp_path):
 
 
 def test_sweep_runs_the_grid_and_reports_the_best_config(checkpoint, tmp_path):
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
     summary = sweep_glue.main(["--tasks", "mrpc", "--model_name_or_path", str(checkpoint), "--output_dir",
                                str(tmp_path / "sweep"), "--batch_sizes", "8", "16", "--learning_rates", "1e-3",
                                "--num_train_epochs", "1", "--max_length", "32", "--in_process", "--",
@@ -242,7 +242,7 @@ def test_sweep_runs_the_grid_and_reports_the_best_config(checkpoint, tmp_path):
 
 
 def test_two_process_cpu_run(checkpoint, tmp_path):
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=10, n_test=6)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=10, n_test=6)
     out = tmp_path / "out"
     env = dict(os.environ, ACCELERATE_USE_CPU="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                OMP_NUM_THREADS="1")

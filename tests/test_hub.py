@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ponet_training import hub
+from ponet_training.hub import model_cards, push
 from modeling_ponet.configuration_ponet import PoNetConfig
 
 
@@ -15,21 +15,21 @@ def front_matter(text):
 
 
 def test_templates_ship_inside_the_package_and_in_the_repository_model_cards_folder():
-    for kind in hub.CARD_KINDS:
-        path = hub.template_path_for(kind)
-        assert path.parent == Path(hub.__file__).parent / "model_cards"
+    for kind in model_cards.CARD_KINDS:
+        path = model_cards.template_path_for(kind)
+        assert path.parent == Path(model_cards.__file__).parent / "templates"
         repo_copy = Path(__file__).resolve().parents[1] / "model_cards" / f"{kind}.md"
         assert repo_copy.read_text() == path.read_text()
     with pytest.raises(ValueError, match="Unknown model card kind 'adapter'"):
-        hub.template_path_for("adapter")
+        model_cards.template_path_for("adapter")
 
 
 def test_finetuned_card_states_results_in_yaml_and_body(tmp_path):
-    results = hub.eval_results_from_metrics(
+    results = model_cards.eval_results_from_metrics(
         {"eval_accuracy": 0.8123456, "eval_f1": 0.87, "eval_runtime": 3.0, "epoch": 3, "train_loss": 0.1},
         prefix="eval_", task_type="text-classification", dataset_type="nyu-mll/glue", dataset_name="GLUE MRPC",
         dataset_config="mrpc")
-    path = hub.write_model_card(tmp_path, "finetuned", model_id="me/ponet-mrpc",
+    path = model_cards.write_model_card(tmp_path, "finetuned", model_id="me/ponet-mrpc",
                                 base_model="chtan/ponet-base-uncased", datasets=["nyu-mll/glue"],
                                 eval_results=results, config=PoNetConfig(num_labels=2),
                                 hyperparameters={"learning_rate": 3e-5, "hub_token": "secret", "seed": 42})
@@ -49,7 +49,7 @@ def test_finetuned_card_states_results_in_yaml_and_body(tmp_path):
 
 
 def test_pretrained_card_without_results_has_no_model_index(tmp_path):
-    text = hub.write_model_card(tmp_path, "pretrained", model_id="me/ponet-small", datasets="wikitext",
+    text = model_cards.write_model_card(tmp_path, "pretrained", model_id="me/ponet-small", datasets="wikitext",
                                 config=PoNetConfig(hidden_size=64, num_attention_heads=4)).read_text()
     meta = front_matter(text)
     assert "model-index" not in meta and "model_name" not in meta
@@ -60,7 +60,7 @@ def test_pretrained_card_without_results_has_no_model_index(tmp_path):
 def test_custom_template_path_is_used(tmp_path):
     template = tmp_path / "mine.md"
     template.write_text("---\n{{ card_data }}\n---\nHello {{ model_id }} {{ greeting }}\n")
-    text = hub.write_model_card(tmp_path / "out", "finetuned", model_id="x/y", template_path=template,
+    text = model_cards.write_model_card(tmp_path / "out", "finetuned", model_id="x/y", template_path=template,
                                 greeting="there").read_text()
     assert text.rstrip().endswith("Hello x/y there")
 
@@ -85,11 +85,11 @@ def test_push_to_hub_creates_the_repo_and_uploads_without_training_state(tmp_pat
     monkeypatch.setattr(huggingface_hub, "create_repo", fake_create_repo)
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     out = tmp_path / "my-run"
-    hub.write_model_card(out, "finetuned", model_id="my-run")
-    url = hub.push_to_hub(out, None, "tok", commit_message="End of training", private=True)
+    model_cards.write_model_card(out, "finetuned", model_id="my-run")
+    url = push.push_to_hub(out, None, "tok", commit_message="End of training", private=True)
     assert url.endswith("/commit/1")
     assert calls["create"] == dict(repo_id="my-run", token="tok", private=True, exist_ok=True)
     assert calls["upload"]["repo_id"] == "user/my-run" and calls["upload"]["folder_path"] == out
     assert "step_*" in calls["upload"]["ignore_patterns"] and "epoch_*" in calls["upload"]["ignore_patterns"]
     with pytest.raises(FileNotFoundError, match="Nothing to push"):
-        hub.push_to_hub(tmp_path / "missing", "a/b")
+        push.push_to_hub(tmp_path / "missing", "a/b")

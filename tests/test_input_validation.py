@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from ponet_training import glue_data, long_doc, tables, tasks
-from ponet_training.pretraining_data import load_pretraining_corpus
+from ponet_training.tasks import glue_data, long_documents, glue_tasks
+from ponet_training.data import tables
+from ponet_training.tasks.pretraining_data import load_pretraining_corpus
 from test_pretraining_data import data_args as corpus_args
 
 
@@ -49,9 +50,9 @@ def test_header_only_and_empty_tables_are_clear_errors(tmp_path):
 def test_malformed_tsv_rows_are_refused_with_their_line_numbers(tmp_path, caplog):
     path = write(tmp_path / "train.tsv", "sentence\tlabel\nok\t1\nbroken\t1\textra\nfine\t0\nshort\n")
     with pytest.raises(ValueError, match=r"train\.tsv: 2 malformed row.*lines 3, 5.*skip_malformed_rows"):
-        glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=True)
+        glue_data.load_local_split(glue_tasks.get_task("sst2"), path, labelled=True)
     with caplog.at_level(logging.WARNING):
-        data = glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=True, skip_malformed_rows=True)
+        data = glue_data.load_local_split(glue_tasks.get_task("sst2"), path, labelled=True, skip_malformed_rows=True)
     assert data["sentence"] == ["ok", "fine"]
     assert "skipped 2 malformed rows" in caplog.text and "train.tsv" in caplog.text
 
@@ -59,7 +60,7 @@ def test_malformed_tsv_rows_are_refused_with_their_line_numbers(tmp_path, caplog
 def test_non_numeric_test_index_is_refused(tmp_path):
     path = write(tmp_path / "test.tsv", "index\tsentence\n0\tgood\nx7\tbad\n")
     with pytest.raises(ValueError, match=r"test\.tsv.*row 1.*'x7'.*not a number"):
-        glue_data.load_local_split(tasks.get_task("sst2"), path, labelled=False)
+        glue_data.load_local_split(glue_tasks.get_task("sst2"), path, labelled=False)
 
 
 @pytest.mark.parametrize("missing", ["", None, float("nan"), "nan", "None"])
@@ -75,8 +76,8 @@ def test_long_doc_rejects_an_empty_label_instead_of_making_it_a_class(tmp_path):
     rows = [{"text": "A fox is quick.", "label": label} for label in ("0", "1", "", "1")]
     train = write(tmp_path / "train.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     with pytest.raises(ValueError, match=r"train\.jsonl.*row 2.*missing label"):
-        long_doc.load_local_long_docs({"train": train})
+        long_documents.load_local_long_docs({"train": train})
     nan_rows = [{"text": "A fox is quick.", "label": label} for label in (0, 1, math.nan)]
     train_nan = write(tmp_path / "nan.json", json.dumps(nan_rows))
     with pytest.raises(ValueError, match=r"nan\.json.*row 2.*missing label"):
-        long_doc.load_local_long_docs({"train": train_nan})
+        long_documents.load_local_long_docs({"train": train_nan})

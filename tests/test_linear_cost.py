@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ponet_training import text as text_module
-from ponet_training.truncation import tokenize_truncated
+from ponet_training.data import segments as text_module
+from ponet_training.data.truncation import tokenize_truncated
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_a_3600_word_pair_tokenizes_in_under_1_gb(tiny_tokenizer_dir):
         import random, resource, sys
         sys.path.insert(0, {str(ROOT)!r})
         from transformers import AutoTokenizer
-        from ponet_training.truncation import tokenize_truncated
+        from ponet_training.data.truncation import tokenize_truncated
         tokenizer = AutoTokenizer.from_pretrained({str(tiny_tokenizer_dir)!r})
         rng = random.Random(0)
         def text():

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
 
 from modeling_ponet import PoNetForPreTraining
-from ponet_training import long_doc as L
-from ponet_training.text import sentence_spans, tokenize_with_segment_ids
+from ponet_training.tasks import long_documents as L
+from ponet_training.data.segments import sentence_spans, tokenize_with_segment_ids
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ SENTENCES = ["The dog sleeps all day.", "A fox is quick.", "Rivers flow to the s
 @pytest.fixture(scope="module")
 def checkpoint_512(tmp_path_factory):
     from conftest import TOY_CORPUS
-    from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+    from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
     tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4, vocab_size=300, min_frequency=1)
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from ponet_training import minilm
+from ponet_training.data import minilm
 
 
 @pytest.fixture(scope="module")

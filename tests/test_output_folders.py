@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ponet_training import run, toy_data
+from ponet_training.engine import output_dir as run_folder
+from ponet_training.data import toy_pairs
 from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
 from test_run_directories import pretraining_args, run_pretraining  # noqa: F401
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
@@ -27,7 +28,7 @@ ENV = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DA
 
 @pytest.fixture
 def toy_glue(tmp_path):
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
     return ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
             "--no_predict", "--max_train_steps", "2"]
 
@@ -61,7 +62,7 @@ def test_overwrite_keeps_the_inputs_of_a_run_into_the_folder_that_holds_them(che
     run_glue.main(args + ["--overwrite_output_dir", "--seed", "3"])
     assert json.loads((folder / "all_results.json").read_text())["max_train_steps"] == 2
     assert (folder / "train.csv").is_file() and (folder / "dev.csv").is_file()
-    assert not (folder / run.LOCK_FILE).exists()
+    assert not (folder / run_folder.LOCK_FILE).exists()
 
 
 def test_overwrite_refuses_to_delete_the_model_the_run_reads(checkpoint, toy_glue, tmp_path):  # noqa: F811
@@ -112,13 +113,13 @@ def test_a_second_run_into_a_busy_output_dir_refuses_and_a_killed_runs_lock_is_r
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    assert (out / run.LOCK_FILE).exists()  # the killed run could not clean up: its lock file stays, unlocked
+    assert (out / run_folder.LOCK_FILE).exists()  # the killed run could not clean up: its lock file stays, unlocked
     # The next run takes the folder over; what the killed run wrote counts as an earlier run's output.
     third = run_pretraining([*args, "--overwrite_output_dir"])
     assert third.returncode == 0, third.stderr[-3000:]
     assert "was left by a run that was killed" in third.stderr
     assert json.loads((out / "all_results.json").read_text())["train_steps"] == 6
-    assert not (out / run.LOCK_FILE).exists()
+    assert not (out / run_folder.LOCK_FILE).exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,8 +166,8 @@ def test_labels_differing_in_case_or_spacing_are_one_class_in_run_glue(checkpoin
 
 
 def test_long_documents_and_the_pooling_study_use_the_same_label_rule(tmp_path):
-    from ponet_training.long_doc import load_local_long_docs
-    from ponet_training.tables import infer_label_names, label_id
+    from ponet_training.tasks.long_documents import load_local_long_docs
+    from ponet_training.data.tables import infer_label_names, label_id
 
     rows = [{"text": f"word {i}", "label": SPELLINGS[i % len(SPELLINGS)]} for i in range(12)]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")

@@ -61,3 +61,17 @@ def test_importing_the_model_loads_no_training_library():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+
+
+def test_the_library_index_names_every_module():
+    import ponet_training
+
+    root = Path(ponet_training.__file__).resolve().parent
+    index = ponet_training.__doc__
+    modules = [path for path in root.rglob("*.py") if path.name != "__init__.py"
+               and "sentence_transformers_files" not in path.parts]  # a file shipped inside exported folders
+    assert len(modules) > 30
+    missing = [str(path.relative_to(root)) for path in modules if f"`{path.stem}`" not in index]
+    assert not missing, f"ponet_training/__init__.py does not list {missing}"
+    folders = sorted({path.parent.relative_to(root).parts[0] for path in modules if path.parent != root})
+    assert [f for f in folders if f"`{f}/`" not in index] == []

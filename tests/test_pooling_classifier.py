@@ -9,7 +9,7 @@ from transformers import AutoModel, BertConfig, BertModel, GPT2Config, GPT2Model
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from modeling_ponet import PoNetModel
-from ponet_training.pooled_classifier import PooledSequenceClassifier, ensure_pad_token, infer_problem_type
+from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token, infer_problem_type
 
 
 SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)

@@ -19,10 +19,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, GPT2TokenizerFast, PreTrainedTokenizerFast
 
 from modeling_ponet import PoNetModel
-from ponet_training.pooling_study import report, runs, store
-from ponet_training.pooling_study.data import load_sentiment_data
-from ponet_training.pooling_study.settings import FIGURE_PNG, RESULTS_CSV, TABLE_MD
-from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+from ponet_training.tasks.pooling_study import report, runs, store
+from ponet_training.tasks.pooling_study.data import load_sentiment_data
+from ponet_training.tasks.pooling_study.settings import FIGURE_PNG, RESULTS_CSV, TABLE_MD
+from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
 REPO = Path(__file__).resolve().parents[1]

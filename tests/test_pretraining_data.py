@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from ponet_training.pretraining_data import (
+from ponet_training.tasks.pretraining_data import (
     SSO_IN_ORDER,
     SSO_RANDOM,
     SSO_SWAPPED,
@@ -19,9 +19,9 @@ from ponet_training.pretraining_data import (
     create_sso_examples,
     load_pretraining_corpus,
 )
-from ponet_training.stdlib_corpus import stdlib_documents
-from ponet_training.text import split_sentences
-from ponet_training.wordpiece import train_wordpiece_tokenizer
+from ponet_training.data.stdlib_docstrings import stdlib_documents
+from ponet_training.data.segments import split_sentences
+from ponet_training.data.wordpiece import train_wordpiece_tokenizer
 
 
 CLS, SEP = 2, 3
@@ -211,7 +211,7 @@ def test_single_sentence_documents_are_counted_and_an_all_single_corpus_raises(t
     mixed.write_text("\n".join(fruit_corpus() + ["Just one sentence here.", "Another lonely line."]) + "\n")
     args = data_args("--train_file", mixed, "--validation_file", mixed, "--max_seq_length", 40)
     corpus = load_pretraining_corpus(args)
-    with caplog.at_level(logging.WARNING, logger="ponet_training.pretraining_data"):
+    with caplog.at_level(logging.WARNING, logger="ponet_training.tasks.pretraining_data"):
         build_sso_dataset(corpus["train"], fruit_tokenizer, args)
     assert "2 of 12 documents have fewer than two sentences" in caplog.text
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from modeling_ponet import PoNetForPreTraining
-from ponet_training.checkpoints import TrainingProgress, list_checkpoints
-from ponet_training.dataloaders import EpochShuffleSampler
-from ponet_training.optimization import create_optimizer, create_scheduler, optimizer_grouped_parameters, \
+from ponet_training.engine.checkpoints import TrainingProgress, list_checkpoints
+from ponet_training.engine.dataloaders import EpochShuffleSampler
+from ponet_training.engine.optimization import create_optimizer, create_scheduler, optimizer_grouped_parameters, \
     resolve_train_steps
-from ponet_training.run import add_training_args, check_training_args, write_all_results
+from ponet_training.engine.run import add_training_args, check_training_args, write_all_results
 
 
 def parse(*argv):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ponet_training import minilm, vader
+from ponet_training.data import minilm, vader
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ponet_training import checkpoints, run, toy_data
+from ponet_training.engine import checkpoints, run, settings
+from ponet_training.data import toy_pairs
 from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
 from test_pretraining_run import TINY, corpus, load_script_module  # noqa: F401
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KILLER = textwrap.dedent("""
     import os, runpy, signal, sys
     import accelerate.checkpointing as accelerate_checkpointing
-    from ponet_training import checkpoints
+    from ponet_training.engine import checkpoints
 
     point, nth = os.environ["KILL_POINT"], int(os.environ.get("KILL_AT_SAVE", "0"))
     saves = [0]
@@ -94,7 +95,7 @@ def assert_same_weights(expected_file, actual_file):
 
 @pytest.fixture
 def toy_glue(tmp_path):
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=16, n_test=4)
     return ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
             "--no_predict"]
 
@@ -173,7 +174,7 @@ def namespace(output_dir, **flags):
 
     args = argparse.Namespace(output_dir=str(output_dir), resume_from_checkpoint="latest", learning_rate=1e-3,
                               checkpointing_steps=1, **flags)
-    args.run_settings = checkpoints.run_settings(args)
+    args.run_settings = settings.run_settings(args)
     return args
 
 
@@ -191,9 +192,9 @@ def test_latest_takes_only_complete_checkpoints_of_this_run_and_logs_the_rest(tm
     (out / "step_8.tmp").mkdir()
     other = namespace(out)
     other.learning_rate = 5e-2
-    other.run_settings = checkpoints.run_settings(other)
+    other.run_settings = settings.run_settings(other)
     checkpoints.maybe_save_checkpoint(accelerator, other, checkpoints.TrainingProgress(0, 10, 10))
-    with caplog.at_level(logging.WARNING, logger="ponet_training.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="ponet_training.engine.checkpoints"):
         assert checkpoints.resolve_checkpoint(ours) == out / "step_4"
     log = caplog.text
     assert "step_8.tmp" in log and "interrupted" in log
@@ -240,7 +241,7 @@ def run_pretraining(args):
 def pretraining_args(corpus, tmp_path_factory):  # noqa: F811
     """A tiny pretraining run with a fixed tokenizer (WordPiece training is not reproducible across processes)."""
     from conftest import TOY_CORPUS
-    from ponet_training.wordpiece import train_wordpiece_tokenizer
+    from ponet_training.data.wordpiece import train_wordpiece_tokenizer
     from test_pretraining_run import TOPICS
 
     tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
@@ -298,7 +299,7 @@ def test_a_checkpoint_without_its_tokenizer_is_an_error_not_a_new_vocabulary(cor
 
 
 def test_a_kill_inside_the_best_model_promotion_resumes_to_the_best_model(checkpoint, tmp_path):  # noqa: F811
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=48, n_dev=16, n_test=4, seed=1)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=48, n_dev=16, n_test=4, seed=1)
     args = ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
             "--max_train_steps", "6", "--eval_steps", "1", "--checkpointing_steps", "3", "--learning_rate", "5e-2",
             "--metric_for_best_model", "accuracy", "--no_predict"]

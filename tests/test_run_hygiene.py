@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from transformers import BertConfig, BertModel
 
-from ponet_training import run, toy_data
+from ponet_training.engine import run
+from ponet_training.data import toy_pairs
 from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
 from test_pretraining_run import TINY, corpus, load_script_module, run_script  # noqa: F401
 
@@ -22,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def local_bert(tmp_path_factory):
     """A tiny BERT folder (encoder weights only, as a pretrained checkpoint) with a tokenizer."""
     from conftest import TOY_CORPUS
-    from ponet_training.wordpiece import train_wordpiece_tokenizer
+    from ponet_training.data.wordpiece import train_wordpiece_tokenizer
 
     path = tmp_path_factory.mktemp("models") / "my-tiny-bert"
-    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_data.toy_vocabulary_text()] * 4, vocab_size=300,
+    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4, vocab_size=300,
                                           min_frequency=1)
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(path)
@@ -37,7 +38,7 @@ def local_bert(tmp_path_factory):
 def bert_glue_run(local_bert, tmp_path_factory):
     """run_glue.py on the local BERT in a subprocess, with --mixed_precision bf16 on the CPU."""
     tmp = tmp_path_factory.mktemp("bert_glue")
-    toy_data.write_toy_pair_task(tmp / "toy", n_train=32, n_dev=16, n_test=4)
+    toy_pairs.write_toy_pair_task(tmp / "toy", n_train=32, n_dev=16, n_test=4)
     out = tmp / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, str(ROOT / "finetune" / "run_glue.py"), "--model_name_or_path",
@@ -56,7 +57,7 @@ def test_a_config_only_folder_without_tokenizer_files_is_one_clear_error(checkpo
 
     config_only = tmp_path / "config-only"
     AutoConfig.from_pretrained(checkpoint).save_pretrained(config_only)
-    toy_data.write_toy_pair_task(tmp_path / "toy", n_train=16, n_dev=8, n_test=2)
+    toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=16, n_dev=8, n_test=2)
     args = ["--config_name", str(config_only), "--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"),
             "--max_length", "32", "--max_train_steps", "1"]
     with pytest.raises(ValueError, match=r"config-only has no tokenizer files \(none of tokenizer.json, vocab.txt.*"

@@ -17,8 +17,8 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 import modeling_ponet as mp
 from modeling_ponet.pooling import POOLING_MODES, SequencePooler
-from ponet_training.minilm import minilm_path
-from ponet_training.pooled_classifier import PooledSequenceClassifier
+from ponet_training.data.minilm import minilm_path
+from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier
 from ponet_training.sentence_transformers import ST_POOLING_MODES, export_sentence_transformer, main
 
 

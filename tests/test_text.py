@@ -1,4 +1,4 @@
-"""Sentence splitting and sentence-level segment ids aligned with the tokenization (ponet_training.text)."""
+"""Sentence splitting and sentence-level segment ids aligned with the tokenization (ponet_training.data.segments)."""
 
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_ponet.modeling_ponet import segment_ids_from_special_tokens
-from ponet_training.text import (
+from ponet_training.data.segments import (
     pad_segment_ids,
     paragraph_spans,
     segment_ids_from_keys,

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer, GPT2TokenizerFast
 
-from ponet_training.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
 def test_trained_tokenizer_has_bert_special_tokens_and_pair_template(tiny_tokenizer):

@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from ponet_training import vader
+from ponet_training.data import vader
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +127,8 @@ def test_baselines_match_a_naive_recomputation_on_the_written_rows(prepared, sdi
 
 
 def test_written_files_are_readable_as_an_sst2_style_task(prepared):
-    from ponet_training.glue_data import load_local_split
-    from ponet_training.tasks import get_task
+    from ponet_training.tasks.glue_data import load_local_split
+    from ponet_training.tasks.glue_tasks import get_task
 
     out, _ = prepared
     dataset = load_local_split(get_task("sst2"), out / "tweets" / "dev.csv", labelled=True)
@@ -158,7 +158,7 @@ def test_read_domain_normalises_drops_repeats_and_logs_them(tmp_path, caplog):
                     "3\t1.0\tFish & chips rock\r\n4\t0.25\t meh \r\n\r\n5\t-3\tRain again.")
     raw = "\ufeff1\t2.0\t1\t[2, 2]\r\n2\t-1.5\t1\t[-1, -2]\r\n3\t1.0\t0\t[1, 1]\r\n4\t0.5\t0\t[0, 1]\r\n5\t-3\t0\t[-3]"
     sdist = _fake_sdist(tmp_path / "fake.tar.gz", ground_truth, raw)
-    with caplog.at_level(logging.INFO, logger="ponet_training.vader"):
+    with caplog.at_level(logging.INFO, logger="ponet_training.data.vader"):
         sentences = vader.read_domain(sdist, "tweets")
     assert [(s.source_id, s.rating, s.text) for s in sentences] == \
         [("1", 2.0, "Fish & chips rock"), ("2", -1.5, "Rain again."), ("4", 0.25, "meh")]

@@ -19,7 +19,7 @@ HUB_DATASETS = {
     "sst2": ("nyu-mll/glue", "sst2", "sentence", "validation"),
     "imdb": ("stanfordnlp/imdb", None, "text", "test"),
 }
-# The human-rated sentences of Hutto & Gilbert (2014), prepared from the vaderSentiment sdist (`ponet_training.vader`):
+# The human-rated sentences of Hutto & Gilbert (2014), prepared from the vaderSentiment sdist (`ponet_training.data.vader`):
 # preset name -> domain. Evaluated on the dev split; the test split stays unseen.
 VADER_PRESETS = {f"vader_{domain}": domain for domain in ("movies", "tweets", "amazon", "nyt")}
 TEXT_COLUMN_CANDIDATES = ("sentence", "text", "review", "content", "document")

@@ -24,12 +24,12 @@ from datetime import datetime, timezone
 
 import torch
 
-from .. import dataloaders, loop, optimization
-from ..checkpoints import TrainingProgress
-from ..metrics import classification_metrics
-from ..pooled_classifier import PooledSequenceClassifier, ensure_pad_token
-from .data import SentimentData, tokenize_for_backbone
-from .settings import RANDOM_INIT_PREFIX, RunSpec, display_name
+from ponet_training.engine import dataloaders, loop, optimization
+from ponet_training.engine.checkpoints import TrainingProgress
+from ponet_training.tasks.metrics import classification_metrics
+from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
+from ponet_training.tasks.pooling_study.data import SentimentData, tokenize_for_backbone
+from ponet_training.tasks.pooling_study.settings import RANDOM_INIT_PREFIX, RunSpec, display_name
 
 
 logger = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from .tokenizer_loading import load_tokenizer
+    from ponet_training.data.tokenizer_loading import load_tokenizer
 
     source = args.config_name or args.model_name_or_path
     if source is None:

@@ -24,7 +24,7 @@ What `prepare` does with them, and why:
   0 (no sentiment word found) -> the train majority class, counted) with its Pearson / Spearman correlation to
   the rating on all rows.
 
-Files written per domain (`python -m ponet_training.vader --output_dir data/vader`):
+Files written per domain (`python -m ponet_training.data.vader --output_dir data/vader`):
 `<domain>/{train,dev,test}.csv` (sentence,label,rating,source_id; readable by `finetune/run_glue.py
 --task_name sst2 --train_file ... --validation_file ...`), `<domain>/{train,dev,test}_ratings.csv`
 (sentence,rating,source_id, all rows), and `baselines.json` for all domains.
@@ -47,7 +47,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import cache_dir, filling, sha256_of
+from ponet_training.data.cache import cache_dir, filling, sha256_of
 
 
 logger = logging.getLogger(__name__)

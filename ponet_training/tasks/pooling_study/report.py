@@ -15,9 +15,9 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run import write_all_results
-from .settings import BASELINES_JSON, FIGURE_PNG, REGIMES, RESULTS_CSV, TABLE_MD, VADER_PRESETS, display_name
-from .store import read_results
+from ponet_training.engine.run import write_all_results
+from ponet_training.tasks.pooling_study.settings import BASELINES_JSON, FIGURE_PNG, REGIMES, RESULTS_CSV, TABLE_MD, VADER_PRESETS, display_name
+from ponet_training.tasks.pooling_study.store import read_results
 
 
 def describe_data(args: argparse.Namespace) -> str:
@@ -25,7 +25,7 @@ def describe_data(args: argparse.Namespace) -> str:
     if args.train_file:
         return os.path.basename(args.train_file)
     if args.dataset_name in VADER_PRESETS:
-        from ..vader import DOMAINS
+        from ponet_training.data.vader import DOMAINS
 
         return (f"{args.dataset_name}: {DOMAINS[VADER_PRESETS[args.dataset_name]].description} rated by people "
                 "(Hutto & Gilbert 2014), dev split")

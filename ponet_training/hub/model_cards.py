@@ -1,4 +1,4 @@
-"""Model cards and Hub uploads, shared by the pretraining, fine-tuning and pooling-study scripts.
+"""Model cards, shared by the pretraining, fine-tuning and pooling-study scripts (uploads: `hub.push`).
 
 A script that trained something calls, on the main process:
 
@@ -6,16 +6,15 @@ A script that trained something calls, on the main process:
                             datasets=["nyu-mll/glue"], eval_results=eval_results_from_metrics(...),
                             hyperparameters=vars(args), config=model.config)
     if args.push_to_hub:
-        push_to_hub(output_dir, args.hub_model_id, args.hub_token, "End of training")
+        push.push_to_hub(output_dir, args.hub_model_id, args.hub_token, "End of training")
 
 The card is `README.md` in `output_dir`: YAML metadata (license, datasets, metrics, base_model, model-index
 results) read by the Hub, then a markdown body rendered from a Jinja2 template. The templates ship inside the
-package (`ponet_training/model_cards/`, also reachable as the repository's `model_cards/`), so they are found
+package (`ponet_training/hub/templates/`, also reachable as the repository's `model_cards/`), so they are found
 whether the package is installed editable or not; `template_path=` takes your own.
 
 - `write_model_card(output_dir, kind, **facts)`, `render_model_card(...)`, `template_path_for(kind)`.
 - `eval_results_from_metrics(metrics, ...)`, `glue_eval_results(task, eval_metrics)`: model-index entries.
-- `hub_repo_id(...)`, `create_hub_repo(...)`, `push_to_hub(...)`.
 """
 
 from __future__ import annotations
@@ -30,17 +29,13 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .tasks import GLUE_HUB_ID, GlueTask, split_suffix
+from ponet_training.tasks.glue_tasks import GLUE_HUB_ID, GlueTask, split_suffix
 
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 CARD_KINDS = ("pretrained", "finetuned")
-
-# Accelerate state folders and other training leftovers that do not belong in a model repository.
-DEFAULT_IGNORE_PATTERNS = ("step_*", "step_*/**", "epoch_*", "epoch_*/**", "checkpoint*", "checkpoint*/**",
-                           "best_checkpoint/**", "*.tmp", ".ponet_*")
 
 PONET_CITATION = """@inproceedings{tan2022ponet,
   title     = {PoNet: Pooling Network for Efficient Token Mixing in Long Sequences},
@@ -88,7 +83,7 @@ def template_path_for(kind: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"Model card template {path} is missing: the package was installed without its data files "
-            "(ponet_training/model_cards/*.md); reinstall it or pass `template_path=`"
+            "(ponet_training/hub/templates/*.md); reinstall it or pass `template_path=`"
         )
     return path
 
@@ -312,69 +307,13 @@ def base_model_reference(name_or_path: str | None, config=None) -> tuple[str | N
     return None, f"{Path(name_or_path).resolve().name} (a local folder)"
 
 
-def hub_repo_id(output_dir: str | os.PathLike, hub_model_id: str | None = None) -> str:
-    """The repository to push to: `hub_model_id`, or the output folder's name (under the token's user)."""
-    if hub_model_id:
-        return hub_model_id
-    name = Path(output_dir).resolve().name
-    if not name:
-        raise ValueError("Cannot derive a Hub repository name from the output folder; pass `--hub_model_id`")
-    return name
-
-
-def create_hub_repo(output_dir: str | os.PathLike, hub_model_id: str | None = None, hub_token: str | None = None,
-                    private: bool | None = None) -> str:
-    """Create the Hub model repository (if needed) and return its full id; call early to fail fast on bad tokens."""
-    from huggingface_hub import create_repo
-
-    repo_url = create_repo(hub_repo_id(output_dir, hub_model_id), token=hub_token, private=private, exist_ok=True,
-                           repo_type="model")
-    return repo_url.repo_id
-
-
-def push_to_hub(
-    output_dir: str | os.PathLike,
-    hub_model_id: str | None = None,
-    hub_token: str | None = None,
-    commit_message: str = "End of training",
-    private: bool | None = None,
-    ignore_patterns: Iterable[str] = DEFAULT_IGNORE_PATTERNS,
-) -> str:
-    """Upload `output_dir` (model, tokenizer, README.md model card, results) to the Hub model repo.
-
-    Creates the repository if needed; Accelerate state folders (`step_*`, `epoch_*`, `checkpoint*`) are left
-    out. Returns the commit URL.
-    """
-    from huggingface_hub import HfApi
-
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        raise FileNotFoundError(f"Nothing to push: {output_dir} is not a folder")
-    if not (output_dir / "README.md").is_file():
-        logger.warning("%s has no README.md model card; call write_model_card before pushing", output_dir)
-    repo_id = create_hub_repo(output_dir, hub_model_id, hub_token, private=private)
-    commit = HfApi(token=hub_token).upload_folder(
-        repo_id=repo_id,
-        folder_path=output_dir,
-        commit_message=commit_message,
-        repo_type="model",
-        ignore_patterns=list(ignore_patterns),
-    )
-    logger.info("Pushed %s to https://huggingface.co/%s", output_dir, repo_id)
-    return str(getattr(commit, "commit_url", commit))
-
-
 __all__ = [
     "CARD_KINDS",
     "base_model_reference",
-    "DEFAULT_IGNORE_PATTERNS",
     "PONET_CITATION",
     "TEMPLATE_DIR",
-    "create_hub_repo",
     "eval_results_from_metrics",
     "glue_eval_results",
-    "hub_repo_id",
-    "push_to_hub",
     "render_model_card",
     "template_path_for",
     "write_model_card",

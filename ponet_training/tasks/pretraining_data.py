@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .stdlib_corpus import stdlib_corpus
-from .tables import check_text_file
-from .text import pad_segment_ids, segment_ids_from_keys, sentence_spans, token_sentence_index
+from ponet_training.data.stdlib_docstrings import stdlib_corpus
+from ponet_training.data.tables import check_text_file
+from ponet_training.data.segments import pad_segment_ids, segment_ids_from_keys, sentence_spans, token_sentence_index
 
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 (`python3.11-doc`: tutorial, HOWTOs, FAQs, language and library reference, What's New essays), written by
 people over twenty years; PSF License 2 (code examples also 0BSD).
 
-`python -m ponet_training.corpus --output_dir data/pydoc` writes `train.jsonl` and `validation.jsonl`, one
+`python -m ponet_training.data.python_docs --output_dir data/pydoc` writes `train.jsonl` and `validation.jsonl`, one
 document per line (`{"text": ..., "source": page#section}`), which `pretrain/run_pretraining.py` reads with
 `--train_file data/pydoc/train.jsonl --validation_file data/pydoc/validation.jsonl`, and `corpus_info.json`
 (origin, counts, what was left out).
@@ -35,7 +35,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .cache import cache_dir, filling, sha256_of
+from ponet_training.data.cache import cache_dir, filling, sha256_of
 
 
 logger = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from collections import Counter
 
 import numpy as np
 
-from .. import vader
-from ..metrics import classification_metrics
-from ..tables import infer_label_names, keep_first, label_id, read_table
-from .settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES, VADER_PRESETS
+from ponet_training.data import vader
+from ponet_training.tasks.metrics import classification_metrics
+from ponet_training.data.tables import infer_label_names, keep_first, label_id, read_table
+from ponet_training.tasks.pooling_study.settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES, VADER_PRESETS
 
 
 logger = logging.getLogger(__name__)

@@ -5,15 +5,13 @@
   `accelerator.save_state`, plus `training_progress.json` (and the tokenizer, the best-model tracker), first into
   `step_N.tmp`, then the completion marker `checkpoint_complete.json` (the run's settings, every file) is written
   last and the folder renamed into place: a kill at any point leaves no folder that looks complete.
-- `run_settings(args)`: the flags that change what a run computes, stored in each checkpoint.
+- The settings stored in each checkpoint and compared on resume: `settings.py`.
 - `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`; `latest` takes
   the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
   file resume needs is one clear error.
 - `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
   save, e.g. a full disk, leaves no half-written file; its error names the file).
-- `BestModelTracker` (`record` an evaluation, `save_checkpoint` with the tracker in it), `resume` (resume_state +
-  the tracker), `promote_best_model`, `finalize_model`: the best
-  dev checkpoint kept in `output_dir/best_model` and, at the end, made the final model.
+- The best dev checkpoint and the final model: `best_model.py`.
 
 Evaluate before saving a checkpoint at the same step (or use `dataloaders.build_eval_dataloader`, which never
 touches the global RNG) so that the saved RNG state is the one the next update starts from.
@@ -31,7 +29,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
+from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
+from ponet_training.engine.settings import describe_differences, settings_differences
 
 
 logger = logging.getLogger(__name__)
@@ -68,31 +67,6 @@ class TrainingProgress:
         return self.batches_in_epoch if epoch == self.epoch else 0
 
 
-# Flags that do not change the model a run computes: a resume may differ in them.
-_BOOKKEEPING_FLAGS = frozenset({
-    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps", "eval_steps",
-    "logging_steps", "with_tracking", "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
-    "dataloader_num_workers", "preprocessing_num_workers", "overwrite_cache", "cache_dir", "trust_remote_code",
-    "no_predict", "run_settings",
-})
-
-
-def run_settings(args: argparse.Namespace) -> dict:
-    """The flags that change what a run computes (plain values; existing paths made absolute). A checkpoint stores
-    them, so that `latest` never continues another run's checkpoint (`run.check_training_args` records them)."""
-    settings = {}
-    for key, value in sorted(vars(args).items()):
-        if key in _BOOKKEEPING_FLAGS:
-            continue
-        value = getattr(value, "value", value)  # enums such as SchedulerType
-        if isinstance(value, str) and os.path.exists(value):
-            value = os.path.abspath(value)
-        if value is None or isinstance(value, (bool, int, float, str)) or (
-                isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)):
-            settings[key] = list(value) if isinstance(value, tuple) else value
-    return settings
-
-
 def _read_marker(path: Path) -> dict | None:
     file = Path(path) / COMPLETE_FILE
     if not file.is_file():
@@ -124,20 +98,6 @@ def _read_progress(path: Path) -> TrainingProgress | None:
     return TrainingProgress(**json.loads(file.read_text()))
 
 
-# Settings a resume may change, applied for real: the length of the run (the schedule is rebuilt over the new
-# --max_train_steps; the scheduler state restores the position in it). The bookkeeping flags above may change too.
-RESUMABLE_CHANGES = frozenset({"max_train_steps", "num_train_epochs"})
-
-
-def _settings_differences(recorded: dict, settings: dict) -> dict:
-    return {key: (recorded.get(key), settings.get(key)) for key in sorted(set(recorded) | set(settings))
-            if recorded.get(key) != settings.get(key) and key not in RESUMABLE_CHANGES}
-
-
-def _describe_differences(differences: dict, limit: int | None = 5) -> str:
-    return ", ".join(f"--{key} {old!r} (now {new!r})" for key, (old, new) in list(differences.items())[:limit])
-
-
 def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = None) -> Path | None:
     """The newest complete checkpoint of `output_dir` made with `settings` (None: any settings); every folder
     passed over (unfinished, torn, another run's) is logged with the reason."""
@@ -154,10 +114,10 @@ def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = Non
         if missing:
             logger.warning("Skipping checkpoint %s: files are missing (%s)", path, ", ".join(missing[:5]))
             continue
-        differences = _settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        differences = settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
         if differences:
             logger.warning("Skipping checkpoint %s: it belongs to a run with other settings: %s", path,
-                           _describe_differences(differences))
+                           describe_differences(differences))
             continue
         return path
     return None
@@ -171,9 +131,9 @@ def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer
     marker = _read_marker(path)
     if marker is not None:
         missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
-        differences = _settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        differences = settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
         if differences:
-            raise ValueError(f"Checkpoint {path} was made with other settings: {_describe_differences(differences, None)}."
+            raise ValueError(f"Checkpoint {path} was made with other settings: {describe_differences(differences, None)}."
                              " A resume continues the same run: pass the checkpoint's settings (only "
                              "--max_train_steps / --num_train_epochs and the eval, logging and checkpointing cadence "
                              "may change), or start a new run in another --output_dir")
@@ -215,7 +175,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progr
         marker = {"progress": dataclasses.asdict(progress), "settings": settings or {}, "files": files}
         _write_json_atomically(staging / COMPLETE_FILE, marker)
         _publish(staging, final)
-        from .run import record_outputs
+        from ponet_training.engine.output_dir import record_outputs
 
         record_outputs(output_dir)
     accelerator.wait_for_everyone()
@@ -342,98 +302,6 @@ def _progress_from_name(args, path: Path, batches_per_epoch: int | None) -> Trai
                             completed_steps=number)
 
 
-def is_better(candidate: float | None, best: float | None, greater_is_better: bool = True) -> bool:
-    """Whether `candidate` beats `best`; NaN never wins and anything beats None/NaN."""
-    if candidate is None or (isinstance(candidate, float) and math.isnan(candidate)):
-        return False
-    if best is None or (isinstance(best, float) and math.isnan(best)):
-        return True
-    return candidate > best if greater_is_better else candidate < best
-
-
-@dataclasses.dataclass
-class BestModelTracker:
-    """Keeps the best dev score seen so far and the model that reached it (in `output_dir/best_model`).
-
-    `metric` is a key of the metrics dict the evaluation returns (e.g. "eval_f1"); None keeps the last model.
-    Its state is written into every training checkpoint, so a resumed run knows what to beat.
-    """
-
-    output_dir: str | None
-    metric: str | None
-    greater_is_better: bool = True
-    best_value: float | None = None
-    best_step: int | None = None
-    best_metrics: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def best_dir(self) -> Path | None:
-        return None if self.output_dir is None else Path(self.output_dir) / BEST_MODEL_DIR
-
-    def update(self, accelerator, model, tokenizer, metrics: dict, step: int) -> bool:
-        """Record `metrics` of the model at `step`; save the model when it is the best so far."""
-        if self.metric is None:
-            return False
-        if self.metric not in metrics:
-            raise ValueError(f"`--metric_for_best_model`: {self.metric!r} is not among the dev metrics "
-                             f"{sorted(metrics)}")
-        value = metrics[self.metric]
-        if not is_better(value, self.best_value, self.greater_is_better):
-            return False
-        self.best_value, self.best_step, self.best_metrics = float(value), step, dict(metrics)
-        logger.info("New best %s = %.4f at step %d", self.metric, value, step)
-        if self.best_dir is not None:
-            # Without its state file a half-rewritten best_model/ is never taken for the current best.
-            if accelerator.is_main_process:
-                (self.best_dir / BEST_STATE_FILE).unlink(missing_ok=True)
-            save_model(accelerator, model, tokenizer, self.best_dir)
-            if accelerator.is_main_process:
-                (self.best_dir / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
-            accelerator.wait_for_everyone()
-        return True
-
-    def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress) -> None:
-        """What a fine-tuning loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
-        update asks for it (every `--eval_steps`, each epoch's end) and keep the best model; then checkpoint."""
-        if update.evaluate:
-            self.record(accelerator, args, model, tokenizer, evaluate(), update.epoch, update.step)
-        if update.checkpoint:
-            self.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
-
-    def record(self, accelerator, args, model, tokenizer, metrics: dict, epoch: int, step: int) -> dict:
-        """An evaluation during training: its figures (with `epoch` and `step`) to the log and the trackers, then
-        `update`. Returns the metrics."""
-        from .loop import log_metrics
-
-        metrics = {**metrics, "epoch": epoch, "step": step}
-        log_metrics(accelerator, args, metrics, step)
-        self.update(accelerator, model, tokenizer, metrics, step)
-        return metrics
-
-    def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False) -> Path | None:
-        """`maybe_save_checkpoint`, with this tracker stored in the checkpoint so that a resume knows what to beat."""
-        return maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch,
-                                     extra_json={BEST_STATE_FILE: self.state()})
-
-    def state(self) -> dict:
-        return {key: value for key, value in dataclasses.asdict(self).items() if key != "output_dir"}
-
-    def restore_from(self, checkpoint: str | Path) -> None:
-        """Load the tracker stored in a checkpoint folder (if any)."""
-        path = Path(checkpoint) / BEST_STATE_FILE
-        if path.is_file():
-            for key, value in json.loads(path.read_text()).items():
-                setattr(self, key, value)
-
-    def best_model_is_current(self) -> bool:
-        """Whether `best_model/` holds the model this tracker's best score belongs to (not a stale one
-        from an abandoned run)."""
-        if self.best_dir is None or self.best_step is None:
-            return False
-        path = self.best_dir / BEST_STATE_FILE
-        return path.is_file() and json.loads(path.read_text()).get("best_step") == self.best_step
-
-
 SAVING_DIR = "saving.tmp"
 
 
@@ -482,74 +350,16 @@ def _raise_save_error(err: OSError, staging: Path, output_dir: Path, written_bef
                              f"{err.strerror or err}. Nothing was replaced there (free space and run again)") from err
 
 
-def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:
-    """Move the files of `best_model/` into `output_dir` (the final model) and remove the folder.
-
-    Each file moves with one atomic rename and `best_model_state.json` goes last: a promotion killed midway leaves
-    `best_model/` still current, and the resumed run (`--resume_from_checkpoint latest`) finishes the move rather
-    than publishing its last model. Returns False (and leaves things as they are) when there is no current best
-    model."""
-    is_current = tracker.best_model_is_current()
-    # Every process must read best_model/ before the main one moves it: a process that looked afterwards would
-    # take the other branch (saving the last model) and its collectives would never meet the main process's.
-    accelerator.wait_for_everyone()
-    if not is_current:
-        return False
-    if accelerator.is_main_process:
-        for item in sorted(tracker.best_dir.iterdir()):
-            if item.name == BEST_STATE_FILE:
-                continue
-            target = Path(output_dir) / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
-        (tracker.best_dir / BEST_STATE_FILE).unlink()  # the figures go to all_results.json
-        tracker.best_dir.rmdir()
-    accelerator.wait_for_everyone()
-    return True
-
-
-def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker):
-    """The model to evaluate and publish: the best dev checkpoint, moved into `--output_dir` and re-loaded on this
-    process's device, or (no best checkpoint) the last model, saved there. Without `--output_dir`, the last model."""
-    if args.output_dir is None:
-        return model
-    if not promote_best_model(accelerator, tracker, args.output_dir):
-        save_model(accelerator, model, tokenizer, args.output_dir)
-        return model
-    logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
-                tracker.best_step)
-    from transformers import AutoModelForSequenceClassification
-
-    best = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
-    return best.to(accelerator.device)
-
-
-
-def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker) -> TrainingProgress:
-    """`resume_state` plus the best-model tracker stored in the checkpoint resumed from."""
-    path = resolve_checkpoint(args)
-    progress = _resume_from(accelerator, args, path, batches_per_epoch)
-    if path is not None:
-        tracker.restore_from(path)
-    return progress
-
-
 __all__ = [
     "BEST_MODEL_DIR",
-    "BestModelTracker",
     "COMPLETE_FILE",
     "TrainingProgress",
     "check_checkpoint",
-    "finalize_model",
     "latest_checkpoint",
     "list_checkpoints",
     "maybe_save_checkpoint",
-    "promote_best_model",
     "resolve_checkpoint",
-    "resume",
     "resume_state",
-    "run_settings",
     "save_checkpoint",
     "save_model",
 ]

@@ -19,8 +19,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from .tables import infer_label_names, label_id, read_table
-from .text import SEGMENT_MODES, pad_segment_ids
+from ponet_training.data.tables import infer_label_names, label_id, read_table
+from ponet_training.data.segments import SEGMENT_MODES, pad_segment_ids
 
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .dataloaders import epoch_dataloader
-from .optimization import optimization_step
+from ponet_training.engine.dataloaders import epoch_dataloader
+from ponet_training.engine.optimization import optimization_step
 
 
 logger = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
-from .checkpoints import resolve_checkpoint
-from .pretraining_data import corpus_text_batches
-from .tokenizer_loading import load_tokenizer
-from .wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
+from ponet_training.engine.checkpoints import resolve_checkpoint
+from ponet_training.tasks.pretraining_data import corpus_text_batches
+from ponet_training.data.tokenizer_loading import load_tokenizer
+from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def build_pretraining_model(args, tokenizer):
                              f"{model_type} model. Non-PoNet models are trained from scratch (--model_type, --config_name)")
         return build_lm_model(args, tokenizer, model_type)
     if args.model_name_or_path:
-        from .finetuning import readable_weights
+        from ponet_training.tasks.finetuning import readable_weights
 
         with readable_weights(args.model_name_or_path):
             model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path,

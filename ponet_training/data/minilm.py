@@ -13,7 +13,7 @@ import logging
 import zipfile
 from pathlib import Path
 
-from .cache import cache_dir, filling
+from ponet_training.data.cache import cache_dir, filling
 
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from .settings import BASELINES_JSON, CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
+from ponet_training.tasks.pooling_study.settings import BASELINES_JSON, CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
 
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ NOT_SETTINGS = frozenset({
     "gradient_accumulation_steps", "checkpointing_steps", "resume_from_checkpoint", "eval_steps",
     "model_name_or_path", "config_name", "pooling", "regimes", "seeds", "backbones", "backbone_learning_rate",
     "backbone_settings", "mixed_precision",
-    "run_settings",  # the generic checkpoint rule's summary of these same flags (ponet_training.run)
+    "run_settings",  # the generic checkpoint rule's summary of these same flags (ponet_training.engine.run)
 })
 
 

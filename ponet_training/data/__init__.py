@@ -1,0 +1,1 @@
+"""Data readers, labels, segments, truncation, tokenizers, and the real data sets and encoder used offline."""

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 import modeling_ponet as mp
-from tolerance import float_tolerance
+from tolerance import assert_close, float_tolerance
 
 
 AUTO_HEADS = {
@@ -138,22 +138,25 @@ def auto_class_inputs(head, ids, mask, token_type_ids=None):
     return inputs
 
 
+def saved_model_case(auto_name, model, inputs, folder):
+    """Save `model` to `folder`; -> a case for `load_without_this_package` with the package's own output."""
+    with torch.no_grad():
+        expected = first_output(model.eval(), inputs)
+    model.save_pretrained(folder)
+    # Another process (or another transformers) may sum in another order: float noise of the longest sums.
+    rtol, atol = float_tolerance(expected, reduction=model.config.intermediate_size)
+    return auto_name, str(folder), inputs, expected, rtol, atol, sorted(model.state_dict())
+
+
 def saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path):
     """One saved folder per Auto class, with the package's output on a padded two-sentence batch."""
     ids = torch.tensor([[2, 10, 11, 3, 12, 3, 0, 0], [2, 20, 21, 22, 3, 23, 24, 3]])
     mask = (ids != 0).long()
     cases = []
     for auto_name, head in AUTO_HEADS.items():
-        model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention")).eval()
-        inputs = auto_class_inputs(head, ids, mask)
-        with torch.no_grad():
-            expected = first_output(model, inputs)
-        folder = tmp_path / auto_name
-        model.save_pretrained(folder)
-        tiny_tokenizer.save_pretrained(folder)
-        # Another process (or another transformers) may sum in another order: float noise of the depth's matmuls.
-        rtol, atol = float_tolerance(expected, reduction=model.config.intermediate_size)
-        cases.append((auto_name, str(folder), inputs, expected, rtol, atol, sorted(model.state_dict())))
+        model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention"))
+        cases.append(saved_model_case(auto_name, model, auto_class_inputs(head, ids, mask), tmp_path / auto_name))
+        tiny_tokenizer.save_pretrained(tmp_path / auto_name)
     return cases
 
 
@@ -216,7 +219,7 @@ def test_feature_extraction_pipeline_matches_the_model(saved_heads, tiny_tokeniz
     with torch.no_grad():
         expected = model(**tiny_tokenizer("python is a programming language", return_tensors="pt")).last_hidden_state[0]
     assert features.shape == expected.shape
-    assert torch.allclose(features, expected, atol=1e-5)
+    assert_close(features, expected, reduction=model.config.intermediate_size)
 
 
 def test_text_classification_pipeline_uses_the_label_names(saved_heads):

@@ -83,7 +83,7 @@ CHILD = textwrap.dedent(
         pass
     import torch, transformers
     print("TRANSFORMERS", transformers.__version__)
-    model_cases, tokenizer_cases = torch.load(sys.argv[1])
+    model_cases, tokenizer_cases, init_cases = torch.load(sys.argv[1])
     for auto_name, folder, inputs, expected, rtol, atol, weight_names in model_cases:
         model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
@@ -98,6 +98,14 @@ CHILD = textwrap.dedent(
             assert decoder.weight is model.get_input_embeddings().weight, f"{auto_name}: decoder not tied"
             assert decoder.bias is model.cls.predictions.bias, f"{auto_name}: decoder bias not tied"
         print("OK", auto_name, type(model).__name__)
+    for auto_name, folder, expected in init_cases:
+        # the same initialiser calls in the same order from the same seed: the very same floats
+        config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        torch.manual_seed(0)
+        fresh = getattr(transformers, auto_name).from_config(config, trust_remote_code=True).state_dict()
+        assert fresh.keys() == expected.keys(), auto_name
+        assert all(torch.equal(fresh[k], expected[k]) for k in expected), f"{auto_name}: another initialisation"
+        print("INIT", auto_name)
     for folder, texts, expected in tokenizer_cases:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         encoding = tokenizer(*texts)
@@ -108,14 +116,15 @@ CHILD = textwrap.dedent(
 )
 
 
-def load_without_this_package(model_cases, tokenizer_cases, tmp_path, python=sys.executable) -> str:
+def load_without_this_package(model_cases, tokenizer_cases, tmp_path, python=sys.executable, init_cases=()) -> str:
     """Run CHILD with `python` on the cases in a process that cannot import this package; returns its stdout.
 
     model_cases: (Auto class name, folder, model inputs, expected first output, rtol, atol, sorted weight names)
-    each, loaded with `trust_remote_code=True`. tokenizer_cases: (folder, texts, expected encoding).
+    each, loaded with `trust_remote_code=True`. tokenizer_cases: (folder, texts, expected encoding). init_cases:
+    (Auto class name, folder, the package's fresh state dict from seed 0), built there with `from_config`.
     The child runs outside the repository (cwd is tmp_path) with an empty PYTHONPATH.
     """
-    torch.save((model_cases, tokenizer_cases), tmp_path / "cases.pt")
+    torch.save((model_cases, tokenizer_cases, list(init_cases)), tmp_path / "cases.pt")
     (tmp_path / "child.py").write_text(CHILD)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
     result = subprocess.run(
@@ -125,6 +134,8 @@ def load_without_this_package(model_cases, tokenizer_cases, tmp_path, python=sys
     assert result.returncode == 0, result.stdout + result.stderr
     for auto_name, *_ in model_cases:
         assert f"OK {auto_name}" in result.stdout
+    for auto_name, *_ in init_cases:
+        assert f"INIT {auto_name}" in result.stdout
     return result.stdout
 
 
@@ -160,12 +171,29 @@ def saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path):
     return cases
 
 
-def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+def fresh_init_cases(cases):
+    """(Auto class name, folder, the package's freshly initialised state dict from seed 0) per saved folder."""
+    init_cases = []
+    for auto_name, folder, *_ in cases:
+        torch.manual_seed(0)
+        head = AUTO_HEADS[auto_name](mp.PoNetConfig.from_pretrained(folder))
+        init_cases.append((auto_name, folder, head.state_dict()))
+    return init_cases
+
+
+def load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path, python=sys.executable) -> str:
+    """Saved folders through all 7 Auto classes, a fresh initialisation of each, and the tokenizer, in `python`."""
     cases = saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path)
     texts = ("the quick fox", "python is fast")
     tokenizer_case = (cases[0][1], texts, dict(tiny_tokenizer(*texts)))
-    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path)
+    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path, python=python,
+                                       init_cases=fresh_init_cases(cases))
     assert "TOKENIZER BertTokenizer" in stdout
+    return stdout
+
+
+def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+    load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path)
 
 
 # A venv with the last transformers 4.x whose torch comes from this environment; run_tests.sh creates it.
@@ -176,11 +204,8 @@ def test_every_auto_class_loads_on_transformers_4_without_this_package(tiny_conf
     python = TRANSFORMERS4_VENV / "bin" / "python"
     if not python.exists():
         pytest.skip(f"no transformers 4.57.6 venv at {TRANSFORMERS4_VENV}: `bash run_tests.sh` creates it")
-    cases = saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path)
-    texts = ("the quick fox", "python is fast")
-    tokenizer_case = (cases[0][1], texts, dict(tiny_tokenizer(*texts)))
-    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path, python=str(python))
-    assert "TRANSFORMERS 4.57.6" in stdout and "TOKENIZER BertTokenizer" in stdout
+    stdout = load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path, python=str(python))
+    assert "TRANSFORMERS 4.57.6" in stdout
 
 
 def test_auto_tokenizer_loads_from_a_saved_ponet_folder(tiny_config, tiny_tokenizer, tmp_path):

@@ -13,5 +13,13 @@ version=$(python -c "import transformers; print(transformers.__version__)")
 export PONET_TRANSFORMERS_SDIST="$cache/transformers-$version.tar.gz"
 [ -f "$PONET_TRANSFORMERS_SDIST" ] || python -m pip download -q --no-deps --no-binary :all: "transformers==$version" -d "$cache"
 python -m ponet_training.data.vader --download_only
+# The last transformers 4.x, in a venv that borrows this environment's torch (nothing big is downloaded): saved folders
+# must load there too (tests/test_remote_code.py). A venv that did not finish installing is made again.
+v4="$cache/transformers-4.57.6-venv"
+if ! "$v4/bin/python" -c "import transformers; assert transformers.__version__ == '4.57.6'" 2>/dev/null; then
+    rm -rf "$v4"
+    python -m venv --system-site-packages "$v4"
+    "$v4/bin/python" -m pip install -q "transformers==4.57.6"
+fi
 # One thread per test worker: 2 workers on 2 cores, no oversubscription.
 OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m pytest -n 2 tests "$@"

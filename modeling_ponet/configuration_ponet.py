@@ -1,9 +1,13 @@
 """PoNet model configuration.
 
-Saved next to the weights for `trust_remote_code` users: it imports only transformers and `pooling.py`.
+Saved next to the weights for `trust_remote_code` users: it imports only transformers and `pooling.py`, and runs on
+transformers 4.52+ and 5.x (docs/hub_files.md).
 """
 
-from transformers import PreTrainedConfig
+try:
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4 spells it PretrainedConfig
+    from transformers import PretrainedConfig as PreTrainedConfig
 
 from .pooling import parse_pooling_modes
 

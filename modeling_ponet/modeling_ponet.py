@@ -7,17 +7,18 @@ Its cost is linear in the sequence length. Parameter names follow the published 
 (`chtan/ponet-base-uncased`), so it loads as it is.
 
 Saved next to the weights for `trust_remote_code` users: it imports only torch, transformers and its two
-sibling files (`configuration_ponet.py`, `pooling.py`).
+sibling files (`configuration_ponet.py`, `pooling.py`). It runs on transformers 4.52+ and 5.x: the few names that
+differ between the two majors are imported with a fallback below (docs/hub_files.md).
 """
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
@@ -32,6 +33,14 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
+
+try:
+    from transformers import initialization as init
+except ImportError:  # transformers 4: plain torch initialisers (4.x runs `_init_weights` only on weights a checkpoint lacks)
+    init = SimpleNamespace(
+        normal_=nn.init.normal_, zeros_=nn.init.zeros_, ones_=nn.init.ones_,
+        copy_=lambda tensor, other: tensor.copy_(other),
+    )
 
 from .configuration_ponet import PoNetConfig
 from .pooling import SequencePooler, parse_pooling_modes
@@ -572,6 +581,10 @@ class PoNetLMPredictionHead(nn.Module):
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
+    def _tie_weights(self):
+        # transformers 4 ties the decoder bias through this hook; 5 through `_tied_weights_keys` (and never calls it)
+        self.decoder.bias = self.bias
+
     def forward(self, hidden_states):
         hidden_states = self.transform(hidden_states)
         hidden_states = self.decoder(hidden_states)
@@ -616,7 +629,20 @@ class PoNetPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        super()._init_weights(module)
+        # BERT's initialisation, written out: transformers 4 before 4.54 has no default one to inherit.
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            # a slice loses transformers 5's initialised flag, so check it on the weight (as transformers does)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
         if isinstance(module, PoNetLMPredictionHead):
             init.zeros_(module.bias)
         elif isinstance(module, PoNetEmbeddings):

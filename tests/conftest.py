@@ -1,4 +1,15 @@
-"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time)."""
+"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time).
+
+Float tolerances (tests/tolerance.py): the suite must pass on any CPU torch supports (AVX2, AVX-512, AMX GEMM
+kernels) at any thread count, where the same value computed another way (another kernel, batch shape, process or
+transformers version) differs by rounding. So a comparison of two computations uses `tolerance.assert_close`:
+rtol = 8 eps(dtype) sqrt(n), with n the longest sum involved (a layer's `intermediate_size` for a whole model), and
+atol = rtol x max|expected| for elements near zero. Half-precision and int8 bounds are stated in units of their
+step beside each comparison. Exact equality is kept where the computation is the same (a copy, a save/load round
+trip, the same call twice, a run resumed on the same machine), and said so beside it. torch's default float32
+tolerances (rtol 1.3e-6, atol 1e-5) remain only for values of unit scale from short sums (pooled random normals,
+probabilities summing to one).
+"""
 
 import os
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tolerance import assert_close
 
 from modeling_ponet.pooling import (
     POOLING_MODES,
@@ -83,7 +84,7 @@ def test_each_mode_equals_naive_per_example_computation_fp32(mode, padding_side)
     pooled = pooler(hidden, mask)
     assert pooled.shape == (len(LENGTHS), HIDDEN) and pooled.dtype == torch.float32
     expected = torch.stack([naive_pool(pooler, mode, tokens) for tokens in real])
-    torch.testing.assert_close(pooled, expected, rtol=1e-5, atol=1e-5)
+    assert_close(pooled, expected, reduction=max(LENGTHS) * HIDDEN)  # sums over tokens of dot products over channels
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -98,6 +99,8 @@ def test_each_mode_is_finite_and_close_to_naive_in_half_precision(mode, padding_
     pooled = pooler.to(dtype)(hidden, mask)
     assert pooled.dtype == dtype
     assert torch.isfinite(pooled).all()
+    # the half-precision pooler against float32 on the same rounded inputs: ~20 float16 eps (9.8e-4) or ~13 bfloat16
+    # eps (7.8e-3) at the unit scale of the inputs; each op rounds its output, and a softmax over <= 6 tokens is short
     tolerance = 2e-2 if dtype == torch.float16 else 1e-1
     torch.testing.assert_close(pooled.float(), expected, rtol=tolerance, atol=tolerance)
 

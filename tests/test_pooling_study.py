@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tolerance import assert_close
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, GPT2TokenizerFast, PreTrainedTokenizerFast
 
@@ -322,8 +323,10 @@ def test_frozen_states_computed_once_give_the_result_of_recomputing_them(env, tm
     assert [r["pooling"] for r in cached] == [r["pooling"] for r in recomputed]
     for a, b in zip(cached, recomputed):
         assert a["train_steps"] == b["train_steps"] == 6
-        assert a["eval_loss"] == pytest.approx(b["eval_loss"], abs=1e-5)
-        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+        # states batched differently may take other GEMM kernels; their rounding reaches the losses through the
+        # head's 6 training steps: the longest sum (intermediate_size 64) once per step (tests/tolerance.py)
+        assert_close(a["eval_loss"], b["eval_loss"], reduction=64 * 6)
+        assert_close(a["train_loss"], b["train_loss"], reduction=64 * 6)
         assert a["accuracy"] == b["accuracy"]
 
 

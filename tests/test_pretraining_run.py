@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tolerance import float_tolerance
 from safetensors.torch import load_file
 
 
@@ -87,6 +88,7 @@ def test_tiny_run_lowers_mlm_loss_and_saves_a_reloadable_hub_ready_folder(corpus
     for key in ("eval_mlm_loss", "eval_mlm_accuracy", "eval_sso_loss", "eval_sso_accuracy", "eval_perplexity"):
         assert key in results
     assert results["train_steps"] == 30 and results["num_processes"] == 1
+    # exp of the same loss, here in float32 and in the run in float64 (math.exp): relative, ~80 float32 eps
     assert results["eval_perplexity"] == pytest.approx(torch.tensor(results["eval_mlm_loss"]).exp().item(), rel=1e-5)
     assert list((out / "runs").rglob("events.out.tfevents*")), "no tensorboard events"
 
@@ -126,7 +128,9 @@ def test_tiny_run_lowers_mlm_loss_and_saves_a_reloadable_hub_ready_folder(corpus
     assert probe_result.returncode == 0, probe_result.stderr[-3000:]
     remote = json.loads(probe_result.stdout.strip().splitlines()[-1])
     assert remote["module"].startswith("transformers_modules")
-    assert remote["logits"] == pytest.approx(expected, abs=1e-5)
+    # another process may sum in another order: float noise of the longest sums (tests/tolerance.py)
+    rtol, atol = float_tolerance(torch.tensor(expected), reduction=model.config.intermediate_size)
+    assert remote["logits"] == pytest.approx(expected, rel=rtol, abs=atol)
 
 
 def test_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
@@ -147,9 +151,10 @@ def test_resumed_run_equals_an_uninterrupted_one(corpus, tmp_path):
     assert expected.keys() == actual.keys()
     start = load_file(full / "step_3" / "model.safetensors")
     assert any((start[k] - expected[k]).abs().max() > 1e-4 for k in start)  # training went on after step 3
+    # The same computation, resumed on the same machine (same kernels, restored RNG and optimizer state): exact.
     for name in expected:
-        assert torch.allclose(expected[name], actual[name], atol=1e-6, rtol=0), name
-    assert results_of(resumed)["eval_mlm_loss"] == pytest.approx(results_of(full)["eval_mlm_loss"], abs=1e-6)
+        assert torch.equal(expected[name], actual[name]), name
+    assert results_of(resumed)["eval_mlm_loss"] == results_of(full)["eval_mlm_loss"]
 
 
 def free_port() -> int:

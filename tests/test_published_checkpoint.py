@@ -6,8 +6,9 @@ import json
 
 import pytest
 import torch
+from tolerance import assert_close
 from test_modeling import naive_forward
-from test_remote_code import AUTO_HEADS, auto_class_inputs, first_output, load_without_this_package
+from test_remote_code import AUTO_HEADS, auto_class_inputs, load_without_this_package, saved_model_case
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -65,21 +66,22 @@ def test_models_on_sentence_pairs_match_the_published_arithmetic(published_repo,
     classifier = AutoModelForSequenceClassification.from_pretrained(published_repo, num_labels=3).eval()
     assert isinstance(base, mp.PoNetModel) and isinstance(classifier, mp.PoNetForSequenceClassification)
     real = batch["attention_mask"].bool()
+    longest_sum = base.config.intermediate_size  # sets the float tolerance (tests/tolerance.py)
     with torch.no_grad():
         reference = naive_forward(base, batch["input_ids"], batch["attention_mask"],
                                   token_type_ids=batch["token_type_ids"])[0]
         pooled = base.pooler(reference)
         out = base(**batch)
-        assert (out.last_hidden_state - reference)[real].abs().max() <= 1e-5
-        assert (out.pooler_output - pooled).abs().max() <= 1e-5
+        assert_close(out.last_hidden_state[real], reference[real], reduction=longest_sum)
+        assert_close(out.pooler_output, pooled, reduction=longest_sum)
 
         heads = pretraining(**batch)
         mlm = pretraining.cls.predictions(reference)
-        assert (heads.prediction_logits - mlm)[real].abs().max() <= 1e-5
-        assert (heads.seq_relationship_logits - pretraining.cls.seq_relationship(pooled)).abs().max() <= 1e-5
+        assert_close(heads.prediction_logits[real], mlm[real], reduction=longest_sum)
+        assert_close(heads.seq_relationship_logits, pretraining.cls.seq_relationship(pooled), reduction=longest_sum)
 
         logits = classifier(**batch).logits
-        assert (logits - classifier.classifier(pooled)).abs().max() <= 1e-5
+        assert_close(logits, classifier.classifier(pooled), reduction=longest_sum)
 
         # token types matter: without them (as a tokenizer without token_type_ids would give) the output differs
         no_types = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
@@ -97,7 +99,8 @@ def test_fill_mask_and_feature_extraction_pipelines(published_repo, tokenizers):
     model = AutoModel.from_pretrained(published_repo).eval()
     with torch.no_grad():
         expected = model(**tokenizers[1](SINGLES[0], return_tensors="pt")).last_hidden_state[0]
-    assert features.shape == expected.shape and torch.allclose(features, expected, atol=1e-5)
+    assert features.shape == expected.shape
+    assert_close(features, expected, reduction=model.config.intermediate_size)
 
 
 def test_a_config_from_the_published_folder_saves_the_full_auto_map(published_repo, tmp_path):
@@ -114,14 +117,11 @@ def test_resharing_the_published_checkpoint_loads_without_this_package(published
     for auto_name, head in AUTO_HEADS.items():
         model = head.from_pretrained(published_repo, num_labels=2).eval()
         inputs = auto_class_inputs(head, batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        with torch.no_grad():
-            expected = first_output(model, inputs)
         folder = tmp_path / auto_name
-        model.save_pretrained(folder)
+        cases.append(saved_model_case(auto_name, model, inputs, folder))
         tokenizer.save_pretrained(folder)
         saved_config = json.loads((folder / "config.json").read_text())
         assert saved_config["auto_map"] == mp.PONET_AUTO_MAP
-        cases.append((auto_name, str(folder), inputs, expected))
     tokenizer_config = json.loads((tmp_path / "AutoModel" / "tokenizer_config.json").read_text())
     assert tokenizer_config["tokenizer_class"] == "BertTokenizer" and "auto_map" not in tokenizer_config
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from transformers import (
 )
 
 import modeling_ponet as mp
+from tolerance import assert_close, float_tolerance
 
 
 AUTO_HEADS = {
@@ -58,19 +60,21 @@ def test_save_pretrained_writes_safetensors_code_and_full_auto_map(tiny_config, 
     for code_file in ("configuration_ponet.py", "modeling_ponet.py", "pooling.py"):
         source = (tmp_path / code_file).read_text()
         imports = [line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))]
-        assert all(name.split(".")[0] in {"math", "dataclasses", "torch", "transformers", ""} for name in imports), (
+        assert all(name.split(".")[0] in {"math", "dataclasses", "types", "torch", "transformers", ""} for name in imports), (
             code_file, imports)
 
 
-# The child process cannot import this package: a meta-path finder refuses `modeling_ponet` itself (it is
-# installed in editable mode, so removing a sys.path entry would not be enough).
+# The child process cannot import this package: a meta-path finder refuses `modeling_ponet` and `ponet_training`
+# (they are installed in editable mode, so removing a sys.path entry would not be enough). It checks, per Auto class:
+# the class comes from the folder's own code, the output matches, the weight names are the package's, and a tied
+# decoder is the word-embedding tensor itself.
 CHILD = textwrap.dedent(
     """
     import importlib.abc, sys
     class Refuse(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
-            if name == "modeling_ponet" or name.startswith("modeling_ponet."):
-                raise ImportError("modeling_ponet is hidden from this process")
+            if name.split(".")[0] in ("modeling_ponet", "ponet_training"):
+                raise ImportError(f"{name} is hidden from this process")
     sys.meta_path.insert(0, Refuse())
     try:
         import modeling_ponet
@@ -78,17 +82,30 @@ CHILD = textwrap.dedent(
     except ImportError:
         pass
     import torch, transformers
-    model_cases, tokenizer_cases = torch.load(sys.argv[1])
-    for auto_name, folder, inputs, expected in model_cases:
+    print("TRANSFORMERS", transformers.__version__)
+    model_cases, tokenizer_cases, init_cases = torch.load(sys.argv[1])
+    for auto_name, folder, inputs, expected, rtol, atol, weight_names in model_cases:
         model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         with torch.no_grad():
             out = model(**inputs)
         got = next(out[k] for k in ("last_hidden_state", "prediction_logits", "logits", "start_logits")
                    if getattr(out, k, None) is not None)
-        diff = (got - expected).abs().max().item()
-        assert diff <= 1e-6, (auto_name, diff)  # another process may sum in another order: float noise only
+        torch.testing.assert_close(got, expected, rtol=rtol, atol=atol, msg=lambda m: f"{auto_name}: {m}")
+        assert sorted(model.state_dict()) == weight_names, (auto_name, sorted(model.state_dict()))
+        decoder = model.get_output_embeddings()
+        if decoder is not None:
+            assert decoder.weight is model.get_input_embeddings().weight, f"{auto_name}: decoder not tied"
+            assert decoder.bias is model.cls.predictions.bias, f"{auto_name}: decoder bias not tied"
         print("OK", auto_name, type(model).__name__)
+    for auto_name, folder, expected in init_cases:
+        # the same initialiser calls in the same order from the same seed: the very same floats
+        config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        torch.manual_seed(0)
+        fresh = getattr(transformers, auto_name).from_config(config, trust_remote_code=True).state_dict()
+        assert fresh.keys() == expected.keys(), auto_name
+        assert all(torch.equal(fresh[k], expected[k]) for k in expected), f"{auto_name}: another initialisation"
+        print("INIT", auto_name)
     for folder, texts, expected in tokenizer_cases:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
         encoding = tokenizer(*texts)
@@ -99,22 +116,26 @@ CHILD = textwrap.dedent(
 )
 
 
-def load_without_this_package(model_cases, tokenizer_cases, tmp_path) -> str:
-    """Run CHILD on the cases in a process that cannot import `modeling_ponet`; returns its stdout.
+def load_without_this_package(model_cases, tokenizer_cases, tmp_path, python=sys.executable, init_cases=()) -> str:
+    """Run CHILD with `python` on the cases in a process that cannot import this package; returns its stdout.
 
-    model_cases: (Auto class name, folder, model inputs, expected first output) each, loaded with
-    `trust_remote_code=True` and compared within float noise. tokenizer_cases: (folder, texts, expected encoding).
+    model_cases: (Auto class name, folder, model inputs, expected first output, rtol, atol, sorted weight names)
+    each, loaded with `trust_remote_code=True`. tokenizer_cases: (folder, texts, expected encoding). init_cases:
+    (Auto class name, folder, the package's fresh state dict from seed 0), built there with `from_config`.
+    The child runs outside the repository (cwd is tmp_path) with an empty PYTHONPATH.
     """
-    torch.save((model_cases, tokenizer_cases), tmp_path / "cases.pt")
+    torch.save((model_cases, tokenizer_cases, list(init_cases)), tmp_path / "cases.pt")
     (tmp_path / "child.py").write_text(CHILD)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH="")
     result = subprocess.run(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "cases.pt")],
+        [python, str(tmp_path / "child.py"), str(tmp_path / "cases.pt")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for auto_name, *_ in model_cases:
         assert f"OK {auto_name}" in result.stdout
+    for auto_name, *_ in init_cases:
+        assert f"INIT {auto_name}" in result.stdout
     return result.stdout
 
 
@@ -128,23 +149,63 @@ def auto_class_inputs(head, ids, mask, token_type_ids=None):
     return inputs
 
 
-def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+def saved_model_case(auto_name, model, inputs, folder):
+    """Save `model` to `folder`; -> a case for `load_without_this_package` with the package's own output."""
+    with torch.no_grad():
+        expected = first_output(model.eval(), inputs)
+    model.save_pretrained(folder)
+    # Another process (or another transformers) may sum in another order: float noise of the longest sums.
+    rtol, atol = float_tolerance(expected, reduction=model.config.intermediate_size)
+    return auto_name, str(folder), inputs, expected, rtol, atol, sorted(model.state_dict())
+
+
+def saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path):
+    """One saved folder per Auto class, with the package's output on a padded two-sentence batch."""
     ids = torch.tensor([[2, 10, 11, 3, 12, 3, 0, 0], [2, 20, 21, 22, 3, 23, 24, 3]])
     mask = (ids != 0).long()
     cases = []
     for auto_name, head in AUTO_HEADS.items():
-        model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention")).eval()
-        inputs = auto_class_inputs(head, ids, mask)
-        with torch.no_grad():
-            expected = first_output(model, inputs)
-        folder = tmp_path / auto_name
-        model.save_pretrained(folder)
-        tiny_tokenizer.save_pretrained(folder)
-        cases.append((auto_name, str(folder), inputs, expected))
+        model = head(tiny_config(num_labels=3, classifier_pooling="cls+attention"))
+        cases.append(saved_model_case(auto_name, model, auto_class_inputs(head, ids, mask), tmp_path / auto_name))
+        tiny_tokenizer.save_pretrained(tmp_path / auto_name)
+    return cases
+
+
+def fresh_init_cases(cases):
+    """(Auto class name, folder, the package's freshly initialised state dict from seed 0) per saved folder."""
+    init_cases = []
+    for auto_name, folder, *_ in cases:
+        torch.manual_seed(0)
+        head = AUTO_HEADS[auto_name](mp.PoNetConfig.from_pretrained(folder))
+        init_cases.append((auto_name, folder, head.state_dict()))
+    return init_cases
+
+
+def load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path, python=sys.executable) -> str:
+    """Saved folders through all 7 Auto classes, a fresh initialisation of each, and the tokenizer, in `python`."""
+    cases = saved_auto_class_cases(tiny_config, tiny_tokenizer, tmp_path)
     texts = ("the quick fox", "python is fast")
     tokenizer_case = (cases[0][1], texts, dict(tiny_tokenizer(*texts)))
-    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path)
+    stdout = load_without_this_package(cases, [tokenizer_case], tmp_path, python=python,
+                                       init_cases=fresh_init_cases(cases))
     assert "TOKENIZER BertTokenizer" in stdout
+    return stdout
+
+
+def test_every_auto_class_loads_with_trust_remote_code_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+    load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path)
+
+
+# A venv with the last transformers 4.x whose torch comes from this environment; run_tests.sh creates it.
+TRANSFORMERS4_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ponet-tests" / "transformers-4.57.6-venv"
+
+
+def test_every_auto_class_loads_on_transformers_4_without_this_package(tiny_config, tiny_tokenizer, tmp_path):
+    python = TRANSFORMERS4_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no transformers 4.57.6 venv at {TRANSFORMERS4_VENV}: `bash run_tests.sh` creates it")
+    stdout = load_every_auto_class_without_this_package(tiny_config, tiny_tokenizer, tmp_path, python=str(python))
+    assert "TRANSFORMERS 4.57.6" in stdout
 
 
 def test_auto_tokenizer_loads_from_a_saved_ponet_folder(tiny_config, tiny_tokenizer, tmp_path):
@@ -183,7 +244,7 @@ def test_feature_extraction_pipeline_matches_the_model(saved_heads, tiny_tokeniz
     with torch.no_grad():
         expected = model(**tiny_tokenizer("python is a programming language", return_tensors="pt")).last_hidden_state[0]
     assert features.shape == expected.shape
-    assert torch.allclose(features, expected, atol=1e-5)
+    assert_close(features, expected, reduction=model.config.intermediate_size)
 
 
 def test_text_classification_pipeline_uses_the_label_names(saved_heads):

@@ -168,5 +168,6 @@ class PoNetModelTest(common.ModelTesterMixin, unittest.TestCase):
                     self.assertIs(outputs[-1], attentions)
                 mask = inputs["attention_mask"].reshape(batch, 1, -1).bool()
                 torch.testing.assert_close(attentions[0].sum(-1), torch.ones(batch, tester.num_attention_heads))
+                # masked out, not small: exact
                 self.assertEqual(attentions[0].masked_select(~mask).abs().max().item() if (~mask).any() else 0.0, 0.0)
             config.output_attentions = False

@@ -10,7 +10,7 @@ relative import below only resolves inside an exported folder).
 
 from sentence_transformers.base.modules import Module
 
-from ponet_training.sentence_transformers_files.pooling import SequencePooler
+from .pooling import SequencePooler
 
 
 class SentencePooling(Module):

@@ -21,6 +21,7 @@ from transformers import (
 
 import modeling_ponet as mp
 from tolerance import assert_close, float_tolerance
+from without_package import HIDE_THIS_PROJECT
 
 
 AUTO_HEADS = {
@@ -68,19 +69,9 @@ def test_save_pretrained_writes_safetensors_code_and_full_auto_map(tiny_config, 
 # (they are installed in editable mode, so removing a sys.path entry would not be enough). It checks, per Auto class:
 # the class comes from the folder's own code, the output matches, the weight names are the package's, and a tied
 # decoder is the word-embedding tensor itself.
-CHILD = textwrap.dedent(
+CHILD = HIDE_THIS_PROJECT + textwrap.dedent(
     """
-    import importlib.abc, sys
-    class Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("modeling_ponet", "ponet_training"):
-                raise ImportError(f"{name} is hidden from this process")
-    sys.meta_path.insert(0, Refuse())
-    try:
-        import modeling_ponet
-        raise SystemExit("modeling_ponet must not be importable here")
-    except ImportError:
-        pass
+    import sys
     import torch, transformers
     print("TRANSFORMERS", transformers.__version__)
     model_cases, tokenizer_cases, init_cases = torch.load(sys.argv[1])

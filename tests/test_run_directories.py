@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ponet_training.engine import checkpoints, run, settings
+from ponet_training.engine import checkpoints, settings
 from ponet_training.data import toy_pairs
 from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT

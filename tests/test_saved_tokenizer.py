@@ -7,25 +7,15 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import modeling_ponet as mp
+from without_package import HIDE_THIS_PROJECT
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "using_ponet.md"
 
-CHILD = textwrap.dedent(
-    """
-    import importlib.abc, sys
-    class Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("modeling_ponet", "ponet_training"):
-                raise ImportError(f"{name} is hidden from this process")
-    sys.meta_path.insert(0, Refuse())
-    from transformers import AutoTokenizer
-    """
-)
+CHILD = HIDE_THIS_PROJECT + "from transformers import AutoTokenizer\n"
 
 
 def documented_tokenizer_line() -> str:

@@ -20,6 +20,7 @@ from modeling_ponet.pooling import POOLING_MODES, SequencePooler
 from ponet_training.data.minilm import minilm_path
 from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier
 from ponet_training.sentence_transformers import ST_POOLING_MODES, export_sentence_transformer, main
+from without_package import HIDE_THIS_PROJECT
 
 
 SENTENCES = [
@@ -29,22 +30,10 @@ SENTENCES = [
     "the movie was great",
 ]
 
-# The child cannot import this repository's packages: they are installed in editable mode, so an empty PYTHONPATH
-# and another cwd are not enough; a meta-path finder refuses them.
-CHILD = textwrap.dedent(
+# The child cannot import this repository's packages (without_package.HIDE_THIS_PROJECT).
+CHILD = HIDE_THIS_PROJECT + textwrap.dedent(
     """
-    import importlib.abc, sys
-    class Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("modeling_ponet", "ponet_training"):
-                raise ImportError(name + " is hidden from this process")
-    sys.meta_path.insert(0, Refuse())
-    for hidden in ("ponet_training", "modeling_ponet"):
-        try:
-            __import__(hidden)
-            raise SystemExit(hidden + " must not be importable here")
-        except ImportError:
-            print("HIDDEN", hidden)
+    import sys
     import torch
     from sentence_transformers import SentenceTransformer
     cases = torch.load(sys.argv[1])

@@ -315,11 +315,13 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)  # the leftover of an interrupted save
     unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)  # every process takes part in gathering sharded weights
     written = set()
     try:
-        unwrapped.save_pretrained(staging, is_main_process=accelerator.is_main_process,
-                                  save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+        # Only the main process writes: another one's save_pretrained would still list `staging`, which the main
+        # process removes once its files are moved into place.
         if accelerator.is_main_process:
+            unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
             written = _files(staging)
             tokenizer.save_pretrained(staging)
     except OSError as err:

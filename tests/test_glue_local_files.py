@@ -101,8 +101,12 @@ def test_sweep_records_its_settings_and_refuses_to_mix_runs(tmp_path):
     settings_of("--", "--weight_decay", "0.1")
     settings = json.loads((tmp_path / "sweep_settings.json").read_text())
     assert settings["extra"] == ["--weight_decay", "0.1"] and settings["max_length"] == 128
+    # The settings that change a result, as the checkpoint fingerprint has them, but the grid and how runs start.
+    assert set(settings) == {"model_name_or_path", "num_train_epochs", "max_length", "seed", "glue_root",
+                             "num_processes", "launcher", "extra"}
     settings_of("--learning_rates", "1e-3", "--", "--weight_decay", "0.1")  # another grid over the same settings
     with pytest.raises(ValueError, match="extra"):
         settings_of("--", "--weight_decay", "0.0")
     with pytest.raises(ValueError, match="num_train_epochs"):
         settings_of("--num_train_epochs", "2", "--", "--weight_decay", "0.1")
+    settings_of("--tasks", "rte", "--in_process", "--", "--weight_decay", "0.1")  # more tasks, run another way

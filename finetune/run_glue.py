@@ -28,7 +28,7 @@ from transformers import DataCollatorWithPadding, default_data_collator
 from ponet_training.engine import best_model, dataloaders, loop, optimization, run
 from ponet_training.engine.output_dir import releases_output_dir
 from ponet_training.tasks import finetuning, glue_data, glue_submission
-from ponet_training.hub import model_cards, push
+from ponet_training.hub import model_cards
 from ponet_training.data import tables
 from ponet_training.tasks.metrics import compute_glue_metrics
 from ponet_training.data.tokenizer_loading import check_token_ids
@@ -222,7 +222,9 @@ def main(argv=None):
         inverse = {model_id: task_id for task_id, model_id in to_model_ids.items()}
         return np.asarray([inverse[int(v)] for v in values])
 
-    selection = resolve_selection_metric(args, task)
+    dev_metrics = [f"eval_{m}{suffix}" for m in (*task.metrics, "combined_score")
+                   for suffix in {split_suffix(s) for s in task.eval_splits}]
+    selection = finetuning.selection_metric(args.metric_for_best_model, task.main_metric, dev_metrics, task.pretty_name)
     tracker = best_model.BestModelTracker(args.output_dir, selection)
     progress = best_model.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
@@ -263,11 +265,12 @@ def main(argv=None):
     if args.output_dir is None:
         return results
 
+    label_names = None if task.is_regression else list(task.label_names)
     for split in test_splits:
         predictions, _ = loop.predict(accelerator, final_model, eval_dataloaders[split], task.is_regression)
         if accelerator.is_main_process and not task.is_glue:
-            path = write_test_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", task,
-                                          raw[split]["idx"], to_task_ids(predictions))
+            path = finetuning.write_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv",
+                                                raw[split]["idx"], to_task_ids(predictions), label_names)
             results.setdefault("prediction_files", []).append(str(path.relative_to(args.output_dir)))
         elif accelerator.is_main_process:
             split_task, split_name = (AX_TASK, "test") if split == "ax" else (task, split)
@@ -278,26 +281,22 @@ def main(argv=None):
 
     if accelerator.is_main_process:
         for split, (preds, refs) in dev_predictions.items():
-            write_dev_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"], preds, refs)
+            finetuning.write_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"],
+                                         preds, label_names, references=refs)
         run.write_all_results(args.output_dir, results)
-        base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
-        model_cards.write_model_card(
-            args.output_dir, "finetuned",
-            model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
-            base_model=base_model,
-            base_model_name=base_model_name,
+        finetuning.write_finetuned_card(
+            accelerator, args, config, final_model,
+            trained_on=f"GLUE {task.pretty_name}." if task.is_glue else f"{Path(args.train_file).name}.",
             datasets=[args.dataset_name] if files is None else None,
             training_data=None if files is None else (f"local GLUE {task.pretty_name} files" if task.is_glue
                                                       else f"local files ({Path(args.train_file).name})"),
-            model_summary=f"{base_model_name or config.model_type} fine-tuned on "
-                          + (f"GLUE {task.pretty_name}." if task.is_glue else f"{Path(args.train_file).name}."),
             # local files are not the Hub's GLUE: the model index must not claim they are
             eval_results=model_cards.glue_eval_results(task, eval_metrics, args.dataset_name if files is None else "local")
             if task.is_glue else model_cards.eval_results_from_metrics(
                 eval_metrics, task_type="text-classification", dataset_type="local",
                 dataset_name=Path(args.train_file).name, prefix="eval_"),
-            hyperparameters=card_hyperparameters(args, total_batch, accelerator),
-            config=accelerator.unwrap_model(final_model).config,
+            hyperparameters=finetuning.card_hyperparameters(args, accelerator, total_batch, tracker.metric,
+                                                            task_name=task.name),
         )
     run.finish_run(accelerator, args)
     return results
@@ -312,58 +311,6 @@ def check_special_ids(config, tokenizer):
             raise ValueError(f"The model's {name} ({getattr(config, name)}) differs from the tokenizer's "
                              f"({getattr(tokenizer, name)}): PoNet would derive wrong segments. Use the tokenizer "
                              "the model was pretrained with (or build the config with config_for_tokenizer)")
-
-
-def resolve_selection_metric(args, task) -> str | None:
-    name = args.metric_for_best_model or task.main_metric
-    if name.lower() == "none":
-        return None
-    name = name if name.startswith("eval_") else f"eval_{name}"
-    allowed = [f"eval_{m}{suffix}" for m in (*task.metrics, "combined_score")
-               for suffix in {split_suffix(s) for s in task.eval_splits}]
-    if name not in allowed:
-        raise ValueError(f"`--metric_for_best_model` {args.metric_for_best_model!r} is not a {task.pretty_name} "
-                         f"dev metric; choose one of {allowed} or 'none'")
-    return name
-
-
-def write_test_predictions(path: Path, task, indices, predictions) -> Path:
-    """`index  prediction` per test example of local data: a label name, or a score for regression."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("index\tprediction\n")
-        for index, prediction in zip(indices, predictions):
-            value = f"{float(prediction):.6g}" if task.is_regression else task.label_names[int(prediction)]
-            handle.write(f"{int(index)}\t{value}\n")
-    return path
-
-
-def write_dev_predictions(path: Path, indices, predictions, references):
-    """`index  prediction  label` per dev example (task label ids, or STS-B scores), to re-check the metrics."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("index\tprediction\tlabel\n")
-        for index, prediction, label in zip(indices, predictions, references):
-            handle.write(f"{int(index)}\t{prediction}\t{label}\n")
-
-
-def card_hyperparameters(args, total_batch, accelerator) -> dict:
-    return {
-        "task_name": args.task.name,
-        "learning_rate": args.learning_rate,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "total_train_batch_size": total_batch,
-        "num_processes": accelerator.num_processes,
-        "num_train_epochs": args.num_train_epochs,
-        "max_train_steps": args.max_train_steps,
-        "max_length": args.max_length,
-        "weight_decay": args.weight_decay,
-        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
-        "num_warmup_steps": args.num_warmup_steps,
-        "seed": args.seed,
-        "mixed_precision": accelerator.mixed_precision,
-        "metric_for_best_model": args.metric_for_best_model or args.task.main_metric,
-    }
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 from ponet_training.engine import best_model, dataloaders, loop, optimization, run
 from ponet_training.engine.output_dir import releases_output_dir
 from ponet_training.tasks import finetuning, long_documents
-from ponet_training.hub import model_cards, push
+from ponet_training.hub import model_cards
 from ponet_training.data import tables
 from ponet_training.tasks.metrics import classification_metrics
 from ponet_training.data.segments import SEGMENT_MODES, tokenize_with_segment_ids
@@ -179,14 +179,10 @@ def main(argv=None):
             metrics.update({f"{prefix}_{k}": v for k, v in classification_metrics(preds, refs, num_labels).items()})
         return metrics
 
-    main_metric = args.metric_for_best_model or (args.preset.main_metric if args.preset else "accuracy")
-    if main_metric.lower() == "none":
-        selection = None
-    else:
-        selection = main_metric if main_metric.startswith("eval_") else f"eval_{main_metric}"
-        allowed = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
-        if selection not in allowed:
-            raise ValueError(f"`--metric_for_best_model` {main_metric!r}: choose one of {allowed} or 'none'")
+    name = args.preset.pretty_name if args.preset else "local documents"
+    dev_metrics = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
+    selection = finetuning.selection_metric(args.metric_for_best_model,
+                                            args.preset.main_metric if args.preset else "accuracy", dev_metrics, name)
     tracker = best_model.BestModelTracker(args.output_dir, selection)
     progress = best_model.resume(accelerator, args, len(train_dataloader), tracker)
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
@@ -225,41 +221,26 @@ def main(argv=None):
         return results
     if accelerator.is_main_process:
         for split, (preds, refs) in predictions.items():
-            path = Path(args.output_dir) / "predictions" / f"{split}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write("index\tprediction\tlabel\tprediction_name\n")
-                for index, pred, ref in zip(raw[split]["idx"], preds, refs):
-                    handle.write(f"{index}\t{int(pred)}\t{int(ref)}\t{label_names[int(pred)]}\n")
+            finetuning.write_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"],
+                                         preds, label_names, references=refs)
         run.write_all_results(args.output_dir, results)
         dataset_id = (args.dataset_name or args.preset.hub_id) if args.preset and not args.train_file else None
-        name = args.preset.pretty_name if args.preset else "local documents"
         eval_results = []
         for split in eval_splits:
             prefix = "eval_" if split == "validation" else f"{split}_"
             eval_results += model_cards.eval_results_from_metrics(
                 final_metrics, prefix=prefix, task_type="text-classification", dataset_type=dataset_id or "local",
                 dataset_name=name, dataset_split=split)
-        base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
-        model_cards.write_model_card(
-            args.output_dir, "finetuned",
-            model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
-            base_model=base_model,
-            base_model_name=base_model_name,
+        finetuning.write_finetuned_card(
+            accelerator, args, config, final_model,
+            trained_on=f"{name} with documents of up to {args.max_length} tokens ({args.segment_level}-level "
+                       "segments).",
             datasets=[dataset_id] if dataset_id else None,
             training_data=None if dataset_id else f"local files ({args.train_file})",
-            model_summary=f"{base_model_name or config.model_type} fine-tuned on {name} with documents of "
-                          f"up to {args.max_length} tokens ({args.segment_level}-level segments).",
             eval_results=eval_results,
-            hyperparameters={
-                "learning_rate": args.learning_rate, "per_device_train_batch_size": args.per_device_train_batch_size,
-                "total_train_batch_size": total_batch, "num_train_epochs": args.num_train_epochs,
-                "max_train_steps": args.max_train_steps, "max_length": args.max_length,
-                "segment_level": args.segment_level, "gradient_checkpointing": args.gradient_checkpointing,
-                "weight_decay": args.weight_decay, "num_warmup_steps": args.num_warmup_steps, "seed": args.seed,
-                "mixed_precision": accelerator.mixed_precision, "metric_for_best_model": tracker.metric,
-            },
-            config=accelerator.unwrap_model(final_model).config,
+            hyperparameters=finetuning.card_hyperparameters(args, accelerator, total_batch, tracker.metric,
+                                                            segment_level=args.segment_level,
+                                                            gradient_checkpointing=args.gradient_checkpointing),
         )
     run.finish_run(accelerator, args)
     return results

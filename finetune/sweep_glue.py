@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ponet_training.engine.settings import describe_differences, run_settings, settings_differences
 from ponet_training.tasks import glue_tasks
 
 
@@ -91,11 +92,14 @@ def check_pass_through(args) -> None:
                              "--model_name_or_path, --glue_root)")
 
 
+# What the sweep's record leaves out besides the bookkeeping flags (`engine.settings`): the grid (another grid or
+# more tasks over the same settings extend one table) and how the runs are started or reported.
+SWEEP_AXES = frozenset({"tasks", "task_list", "batch_sizes", "learning_rates", "in_process", "report_only"})
+
+
 def sweep_settings(args) -> dict:
-    """Everything besides the grid that can change a run's result."""
-    return {"model_name_or_path": args.model_name_or_path, "num_train_epochs": args.num_train_epochs,
-            "max_length": args.max_length, "seed": args.seed, "glue_root": args.glue_root,
-            "num_processes": args.num_processes, "launcher": args.launcher, "extra": list(args.extra)}
+    """Everything besides the grid that can change a run's result (`engine.settings.run_settings`)."""
+    return run_settings(args, exclude=SWEEP_AXES)
 
 
 def record_settings(args) -> dict:
@@ -104,12 +108,11 @@ def record_settings(args) -> dict:
     settings = sweep_settings(args)
     path = Path(args.output_dir) / "sweep_settings.json"
     if path.is_file():
-        recorded = json.loads(path.read_text())
-        differing = sorted(key for key in settings.keys() | recorded.keys() if settings.get(key) != recorded.get(key))
-        if differing:
-            shown = "; ".join(f"{key}: {recorded.get(key)!r} there, {settings.get(key)!r} now" for key in differing)
-            raise ValueError(f"{args.output_dir} holds a sweep with other settings ({shown}); use another "
-                             "--output_dir or the same settings")
+        differences = settings_differences(json.loads(path.read_text()), settings)
+        if differences:
+            raise ValueError(f"{args.output_dir} holds a sweep with other settings "
+                             f"({describe_differences(differences, None)}); use another --output_dir or the same "
+                             "settings")
         return settings
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")

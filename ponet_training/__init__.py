@@ -14,13 +14,14 @@ index of every module (a test keeps it complete):
   `tables` (the csv / tsv / json / jsonl reader and the label-name rule), `segments` (sentences -> segment ids),
   `truncation` (linear-time truncation), `tokenizer_loading` (never an empty tokenizer; token-id checks),
   `wordpiece` (train a tokenizer, a config for it), `stdlib_docstrings` (the embedded default corpus),
-  `python_docs` (the Python documentation corpus), `vader` (human-rated sentences and baselines), `minilm` (a real
-  pretrained encoder), `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
+  `python_docs` (the Python documentation corpus), `vader_ratings` (human-rated sentences, read from the
+  vaderSentiment sdist), `vader` (their splits, labels and baselines), `minilm` (a real pretrained encoder),
+  `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
 - `tasks/`, one job each:
   `pretraining` (model, tokenizer and evaluation of MLM + SSO), `pretraining_data` (corpus -> MLM + SSO examples),
   `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
-  (classification model loading), `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear
-  head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
+  (what the fine-tuning scripts share: model loading, the best-model metric, prediction files, the card),
+  `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).

@@ -1,4 +1,6 @@
-"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time).
+"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time): tokenizers and configs,
+the published checkpoint's layout, a tiny pretrained PoNet for the fine-tuning scripts (`checkpoint`), a topic
+corpus and the flags of a tiny pretraining run (`corpus`, `TINY`, `PRETRAIN`, `pretraining_args`).
 
 Float tolerances (tests/tolerance.py): the suite must pass on any CPU torch supports (AVX2, AVX-512, AMX GEMM
 kernels) at any thread count, where the same value computed another way (another kernel, batch shape, process or
@@ -18,10 +20,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from fixtures.published_checkpoint import write_published_repo  # noqa: E402
+from modeling_ponet import PoNetForPreTraining  # noqa: E402
+from ponet_training.data import toy_pairs  # noqa: E402
 from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
 
 
@@ -78,3 +85,77 @@ def published_repo(tmp_path_factory):
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The training scripts' inputs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny 'pretrained' PoNet folder (random weights) with a tokenizer that covers the toy task's words."""
+    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4, vocab_size=300,
+                                          min_frequency=1)
+    torch.manual_seed(0)
+    config = config_for_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, max_position_embeddings=128)
+    path = tmp_path_factory.mktemp("tiny_ponet")
+    PoNetForPreTraining(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+TOPICS = {
+    "river": "water flows down the valley to the sea past stones and fish",
+    "kitchen": "the cook bakes bread and boils soup with salt and butter",
+    "network": "packets travel between servers over cables and routers",
+    "garden": "flowers grow in the soil under the sun with rain and bees",
+    "library": "readers borrow books and study maps in quiet rooms",
+}
+
+
+def write_corpus(path: Path, documents: int, seed: int) -> Path:
+    """Blank-line separated documents of 5-9 sentences, each document about one topic."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(documents):
+        topic, words = rng.choice(sorted(TOPICS.items()))
+        words = words.split()
+        sentences = []
+        for _ in range(rng.randint(5, 9)):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(4, 9)))
+            sentences.append(f"The {topic} {body}.")
+        docs.append(" ".join(sentences))
+    path.write_text("\n\n".join(docs) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """(train.txt, valid.txt): 40 and 8 topic documents for pretraining."""
+    folder = tmp_path_factory.mktemp("corpus")
+    return write_corpus(folder / "train.txt", 40, 0), write_corpus(folder / "valid.txt", 8, 1)
+
+
+# pretrain/run_pretraining.py flags of a tiny model that trains its own tokenizer.
+TINY = ["--train_tokenizer", "--vocab_size", "300", "--hidden_size", "32", "--num_hidden_layers", "2",
+        "--num_attention_heads", "4", "--intermediate_size", "64", "--max_seq_length", "48",
+        "--per_device_eval_batch_size", "16"]
+
+# A 6-update pretraining run checkpointed every 2 updates.
+PRETRAIN = ["--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--num_warmup_steps", "2",
+            "--max_train_steps", "6", "--max_train_samples", "40", "--max_eval_samples", "8", "--checkpointing_steps",
+            "2"]
+
+
+@pytest.fixture(scope="module")
+def pretraining_args(corpus, tmp_path_factory):
+    """A tiny pretraining run with a fixed tokenizer (WordPiece training is not reproducible across processes)."""
+    tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
+    train_wordpiece_tokenizer(TOY_CORPUS + list(TOPICS.values()), vocab_size=300,
+                              min_frequency=1).save_pretrained(tokenizer_dir)
+    train, valid = corpus
+    fixed_tokenizer = [a for a in TINY if a not in ("--train_tokenizer", "--vocab_size", "300")]
+    return ["--train_file", train, "--validation_file", valid, *fixed_tokenizer, "--tokenizer_name", tokenizer_dir,
+            *PRETRAIN]

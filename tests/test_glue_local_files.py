@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from ponet_training.data import tables
-from test_glue_run import checkpoint, common, run_glue, sweep_glue  # noqa: F401  (checkpoint is a fixture)
+from test_glue_run import common, run_glue, sweep_glue
 
 
 WORDS = {"neg": "terrible boring bad", "neu": "the movie was a movie", "pos": "great wonderful good"}
@@ -22,7 +22,7 @@ def write_csv(path, header, rows):
     return path
 
 
-def test_text_label_csv_trains_binary_with_accuracy_and_f1(checkpoint, tmp_path):  # noqa: F811
+def test_text_label_csv_trains_binary_with_accuracy_and_f1(checkpoint, tmp_path):
     rows = [(f"{WORDS[label]} {i}", label) for i in range(24) for label in ("neg", "pos")]
     train = write_csv(tmp_path / "train.csv", ["text", "label"], rows)
     dev = write_csv(tmp_path / "dev.csv", ["text", "label"], rows[:10])
@@ -43,7 +43,7 @@ def test_text_label_csv_trains_binary_with_accuracy_and_f1(checkpoint, tmp_path)
     assert results["eval_f1"] == pytest.approx(f1_score(refs, preds))
 
 
-def test_three_class_pair_file_with_own_columns_gets_macro_f1(checkpoint, tmp_path):  # noqa: F811
+def test_three_class_pair_file_with_own_columns_gets_macro_f1(checkpoint, tmp_path):
     rows = [(f"{WORDS[label]} {i}", "a movie", label) for i in range(12) for label in ("pos", "neu", "neg")]
     train = write_csv(tmp_path / "train.csv", ["review", "topic", "stance"], rows)
     results = run_glue.main(common(checkpoint, tmp_path / "out", "--train_file", str(train), "--validation_file",
@@ -54,7 +54,7 @@ def test_three_class_pair_file_with_own_columns_gets_macro_f1(checkpoint, tmp_pa
     assert config["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
 
 
-def test_float_labels_train_a_regressor_with_correlations(checkpoint, tmp_path):  # noqa: F811
+def test_float_labels_train_a_regressor_with_correlations(checkpoint, tmp_path):
     rows = [(f"{WORDS[name]} {i}", score) for i in range(12) for name, score in (("neg", "0.5"), ("pos", "4.25"))]
     train = write_csv(tmp_path / "train.csv", ["sentence", "label"], rows)
     results = run_glue.main(common(checkpoint, tmp_path / "out", "--train_file", str(train), "--validation_file",
@@ -64,7 +64,7 @@ def test_float_labels_train_a_regressor_with_correlations(checkpoint, tmp_path):
     assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
 
 
-def test_local_files_errors_name_the_file(checkpoint, tmp_path):  # noqa: F811
+def test_local_files_errors_name_the_file(checkpoint, tmp_path):
     train = write_csv(tmp_path / "train.csv", ["body", "label"], [("good", "pos"), ("bad", "neg")])
     with pytest.raises(ValueError, match=r"train\.csv.*text column.*\['body', 'label'\].*--text_column_name"):
         run_glue.main(common(checkpoint, tmp_path / "o1", "--train_file", str(train), "--validation_file", str(train)))
@@ -101,8 +101,12 @@ def test_sweep_records_its_settings_and_refuses_to_mix_runs(tmp_path):
     settings_of("--", "--weight_decay", "0.1")
     settings = json.loads((tmp_path / "sweep_settings.json").read_text())
     assert settings["extra"] == ["--weight_decay", "0.1"] and settings["max_length"] == 128
+    # The settings that change a result, as the checkpoint fingerprint has them, but the grid and how runs start.
+    assert set(settings) == {"model_name_or_path", "num_train_epochs", "max_length", "seed", "glue_root",
+                             "num_processes", "launcher", "extra"}
     settings_of("--learning_rates", "1e-3", "--", "--weight_decay", "0.1")  # another grid over the same settings
     with pytest.raises(ValueError, match="extra"):
         settings_of("--", "--weight_decay", "0.0")
     with pytest.raises(ValueError, match="num_train_epochs"):
         settings_of("--num_train_epochs", "2", "--", "--weight_decay", "0.1")
+    settings_of("--tasks", "rte", "--in_process", "--", "--weight_decay", "0.1")  # more tasks, run another way

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
-from modeling_ponet import PoNetForPreTraining
 from ponet_training.data import toy_pairs
 
 
@@ -32,23 +31,6 @@ def load_script(name):
 
 run_glue = load_script("run_glue")
 sweep_glue = load_script("sweep_glue")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny 'pretrained' PoNet folder (random weights) with a tokenizer that covers the toy task's words."""
-    from conftest import TOY_CORPUS
-    from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
-
-    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4, vocab_size=300,
-                                          min_frequency=1)
-    torch.manual_seed(0)
-    config = config_for_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=128)
-    path = tmp_path_factory.mktemp("tiny_ponet")
-    PoNetForPreTraining(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def common(checkpoint, output_dir, *extra):

@@ -583,7 +583,7 @@ def test_input_ids_and_inputs_embeds_are_exclusive(model_for):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The mixer's hand-written backward (helper BENCH, issue 6): gradients against autograd through a naive mixer
+# The mixer's hand-written backward: gradients against autograd through a naive mixer
 # ------------------------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""No data loss, no silently wrong run (issue 18): overwriting, owning and resuming an output folder, label names,
+"""No data loss, no silently wrong run: overwriting, owning and resuming an output folder, label names,
 precision on CPU, atomic final saves and the errors of bad inputs. The rules are docs/output_folders.md."""
 
 import errno
@@ -15,10 +15,9 @@ import torch
 
 from ponet_training.engine import output_dir as run_folder
 from ponet_training.data import toy_pairs
-from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
-from test_run_directories import pretraining_args, run_pretraining  # noqa: F401
+from test_glue_run import common, run_glue
+from test_run_directories import run_pretraining
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
-from test_pretraining_run import corpus  # noqa: F401
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +44,7 @@ def write_sentiment_csv(path: Path, labels=("positive", "negative")) -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_overwrite_keeps_the_inputs_of_a_run_into_the_folder_that_holds_them(checkpoint, tmp_path,  # noqa: F811
+def test_overwrite_keeps_the_inputs_of_a_run_into_the_folder_that_holds_them(checkpoint, tmp_path,
                                                                             monkeypatch):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -65,7 +64,7 @@ def test_overwrite_keeps_the_inputs_of_a_run_into_the_folder_that_holds_them(che
     assert not (folder / run_folder.LOCK_FILE).exists()
 
 
-def test_overwrite_refuses_to_delete_the_model_the_run_reads(checkpoint, toy_glue, tmp_path):  # noqa: F811
+def test_overwrite_refuses_to_delete_the_model_the_run_reads(checkpoint, toy_glue, tmp_path):
     g3 = tmp_path / "g3"
     run_glue.main(common(checkpoint, g3, *toy_glue))
     weights = (g3 / "model.safetensors").read_bytes()
@@ -75,7 +74,7 @@ def test_overwrite_refuses_to_delete_the_model_the_run_reads(checkpoint, toy_glu
     assert (g3 / "model.safetensors").read_bytes() == weights
 
 
-def test_overwrite_never_deletes_files_no_run_of_ours_wrote(checkpoint, toy_glue, tmp_path):  # noqa: F811
+def test_overwrite_never_deletes_files_no_run_of_ours_wrote(checkpoint, toy_glue, tmp_path):
     out = tmp_path / "out"
     run_glue.main(common(checkpoint, out, *toy_glue))
     (out / "notes.txt").write_text("mine")
@@ -97,7 +96,7 @@ def wait_for(path: Path, process, timeout=180):
         time.sleep(0.2)
 
 
-def test_a_second_run_into_a_busy_output_dir_refuses_and_a_killed_runs_lock_is_recovered(pretraining_args,  # noqa: F811
+def test_a_second_run_into_a_busy_output_dir_refuses_and_a_killed_runs_lock_is_recovered(pretraining_args,
                                                                                         tmp_path):
     out = tmp_path / "out"
     args = [*pretraining_args, "--output_dir", out]
@@ -127,7 +126,7 @@ def test_a_second_run_into_a_busy_output_dir_refuses_and_a_killed_runs_lock_is_r
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_resuming_an_explicit_checkpoint_with_changed_settings_is_refused_with_every_difference(checkpoint, toy_glue,  # noqa: F811
+def test_resuming_an_explicit_checkpoint_with_changed_settings_is_refused_with_every_difference(checkpoint, toy_glue,
                                                                                                tmp_path):
     out = tmp_path / "out"
     base = common(checkpoint, out, *toy_glue[:-2], "--checkpointing_steps", "2")
@@ -153,7 +152,7 @@ def test_resuming_an_explicit_checkpoint_with_changed_settings_is_refused_with_e
 SPELLINGS = ("Positive", "positive ", "NEGATIVE", "negative", "positive", " negative")
 
 
-def test_labels_differing_in_case_or_spacing_are_one_class_in_run_glue(checkpoint, tmp_path, caplog):  # noqa: F811
+def test_labels_differing_in_case_or_spacing_are_one_class_in_run_glue(checkpoint, tmp_path, caplog):
     train = write_sentiment_csv(tmp_path / "train.csv", SPELLINGS)
     dev = write_sentiment_csv(tmp_path / "dev.csv", SPELLINGS)
     results = run_glue.main(["--model_name_or_path", str(checkpoint), "--train_file", str(train),
@@ -185,7 +184,7 @@ def test_long_documents_and_the_pooling_study_use_the_same_label_rule(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs for real on a GPU")
-def test_fp16_on_cpu_is_refused_with_a_pointer_to_bf16(checkpoint, toy_glue, tmp_path):  # noqa: F811
+def test_fp16_on_cpu_is_refused_with_a_pointer_to_bf16(checkpoint, toy_glue, tmp_path):
     out = tmp_path / "out"  # a process of its own: the accelerator state of one process takes one precision
     result = subprocess.run([sys.executable, str(ROOT / "finetune" / "run_glue.py"),
                              *common(checkpoint, out, *toy_glue, "--mixed_precision", "fp16")],
@@ -202,7 +201,7 @@ def test_fp16_on_cpu_is_refused_with_a_pointer_to_bf16(checkpoint, toy_glue, tmp
 
 
 @pytest.mark.parametrize("selection", ["f1", "none"])  # best_model/ during training; the final model
-def test_a_full_disk_during_the_model_save_leaves_no_half_written_file(checkpoint, toy_glue, tmp_path,  # noqa: F811
+def test_a_full_disk_during_the_model_save_leaves_no_half_written_file(checkpoint, toy_glue, tmp_path,
                                                                        monkeypatch, selection):
     from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
@@ -223,8 +222,8 @@ def test_a_full_disk_during_the_model_save_leaves_no_half_written_file(checkpoin
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_no_sso_example_says_the_sentences_are_too_long_and_what_to_change(corpus, tmp_path):  # noqa: F811
-    from test_pretraining_run import TINY
+def test_no_sso_example_says_the_sentences_are_too_long_and_what_to_change(corpus, tmp_path):
+    from conftest import TINY
 
     train, valid = corpus
     args = [a if a != "48" else "8" for a in TINY]  # --max_seq_length 8
@@ -235,7 +234,7 @@ def test_no_sso_example_says_the_sentences_are_too_long_and_what_to_change(corpu
             and "Pass a larger --max_seq_length" in result.stderr), result.stderr[-2000:]
 
 
-def test_token_ids_outside_the_models_vocabulary_are_one_error_naming_the_id_and_the_limit(checkpoint, toy_glue,  # noqa: F811
+def test_token_ids_outside_the_models_vocabulary_are_one_error_naming_the_id_and_the_limit(checkpoint, toy_glue,
                                                                                           tmp_path):
     from modeling_ponet import PoNetConfig, PoNetForPreTraining
     from transformers import AutoTokenizer
@@ -250,7 +249,7 @@ def test_token_ids_outside_the_models_vocabulary_are_one_error_naming_the_id_and
         run_glue.main(common(small, tmp_path / "out", *toy_glue))
 
 
-def test_a_truncated_weights_file_is_an_error_naming_the_file(checkpoint, toy_glue, tmp_path):  # noqa: F811
+def test_a_truncated_weights_file_is_an_error_naming_the_file(checkpoint, toy_glue, tmp_path):
     import shutil
 
     broken = tmp_path / "broken"

@@ -238,6 +238,37 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
         run_in_process(argv + ["--probe_learning_rate", "0.5"])
 
 
+def test_the_study_records_the_run_fingerprint_but_its_axes_and_no_checkpoint_summary(env, tmp_path):
+    # The generic checkpoint fingerprint (`args.run_settings`) holds the study's axes: once recorded, extending the
+    # sweep by a seed or a backbone was refused as "other settings". The record is that fingerprint minus the axes.
+    args = load_cli().parse_args(study_argv(env, tmp_path / "s", extra=("--lr_scheduler_type", "constant")))
+    assert "seeds" in args.run_settings
+    settings = store.study_settings(args, num_processes=2, mixed_precision="bf16")
+    assert "run_settings" not in settings and not set(settings) & store.STUDY_AXES - {"mixed_precision", "backbones"}
+    expected = {k: v for k, v in args.run_settings.items() if k not in store.STUDY_AXES}
+    assert {k: v for k, v in settings.items() if k in expected} == expected
+    assert settings["lr_scheduler_type"] == "constant" and settings["train_file"] == str(env / "train.csv")
+    assert (settings["total_train_batch_size"], settings["mixed_precision"]) == (32, "bf16")
+    # A record made before the bookkeeping flags were left out (it holds --trust_remote_code) still matches.
+    assert store.settings_differences({**settings, "trust_remote_code": False}, settings) == []
+    more_seeds = load_cli().parse_args(study_argv(env, tmp_path / "s", seeds=("1", "2", "3"),
+                                                  extra=("--lr_scheduler_type", "constant")))
+    assert store.settings_differences(settings, store.study_settings(more_seeds, 2, "bf16")) == []
+    other = load_cli().parse_args(study_argv(env, tmp_path / "s", extra=("--weight_decay", "0.5")))
+    assert store.settings_differences(settings, store.study_settings(other, 2, "bf16")) == [
+        "--lr_scheduler_type 'constant' (now 'linear')", "--weight_decay 0.01 (now 0.5)"]
+
+
+def test_a_backbone_with_a_tokenizer_config_but_no_vocabulary_has_no_tokenizer(env, tmp_path):
+    # tokenizer_config.json alone loads as a tokenizer of special tokens only: every word would become [UNK].
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        (folder / name).write_bytes((env / "tiny-bert" / name).read_bytes())
+    with pytest.raises(ValueError, match=r"weights-only' has no tokenizer files \(none of tokenizer.json, vocab.txt"):
+        run_in_process(study_argv(env, tmp_path / "s", backbones=(), extra=("--model_name_or_path", str(folder))))
+
+
 def test_unknown_pooling_name_is_a_clear_error(env, tmp_path):
     with pytest.raises(ValueError, match=r"'avg'.*choose from"):
         load_cli().parse_args(study_argv(env, tmp_path / "out", pooling=("mean", "avg")))

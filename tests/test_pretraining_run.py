@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -14,45 +13,11 @@ import torch
 from tolerance import float_tolerance
 from safetensors.torch import load_file
 
+from conftest import TINY
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "pretrain" / "run_pretraining.py"
-
-TOPICS = {
-    "river": "water flows down the valley to the sea past stones and fish",
-    "kitchen": "the cook bakes bread and boils soup with salt and butter",
-    "network": "packets travel between servers over cables and routers",
-    "garden": "flowers grow in the soil under the sun with rain and bees",
-    "library": "readers borrow books and study maps in quiet rooms",
-}
-
-
-def write_corpus(path: Path, documents: int, seed: int) -> Path:
-    """Blank-line separated documents of 5-9 sentences, each document about one topic."""
-    rng = random.Random(seed)
-    docs = []
-    for _ in range(documents):
-        topic, words = rng.choice(sorted(TOPICS.items()))
-        words = words.split()
-        sentences = []
-        for _ in range(rng.randint(5, 9)):
-            body = " ".join(rng.choice(words) for _ in range(rng.randint(4, 9)))
-            sentences.append(f"The {topic} {body}.")
-        docs.append(" ".join(sentences))
-    path.write_text("\n\n".join(docs) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    return write_corpus(folder / "train.txt", 40, 0), write_corpus(folder / "valid.txt", 8, 1)
-
-
-TINY = ["--train_tokenizer", "--vocab_size", "300", "--hidden_size", "32", "--num_hidden_layers", "2",
-        "--num_attention_heads", "4", "--intermediate_size", "64", "--max_seq_length", "48",
-        "--per_device_eval_batch_size", "16"]
-
 
 def run_script(args, launcher=None, env_extra=None, timeout=300):
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",

@@ -1,4 +1,4 @@
-"""Run directories, checkpoints and resume, shared by every training script (issue 11: items 1, 5, 6, 9, 10, 17).
+"""Run directories, checkpoints and resume, shared by every training script.
 
 The kill tests run a script in a subprocess that SIGKILLs itself at a chosen point of a save (the hooks live in the
 test, not in the library), then resume with `--resume_from_checkpoint latest` and compare the final weights with
@@ -19,9 +19,9 @@ from safetensors.torch import load_file
 
 from ponet_training.engine import checkpoints, settings
 from ponet_training.data import toy_pairs
-from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
+from conftest import PRETRAIN, TINY
+from test_glue_run import common, run_glue
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
-from test_pretraining_run import TINY, corpus, load_script_module  # noqa: F401
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +73,11 @@ KILLER = textwrap.dedent("""
 
 
 def run_killed(script, args, point, nth=0):
+    # The killed run uses this process's thread count: its weights are compared bit for bit with runs made in
+    # this process, and another thread count may pick other kernels.
     env = dict(os.environ, KILL_POINT=point, KILL_AT_SAVE=str(nth), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(torch.get_num_threads()),
+               PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, "-c", KILLER, str(script), *map(str, args)], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=300)
     assert result.returncode == -9, f"not killed (exit {result.returncode}):\n{result.stderr[-3000:]}"
@@ -91,7 +94,7 @@ def assert_same_weights(expected_file, actual_file):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The output-directory rule (item 1, 10, 17)
+# The output-directory rule
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -102,7 +105,7 @@ def toy_glue(tmp_path):
             "--no_predict"]
 
 
-def test_a_non_empty_output_dir_is_refused_unless_overwritten_or_resumed(checkpoint, toy_glue, tmp_path):  # noqa: F811
+def test_a_non_empty_output_dir_is_refused_unless_overwritten_or_resumed(checkpoint, toy_glue, tmp_path):
     out = tmp_path / "out"
     run_glue.main(common(checkpoint, out, *toy_glue, "--max_train_steps", "2", "--checkpointing_steps", "2"))
     (out / "all_results.json").write_text("{}")
@@ -132,7 +135,7 @@ def test_every_script_applies_the_output_dir_rule(tmp_path):
         assert "is not empty (old_model.bin)" in result.stderr, (script, result.stderr[-2000:])
 
 
-def test_output_dir_that_is_a_file_and_checkpointing_without_output_dir_are_clear_errors(checkpoint, toy_glue,  # noqa: F811
+def test_output_dir_that_is_a_file_and_checkpointing_without_output_dir_are_clear_errors(checkpoint, toy_glue,
                                                                                             tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
@@ -144,7 +147,7 @@ def test_output_dir_that_is_a_file_and_checkpointing_without_output_dir_are_clea
                              "--resume_from_checkpoint", "latest"))
 
 
-def test_a_run_that_fails_leaves_no_empty_output_folder(checkpoint, tmp_path):  # noqa: F811
+def test_a_run_that_fails_leaves_no_empty_output_folder(checkpoint, tmp_path):
     (tmp_path / "train.tsv").write_text("sentence\tlabel\nhello\t1\n")
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="No dev set"):
@@ -153,7 +156,7 @@ def test_a_run_that_fails_leaves_no_empty_output_folder(checkpoint, tmp_path):  
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# `latest` and incomplete checkpoints (items 1, 5, 9)
+# `latest` and incomplete checkpoints
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -226,33 +229,12 @@ def test_a_checkpoint_missing_files_is_one_clear_error(tmp_path):
         checkpoints.resolve_checkpoint(args)
 
 
-PRETRAIN = ["--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--num_warmup_steps", "2",
-            "--max_train_steps", "6", "--max_train_samples", "40", "--max_eval_samples", "8", "--checkpointing_steps",
-            "2"]
-
-
 def run_pretraining(args):
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+               OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONPATH=str(ROOT))  # as in run_killed
     result = subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), *map(str, args)], capture_output=True, text=True,
                             env=env, cwd=ROOT, timeout=300)
     return result
-
-
-@pytest.fixture(scope="module")
-def pretraining_args(corpus, tmp_path_factory):  # noqa: F811
-    """A tiny pretraining run with a fixed tokenizer (WordPiece training is not reproducible across processes)."""
-    from conftest import TOY_CORPUS
-    from ponet_training.data.wordpiece import train_wordpiece_tokenizer
-    from test_pretraining_run import TOPICS
-
-    tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
-    train_wordpiece_tokenizer(TOY_CORPUS + list(TOPICS.values()), vocab_size=300,
-                              min_frequency=1).save_pretrained(tokenizer_dir)
-    train, valid = corpus
-    fixed_tokenizer = [a for a in TINY if a not in ("--train_tokenizer", "--vocab_size", "300")]
-    return ["--train_file", train, "--validation_file", valid, *fixed_tokenizer, "--tokenizer_name", tokenizer_dir,
-            *PRETRAIN]
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +258,7 @@ def test_kill_during_a_save_then_latest_resumes_to_the_uninterrupted_weights(poi
     assert_same_weights(uninterrupted_pretraining / "model.safetensors", out / "model.safetensors")
 
 
-def test_a_checkpoint_without_its_tokenizer_is_an_error_not_a_new_vocabulary(corpus, tmp_path):  # noqa: F811
+def test_a_checkpoint_without_its_tokenizer_is_an_error_not_a_new_vocabulary(corpus, tmp_path):
     train, valid = corpus
     out = tmp_path / "out"
     first = run_pretraining(["--train_file", train, "--validation_file", valid, *TINY, *PRETRAIN, "--output_dir", out,
@@ -296,11 +278,11 @@ def test_a_checkpoint_without_its_tokenizer_is_an_error_not_a_new_vocabulary(cor
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Best-model promotion (item 6)
+# Best-model promotion
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_a_kill_inside_the_best_model_promotion_resumes_to_the_best_model(checkpoint, tmp_path):  # noqa: F811
+def test_a_kill_inside_the_best_model_promotion_resumes_to_the_best_model(checkpoint, tmp_path):
     toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=48, n_dev=16, n_test=4, seed=1)
     args = ["--task_name", "mrpc", "--glue_dir", str(tmp_path / "toy"), "--per_device_train_batch_size", "8",
             "--max_train_steps", "6", "--eval_steps", "1", "--checkpointing_steps", "3", "--learning_rate", "5e-2",

@@ -1,4 +1,4 @@
-"""What every training script does around its loop (issue 11 items 10, 13, 14, 18; issue 13's --mixed_precision):
+"""What every training script does around its loop (the `--mixed_precision` flag among it):
 no empty tokenizer, honest model cards, quiet logs, a recorded precision."""
 
 import json
@@ -12,8 +12,9 @@ from transformers import BertConfig, BertModel
 
 from ponet_training.engine import run
 from ponet_training.data import toy_pairs
-from test_glue_run import checkpoint, common, run_glue  # noqa: F401  (the tiny PoNet fixture)
-from test_pretraining_run import TINY, corpus, load_script_module, run_script  # noqa: F401
+from conftest import TINY
+from test_glue_run import run_glue
+from test_pretraining_run import load_script_module, run_script
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def bert_glue_run(local_bert, tmp_path_factory):
     return out, result
 
 
-def test_a_config_only_folder_without_tokenizer_files_is_one_clear_error(checkpoint, tmp_path):  # noqa: F811
+def test_a_config_only_folder_without_tokenizer_files_is_one_clear_error(checkpoint, tmp_path):
     from transformers import AutoConfig
 
     import modeling_ponet  # noqa: F401
@@ -114,7 +115,7 @@ def test_the_load_report_has_no_colour_codes_when_stdout_is_a_terminal(local_ber
     assert "LOAD REPORT" in stream.getvalue() and "\x1b[" not in stream.getvalue()
 
 
-def test_mixed_precision_is_a_flag_logged_and_recorded(bert_glue_run, corpus, tmp_path):  # noqa: F811
+def test_mixed_precision_is_a_flag_logged_and_recorded(bert_glue_run, corpus, tmp_path):
     out, result = bert_glue_run
     assert json.loads((out / "all_results.json").read_text())["mixed_precision"] == "bf16"
     assert "Mixed precision: bf16" in result.stderr

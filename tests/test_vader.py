@@ -12,20 +12,20 @@ import tarfile
 import numpy as np
 import pytest
 
-from ponet_training.data import vader
+from ponet_training.data import vader, vader_ratings
 
 
 @pytest.fixture(scope="session")
 def sdist():
     # The real sdist: from the cache, or fetched with pip download (PyPI) on first use.
-    return vader.locate_sdist()
+    return vader_ratings.locate_sdist()
 
 
 def _raw_lines(sdist, domain):
     """The ground-truth lines, read as plainly as possible (the reference for the loader)."""
     with tarfile.open(sdist) as outer:
-        inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(vader._DATA_MEMBER).read()))
-        name = f"hutto_ICWSM_2014/{vader.DOMAINS[domain].stem}_GroundTruth.txt"
+        inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(vader_ratings._DATA_MEMBER).read()))
+        name = f"hutto_ICWSM_2014/{vader_ratings.DOMAINS[domain].stem}_GroundTruth.txt"
         text = inner.extractfile(name).read().decode("utf-8")
     return [line.split("\t") for line in text.splitlines() if line.strip()]
 
@@ -35,12 +35,12 @@ def _read_csv(path):
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize("domain", list(vader.DOMAINS))
+@pytest.mark.parametrize("domain", list(vader_ratings.DOMAINS))
 def test_read_domain_keeps_one_line_per_distinct_sentence(sdist, domain):
     lines = _raw_lines(sdist, domain)
-    assert len(lines) == vader.DOMAINS[domain].rows
+    assert len(lines) == vader_ratings.DOMAINS[domain].rows
     distinct = {" ".join(html.unescape(text).split()) for _, _, text in lines}
-    sentences = vader.read_domain(sdist, domain)
+    sentences = vader_ratings.read_domain(sdist, domain)
     assert len(sentences) == len(distinct)
     assert {s.text for s in sentences} == distinct
     first = {}
@@ -58,7 +58,7 @@ def test_polarity_label_rule():
 
 
 def test_splits_are_disjoint_complete_stratified_and_seeded(sdist):
-    sentences = vader.read_domain(sdist, "amazon")
+    sentences = vader_ratings.read_domain(sdist, "amazon")
     splits = vader.split_sentences(sentences, "amazon", seed=42)
     ids = {split: {s.source_id for s in part} for split, part in splits.items()}
     assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
@@ -100,7 +100,7 @@ def test_prepare_writes_binary_and_rating_files_with_the_label_rule(prepared, sd
                 (len(ratings), len(binary), len(near_zero))
             assert not all_ids & {r["source_id"] for r in ratings}
             all_ids |= {r["source_id"] for r in ratings}
-        assert len(all_ids) == len(vader.read_domain(sdist, domain))
+        assert len(all_ids) == len(vader_ratings.read_domain(sdist, domain))
 
 
 def test_baselines_match_a_naive_recomputation_on_the_written_rows(prepared, sdist):
@@ -147,7 +147,7 @@ def _fake_sdist(path, ground_truth: str, raw: str, stem="tweets"):
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     with tarfile.open(path, "w:gz") as archive:
-        info = tarfile.TarInfo(vader._DATA_MEMBER)
+        info = tarfile.TarInfo(vader_ratings._DATA_MEMBER)
         info.size = len(inner.getvalue())
         archive.addfile(info, io.BytesIO(inner.getvalue()))
     return path
@@ -158,8 +158,8 @@ def test_read_domain_normalises_drops_repeats_and_logs_them(tmp_path, caplog):
                     "3\t1.0\tFish & chips rock\r\n4\t0.25\t meh \r\n\r\n5\t-3\tRain again.")
     raw = "\ufeff1\t2.0\t1\t[2, 2]\r\n2\t-1.5\t1\t[-1, -2]\r\n3\t1.0\t0\t[1, 1]\r\n4\t0.5\t0\t[0, 1]\r\n5\t-3\t0\t[-3]"
     sdist = _fake_sdist(tmp_path / "fake.tar.gz", ground_truth, raw)
-    with caplog.at_level(logging.INFO, logger="ponet_training.data.vader"):
-        sentences = vader.read_domain(sdist, "tweets")
+    with caplog.at_level(logging.INFO, logger="ponet_training.data.vader_ratings"):
+        sentences = vader_ratings.read_domain(sdist, "tweets")
     assert [(s.source_id, s.rating, s.text) for s in sentences] == \
         [("1", 2.0, "Fish & chips rock"), ("2", -1.5, "Rain again."), ("4", 0.25, "meh")]
     log = caplog.text
@@ -172,12 +172,12 @@ def test_read_domain_normalises_drops_repeats_and_logs_them(tmp_path, caplog):
 def test_malformed_line_and_unknown_domain_raise_clear_errors(tmp_path, sdist):
     sdist_bad = _fake_sdist(tmp_path / "bad.tar.gz", "1\t2.0\ttext\n2\t1.0\n", "1\t2.0\t0\t[2]\n")
     with pytest.raises(ValueError, match=r"line 2: expected 3 tab-separated fields, got 2"):
-        vader.read_domain(sdist_bad, "tweets")
+        vader_ratings.read_domain(sdist_bad, "tweets")
     bad_rating = _fake_sdist(tmp_path / "r.tar.gz", "1\tgood\ttext\n", "1\t2.0\t0\t[2]\n")
     with pytest.raises(ValueError, match="rating 'good' is not a number"):
-        vader.read_domain(bad_rating, "tweets")
+        vader_ratings.read_domain(bad_rating, "tweets")
     with pytest.raises(ValueError, match=r"Unknown VADER domain 'imdb'.*movies"):
-        vader.read_domain(sdist, "imdb")
+        vader_ratings.read_domain(sdist, "imdb")
     with pytest.raises(ValueError, match=r"Unknown VADER domain\(s\) \['imdb'\]"):
         vader.prepare(tmp_path / "out", domains=["movies", "imdb"], sdist=sdist)
     with pytest.raises(SystemExit):
@@ -186,16 +186,16 @@ def test_malformed_line_and_unknown_domain_raise_clear_errors(tmp_path, sdist):
 
 def test_missing_or_wrong_sdist_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PONET_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv(vader.SDIST_ENV, raising=False)
+    monkeypatch.delenv(vader_ratings.SDIST_ENV, raising=False)
     with pytest.raises(FileNotFoundError, match="pip download --no-deps --no-binary :all: vaderSentiment==3.3.2"):
-        vader.locate_sdist(download=False)
+        vader_ratings.locate_sdist(download=False)
     with pytest.raises(FileNotFoundError, match="no such file"):
-        vader.locate_sdist(tmp_path / "nowhere.tar.gz")
+        vader_ratings.locate_sdist(tmp_path / "nowhere.tar.gz")
     other = tmp_path / "other.tar.gz"
     other.write_bytes(b"not the sdist")
-    monkeypatch.setenv(vader.SDIST_ENV, str(other))
+    monkeypatch.setenv(vader_ratings.SDIST_ENV, str(other))
     with pytest.raises(ValueError, match=r"\$VADER_SDIST: .* is not the vaderSentiment==3.3.2 source distribution"):
-        vader.locate_sdist()
+        vader_ratings.locate_sdist()
 
 
 def test_analyzer_from_the_sdist_scores_polarity(sdist):

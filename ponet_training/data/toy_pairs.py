@@ -1,4 +1,5 @@
-"""A learnable MRPC-style toy pair task in the original GLUE tsv layout, for the tests and the demo.
+"""A learnable MRPC-style toy pair task in the original GLUE tsv layout, for the tests (the demo runs on
+the human-rated VADER sentences instead).
 
 - `toy_pair_examples(n, seed)`, `toy_vocabulary_text()`, `write_toy_pair_task(output_dir, ...)`.
 """

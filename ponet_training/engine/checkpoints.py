@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 
 from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
-from ponet_training.engine.settings import describe_differences, settings_differences
+from ponet_training.engine.settings import RESUMABLE_CHANGES, describe_differences, settings_differences
 
 
 logger = logging.getLogger(__name__)
@@ -114,13 +114,18 @@ def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = Non
         if missing:
             logger.warning("Skipping checkpoint %s: files are missing (%s)", path, ", ".join(missing[:5]))
             continue
-        differences = settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        differences = _differences(marker, settings)
         if differences:
             logger.warning("Skipping checkpoint %s: it belongs to a run with other settings: %s", path,
                            describe_differences(differences))
             continue
         return path
     return None
+
+
+def _differences(marker: dict, settings: dict | None) -> dict:
+    """How a checkpoint's recorded settings differ from this run's (None: not compared), but what a resume may change."""
+    return {} if settings is None else settings_differences(marker.get("settings", {}), settings, RESUMABLE_CHANGES)
 
 
 def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer: bool = False) -> None:
@@ -131,7 +136,7 @@ def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer
     marker = _read_marker(path)
     if marker is not None:
         missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
-        differences = settings_differences(marker.get("settings", {}), settings) if settings is not None else {}
+        differences = _differences(marker, settings)
         if differences:
             raise ValueError(f"Checkpoint {path} was made with other settings: {describe_differences(differences, None)}."
                              " A resume continues the same run: pass the checkpoint's settings (only "

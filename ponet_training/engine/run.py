@@ -23,10 +23,10 @@ import os
 import re
 from pathlib import Path
 
-import torch
 from transformers import SchedulerType
 
 from ponet_training.engine.output_dir import check_output_dir, prepare_output_dir, release_output_dir
+from ponet_training.engine.settings import plain, run_settings
 
 
 logger = logging.getLogger(__name__)
@@ -145,8 +145,6 @@ def check_training_args(args: argparse.Namespace) -> None:
     if args.overwrite_output_dir and args.resume_from_checkpoint:
         raise ValueError("`--overwrite_output_dir` deletes the checkpoints that `--resume_from_checkpoint` would "
                          "continue from: pass one of them")
-    from ponet_training.engine.settings import run_settings
-
     args.run_settings = run_settings(args)  # taken now, before scripts add derived values to `args`
 
 
@@ -233,19 +231,7 @@ def init_tracking(accelerator, args: argparse.Namespace, project_name: str) -> N
 
 def write_all_results(output_dir: str | os.PathLike, results: dict) -> Path:
     """Write `results` to `output_dir/all_results.json` (call on the main process). Tensors and numpy
-    scalars become plain numbers."""
-
-    def plain(value):
-        if isinstance(value, torch.Tensor):
-            return value.item() if value.numel() == 1 else value.tolist()
-        if hasattr(value, "item") and callable(value.item):
-            return value.item()
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
+    scalars become plain numbers (`settings.plain`)."""
     path = Path(output_dir) / "all_results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plain(results), indent=2, sort_keys=True))

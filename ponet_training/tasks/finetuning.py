@@ -1,4 +1,5 @@
-"""Model loading for the fine-tuning scripts (`finetune/run_glue.py`, `finetune/run_long_doc.py`).
+"""What the fine-tuning scripts (`finetune/run_glue.py`, `finetune/run_long_doc.py`) share besides the loop: model
+loading before it; the best-model metric, the prediction files and the model card around it.
 
 - `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
   `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
@@ -6,16 +7,20 @@
   `readable_weights(source)`: a truncated weights file is an error naming it.
 - `label_permutation(model_config, label_names)`: {task id: model id} for a checkpoint fine-tuned on the same
   labels in another order.
+- `selection_metric(requested, default, allowed, what)`: the dev metric that picks the kept checkpoint.
+- `write_predictions(path, indices, predictions, label_names, references)`: one split's predictions as a TSV.
+- `card_hyperparameters(args, accelerator, total_batch, selection)`, `write_finetuned_card(...)`: the model card.
 
-The loop itself is `loop.py`; checkpoints and the best model are `checkpoints.py`.
+The loop itself is `engine/loop.py`; checkpoints and the best model are `engine/checkpoints.py`, `engine/best_model.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from pathlib import Path
 import logging
+import os
+from pathlib import Path
 
 
 logger = logging.getLogger(__name__)
@@ -116,4 +121,90 @@ def label_permutation(model_config, label_names: list[str]) -> dict[int, int] | 
     return mapping
 
 
-__all__ = ["add_finetuning_args", "label_permutation", "load_model_and_tokenizer"]
+# ----------------------------------------------------------------------------------------------------------
+# Around the loop: which dev metric is best, the prediction files, the model card
+# ----------------------------------------------------------------------------------------------------------
+
+
+def selection_metric(requested: str | None, default: str, allowed: list[str], what: str) -> str | None:
+    """The key of the dev metric that picks the checkpoint kept at the end (`--metric_for_best_model`, else
+    `default`; with or without its `eval_` prefix); None for 'none' (the last model is kept). Every metric is
+    greater-is-better. One the task does not report (not in `allowed`) is a ValueError naming `what` and the choices."""
+    name = requested or default
+    if name.lower() == "none":
+        return None
+    key = name if name.startswith("eval_") else f"eval_{name}"
+    if key not in allowed:
+        raise ValueError(f"`--metric_for_best_model` {name!r} is not a {what} dev metric; choose one of {allowed} "
+                         "or 'none'")
+    return key
+
+
+def write_predictions(path: str | os.PathLike, indices, predictions, label_names=None, references=None) -> Path:
+    """One split's predictions as a TSV, a row per example (`label_names`: the task's, in id order; None for
+    regression). With `references` (a labelled split), to re-check the metrics: `index prediction label` as label ids
+    (scores at full precision), plus `prediction_name` when labels have names. Without (a test split):
+    `index prediction`, the predicted label name or the score (6 significant digits)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labelled = references is not None
+    header = ["index", "prediction"] + (["label"] + (["prediction_name"] if label_names else []) if labelled else [])
+
+    def number(value) -> str:
+        return str(int(value)) if label_names else repr(float(value))
+
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\t".join(header) + "\n")
+        for row, (index, prediction) in enumerate(zip(indices, predictions)):
+            if labelled:
+                cells = [number(prediction), number(references[row])]
+                cells += [str(label_names[int(prediction)])] if label_names else []
+            else:
+                cells = [str(label_names[int(prediction)]) if label_names else f"{float(prediction):.6g}"]
+            handle.write("\t".join([str(int(index)), *cells]) + "\n")
+    return path
+
+
+def card_hyperparameters(args, accelerator, total_batch: int, selection: str | None, **extra) -> dict:
+    """The model card's training facts every fine-tuning run has, plus the script's own (`extra`)."""
+    return {
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "total_train_batch_size": total_batch,
+        "num_processes": accelerator.num_processes,
+        "num_train_epochs": args.num_train_epochs,
+        "max_train_steps": args.max_train_steps,
+        "max_length": args.max_length,
+        "weight_decay": args.weight_decay,
+        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
+        "num_warmup_steps": args.num_warmup_steps,
+        "seed": args.seed,
+        "mixed_precision": accelerator.mixed_precision,
+        "metric_for_best_model": selection or "none",
+        **extra,
+    }
+
+
+def write_finetuned_card(accelerator, args, config, model, *, trained_on: str, datasets: list[str] | None,
+                         training_data: str | None, eval_results: list, hyperparameters: dict) -> Path:
+    """`README.md` of the fine-tuned model in `--output_dir`: its base model, the data (`datasets`: Hub ids, or a
+    description in `training_data`), `eval_results` for the model index, the hyperparameters and the architecture."""
+    from ponet_training.hub import model_cards, push
+
+    base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
+    return model_cards.write_model_card(
+        args.output_dir, "finetuned",
+        model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
+        base_model=base_model,
+        base_model_name=base_model_name,
+        datasets=datasets,
+        training_data=training_data,
+        model_summary=f"{base_model_name or config.model_type} fine-tuned on {trained_on}",
+        eval_results=eval_results,
+        hyperparameters=hyperparameters,
+        config=accelerator.unwrap_model(model).config,
+    )
+
+
+__all__ = ["add_finetuning_args", "card_hyperparameters", "label_permutation", "load_model_and_tokenizer",
+           "selection_metric", "write_finetuned_card", "write_predictions"]

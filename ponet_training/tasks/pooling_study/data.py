@@ -18,7 +18,7 @@ from collections import Counter
 
 import numpy as np
 
-from ponet_training.data import vader
+from ponet_training.data import vader, vader_ratings
 from ponet_training.tasks.metrics import classification_metrics
 from ponet_training.data.tables import infer_label_names, keep_first, label_id, read_table
 from ponet_training.tasks.pooling_study.settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES, VADER_PRESETS
@@ -59,7 +59,7 @@ def _load_raw(args):
         domain = VADER_PRESETS[args.dataset_name]
         folder = vader.prepared_domain(domain)
         return (_read_local(str(folder / "train.csv")), _read_local(str(folder / "dev.csv")),
-                f"{args.dataset_name} ({vader.DOMAINS[domain].description}, rated by people; Hutto & Gilbert 2014)",
+                f"{args.dataset_name} ({vader_ratings.DOMAINS[domain].description}, rated by people; Hutto & Gilbert 2014)",
                 "sentence")
     from datasets import load_dataset
 

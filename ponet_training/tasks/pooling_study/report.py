@@ -25,7 +25,7 @@ def describe_data(args: argparse.Namespace) -> str:
     if args.train_file:
         return os.path.basename(args.train_file)
     if args.dataset_name in VADER_PRESETS:
-        from ponet_training.data.vader import DOMAINS
+        from ponet_training.data.vader_ratings import DOMAINS
 
         return (f"{args.dataset_name}: {DOMAINS[VADER_PRESETS[args.dataset_name]].description} rated by people "
                 "(Hutto & Gilbert 2014), dev split")

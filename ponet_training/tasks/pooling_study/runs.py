@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 import torch
 
 from ponet_training.engine import dataloaders, loop, optimization
+from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files, load_tokenizer
 from ponet_training.engine.checkpoints import TrainingProgress
 from ponet_training.tasks.metrics import classification_metrics
 from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
@@ -47,7 +48,6 @@ class Backbone:
     states: tuple | None = None  # (train, eval) token states of the frozen backbone, filled by `frozen_states`
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 
 
@@ -64,7 +64,7 @@ def load_backbone(accelerator, args, name: str, data: SentimentData) -> Backbone
     tokenizer. A pretrained folder without tokenizer files uses --tokenizer_name; without it, a clear error.
     """
     import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel
 
     common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
     random_init = name.startswith(RANDOM_INIT_PREFIX)
@@ -73,15 +73,15 @@ def load_backbone(accelerator, args, name: str, data: SentimentData) -> Backbone
         raise ValueError(f"Backbone {source!r} is a folder without weights; to train it from random weights, pass "
                          f"it as --config_name {source} (with --tokenizer_name when it holds no tokenizer)")
     tokenizer_source = source
-    if _local_folder_lacks(source, TOKENIZER_FILES):
+    if os.path.isdir(source) and not has_tokenizer_files(source):
         if not args.tokenizer_name:
-            raise ValueError(f"Backbone {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): "
+            raise ValueError(f"Backbone {source!r} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}): "
                              "pass --tokenizer_name (e.g. the tokenizer the model was or will be trained with)")
         tokenizer_source = args.tokenizer_name
     elif random_init and args.tokenizer_name:
         tokenizer_source = args.tokenizer_name
     config = AutoConfig.from_pretrained(source, **common)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **common)
+    tokenizer = load_tokenizer(tokenizer_source, **common)
     try:
         ensure_pad_token(tokenizer, config, use_eos_as_pad=True)
     except ValueError as err:

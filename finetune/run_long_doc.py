@@ -193,12 +193,13 @@ def main(argv=None):
     bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
 
     # The loop: after every optimizer update the tracker evaluates when the update asks for it (every --eval_steps,
-    # each epoch's end), keeps the best model, and checkpoints (--checkpointing_steps).
+    # else each epoch's end; and at the end), keeps the best model, and checkpoints (--checkpointing_steps).
     for update in loop.train(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress, bar):
         tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress)
     train_runtime = bar.close()
 
-    final_model = best_model.finalize_model(accelerator, args, model, tokenizer, tracker)
+    final_model = best_model.finalize_model(accelerator, args, model, tokenizer, tracker,
+                                            load_model=finetuning.classifier_loader(args))
     final_metrics = evaluate(final_model, splits=eval_splits)
     logger.info("Final results: %s", final_metrics)
     results = {

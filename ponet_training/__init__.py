@@ -18,7 +18,9 @@ index of every module (a test keeps it complete):
   vaderSentiment sdist), `vader` (their splits, labels and baselines), `minilm` (a real pretrained encoder),
   `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
 - `tasks/`, one job each:
-  `pretraining` (model, tokenizer and evaluation of MLM + SSO), `pretraining_data` (corpus -> MLM + SSO examples),
+  `pretraining` (model, tokenizer, losses and evaluation of MLM + SSO), `pretraining_corpus` (the data flags,
+  the documents), `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking,
+  the causal-LM batches),
   `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
   (what the fine-tuning scripts share: model loading, the best-model metric, prediction files, the card),
   `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).

@@ -1,19 +1,20 @@
 #!/usr/bin/env python
 """Pretrain PoNet with masked language modelling + the sentence structural objective (SSO), with Accelerate.
 
-Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.tasks.pretraining_data`, the
-model, tokenizer and evaluation `ponet_training.tasks.pretraining`, the loop helpers the other `ponet_training` modules. Runs on one CPU, one GPU, or many GPUs / nodes
-(`accelerate launch --config_file pretrain/configs/...`), resumes exactly from `--checkpointing_steps`
-folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
+Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.tasks` (`pretraining_corpus`,
+`sso_examples`, `pretraining_collators`), the model, tokenizer, losses and evaluation `ponet_training.tasks.pretraining`,
+and the loop the one every script runs (`ponet_training.engine.loop`, `engine.best_model`). Runs on one CPU, one GPU,
+or many GPUs / nodes (`accelerate launch --config_file pretrain/configs/...`), resumes exactly from
+`--checkpointing_steps` folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
 
-With no data flags it pretrains a tiny PoNet on the docstrings of Python's standard library, with its own
-WordPiece tokenizer, offline, in a few minutes on a laptop CPU:
+`--preset demo` pretrains a tiny PoNet on the docstrings of Python's standard library, with its own WordPiece
+tokenizer, offline, in a few minutes on a laptop CPU (the log lists what the preset set):
 
-    python pretrain/run_pretraining.py
+    python pretrain/run_pretraining.py --preset demo
 
 The equal-budget baseline: a BERT of the same size trained with MLM only on the very same batches and schedule
 (`--model_type bert`, or a BERT `--config_name`); see experiments/equal_budget.py. `--model_type gpt2` trains a
-causal LM on the unmasked text of the same batches (a decoder backbone for the pooling study).
+causal LM on the same examples in the same order, unmasked (a decoder backbone for the pooling study).
 
 A real run (bert-base-uncased vocabulary, base size, local text files):
 
@@ -32,44 +33,38 @@ import time
 import torch
 from accelerate.utils import DistributedType
 
-from ponet_training.engine.checkpoints import maybe_save_checkpoint, resume_state, save_model
-from ponet_training.engine.dataloaders import build_eval_dataloader, build_train_dataloader, epoch_dataloader
-from ponet_training.hub.model_cards import base_model_reference, eval_results_from_metrics, write_model_card
-from ponet_training.engine.loop import ProgressBar
+from ponet_training.data.tokenizer_loading import check_token_ids
+from ponet_training.engine import best_model, loop
+from ponet_training.engine.checkpoints import resolve_checkpoint
+from ponet_training.engine.dataloaders import build_eval_dataloader, build_train_dataloader
 from ponet_training.engine.optimization import (
     create_optimizer,
     create_scheduler,
     maybe_enable_gradient_checkpointing,
-    optimization_step,
     resolve_train_steps,
 )
-from ponet_training.engine.checkpoints import resolve_checkpoint
+from ponet_training.engine.output_dir import releases_output_dir
+from ponet_training.engine.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
+    write_all_results
+from ponet_training.hub.model_cards import base_model_reference, eval_results_from_metrics, write_model_card
 from ponet_training.tasks.pretraining import (
     EvalHistory,
     build_pretraining_model,
     load_or_train_tokenizer,
-    model_inputs,
     objective,
     parameter_checksum,
+    pretraining_loss,
 )
-from ponet_training.tasks.pretraining_data import (
-    DataCollatorForPoNetPretraining,
-    add_pretraining_data_args,
-    build_sso_dataset,
-    has_data_args,
-    load_pretraining_corpus,
-)
-from ponet_training.data.tokenizer_loading import check_token_ids
-from ponet_training.engine.output_dir import releases_output_dir
-from ponet_training.engine.run import add_training_args, check_training_args, finish_run, init_tracking, start_run, \
-    write_all_results
+from ponet_training.tasks.pretraining_collators import pretraining_collator
+from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args, has_data_args, load_pretraining_corpus
+from ponet_training.tasks.sso_examples import build_sso_dataset
 
 
 logger = logging.getLogger(__name__)
 
-# The embedded demo (no data flags): a tiny PoNet on the standard-library docstrings, sized to finish in
-# a few minutes on 2 CPU cores. Any flag given on the command line still wins; it trains its own tokenizer
-# unless --tokenizer_name or --model_name_or_path names one.
+# `--preset demo`: a tiny PoNet sized to finish in a few minutes on 2 CPU cores, on the embedded standard-library
+# docstrings unless a data flag names a corpus. Any flag given on the command line still wins; it trains its own
+# tokenizer unless --tokenizer_name or --model_name_or_path names one. The log names what the preset set.
 DEMO_DEFAULTS = dict(
     vocab_size=1000,
     hidden_size=64,
@@ -90,6 +85,7 @@ DEMO_DEFAULTS = dict(
     sso_loss_weight=8.0,
     output_dir="ponet-tiny-stdlib",
 )
+PRESETS = {"demo": DEMO_DEFAULTS}
 
 
 def parse_args(argv=None):
@@ -126,14 +122,24 @@ def parse_args(argv=None):
     # The published recipe (the PoNet paper, arXiv:2110.02442): AdamW, lr 1e-4, linear warm-up and decay.
     parser.set_defaults(learning_rate=1e-4, weight_decay=0.01, num_warmup_steps=0, per_device_train_batch_size=32,
                         per_device_eval_batch_size=32)
+    parser.add_argument("--preset", type=str, default=None, choices=sorted(PRESETS),
+                        help="Defaults for a purpose; flags given still win. 'demo': a tiny PoNet (width 64, 2 layers, "
+                             "64 tokens, 1200 steps, lr 2e-3, SSO weight 8) with its own 1000-token WordPiece "
+                             "vocabulary, in ./ponet-tiny-stdlib; without data flags, on the embedded corpus.")
     args = parser.parse_args(argv)
-    if not has_data_args(args):
-        parser.set_defaults(**DEMO_DEFAULTS)
+    args.preset_settings = {}  # what the preset changed, for the log
+    if args.preset is not None:
+        plain = args
+        parser.set_defaults(**PRESETS[args.preset])
         args = parser.parse_args(argv)
-        args.embedded_corpus = True
-        args.train_tokenizer = args.train_tokenizer or not (args.tokenizer_name or args.model_name_or_path)
-    else:
-        args.embedded_corpus = False
+        if not (args.tokenizer_name or args.model_name_or_path):
+            args.train_tokenizer = True
+        args.preset_settings = {key: getattr(args, key) for key in [*PRESETS[args.preset], "train_tokenizer"]
+                                if getattr(args, key) != getattr(plain, key)}
+    args.embedded_corpus = not has_data_args(args)
+    if args.embedded_corpus and args.preset is None:
+        raise ValueError("No corpus: pass --train_file (and --validation_file) or --dataset_name, or --preset demo "
+                         "(a tiny PoNet on the embedded Python standard-library docstrings)")
     check_training_args(args)
     if args.max_seq_length < 8:
         raise ValueError(f"--max_seq_length must be at least 8, got {args.max_seq_length}")
@@ -153,6 +159,10 @@ def main(argv=None):
     args = parse_args(argv)
     accelerator = start_run(args)
     started = time.perf_counter()
+    if args.preset:
+        logger.info(f"Preset {args.preset}" + (" on the embedded standard-library docstrings" if args.embedded_corpus
+                                               else "") + ": " + ", ".join(f"--{key} {value}" for key, value in
+                                                                           args.preset_settings.items()))
 
     # Corpus, tokenizer, SSO examples (the main process fills the datasets cache first).
     with accelerator.main_process_first():
@@ -181,12 +191,11 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"{model.config.model_type} with {n_params:,} parameters")
 
+    # Every objective gets the same examples in the same order; its collator builds what it is fed.
     pad_multiple = 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
-    train_collator = DataCollatorForPoNetPretraining(tokenizer, args.mlm_probability, args.whole_word_masking,
-                                                     seed=args.seed, pad_to_multiple_of=pad_multiple)
+    train_collator = pretraining_collator(kind, tokenizer, args, seed=args.seed, pad_to_multiple_of=pad_multiple)
     # Evaluation masks are fixed (same seed and epoch every time), so evaluations are comparable.
-    eval_collator = DataCollatorForPoNetPretraining(tokenizer, args.mlm_probability, args.whole_word_masking,
-                                                    seed=args.seed + 1, pad_to_multiple_of=pad_multiple)
+    eval_collator = pretraining_collator(kind, tokenizer, args, seed=args.seed + 1, pad_to_multiple_of=pad_multiple)
     train_dataloader = build_train_dataloader(train_dataset, args.per_device_train_batch_size, train_collator,
                                               seed=args.seed, num_workers=args.dataloader_num_workers)
     eval_dataloader = build_eval_dataloader(eval_dataset, args.per_device_eval_batch_size, eval_collator,
@@ -207,69 +216,28 @@ def main(argv=None):
     logger.info(f"  Total batch size (parallel, distributed & accumulation) = {total_batch_size}")
     logger.info(f"  Total optimization steps = {args.max_train_steps}")
 
-    progress = resume_state(accelerator, args, batches_per_epoch)
+    # Pretraining selects no checkpoint by a dev metric: the last model is the final one.
+    tracker = best_model.BestModelTracker(args.output_dir, metric=None)
+    progress = best_model.resume(accelerator, args, batches_per_epoch, tracker)
     evals = EvalHistory(args.output_dir, resolve_checkpoint(args), progress.completed_steps,
                         write=accelerator.is_main_process)
-    history = evals.entries
-    bar = ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
-    running = torch.zeros(3, device=accelerator.device)  # loss, LM loss, sso loss since the last log
-    running_batches = 0
-    eval_metrics = None
-    model.train()
-    for epoch in range(progress.epoch, args.num_train_epochs):
-        for batch in epoch_dataloader(accelerator, train_dataloader, epoch, progress.skip_batches(epoch)):
-            with accelerator.accumulate(model):
-                outputs = model(**model_inputs(batch, kind))
-                lm_loss, sso_loss = ((outputs.mlm_loss, outputs.sso_loss) if kind == "ponet"
-                                     else (outputs.loss, 0 * outputs.loss))
-                loss = lm_loss + args.sso_loss_weight * sso_loss
-                optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
-            running += torch.stack([loss, lm_loss, sso_loss]).detach().float()
-            running_batches += 1
-            progress.advance(accelerator.sync_gradients)
-            tokens = int(batch["attention_mask"].sum())
-            if not accelerator.sync_gradients:
-                bar.add_tokens(tokens)
-                continue
-            step = progress.completed_steps
-            bar.update(loss=loss.item(), tokens=tokens)
-            if args.with_tracking and (step % args.logging_steps == 0 or step == args.max_train_steps):
-                means = (running / running_batches).tolist()
-                accelerator.log({"train/loss": means[0], f"train/{'clm' if kind == 'clm' else 'mlm'}_loss": means[1], "train/sso_loss": means[2],
-                                 "train/learning_rate": lr_scheduler.get_last_lr()[0], "train/epoch": epoch,
-                                 "train/tokens_per_second": bar.tokens_per_second()}, step=step)
-                running.zero_()
-                running_batches = 0
-            if args.eval_steps and step % args.eval_steps == 0 and step < args.max_train_steps:
-                eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, step)
-                bar.bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()
-                                                          if isinstance(v, float)))
-                if args.with_tracking:
-                    accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=step)
-            # The tokenizer (a resumed run must use the same vocabulary) and the training clock go in too.
-            maybe_save_checkpoint(accelerator, args, progress, tokenizer=tokenizer, extra_json=evals.checkpoint_files())
-            if step >= args.max_train_steps:
-                break
-        if progress.completed_steps >= args.max_train_steps:
-            break
-        progress.end_epoch()
-        if not args.eval_steps:
-            eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, progress.completed_steps, epoch=epoch)
-            logger.info(f"epoch {epoch}: {eval_metrics}")
-            if args.with_tracking:
-                accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
-        maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=True, tokenizer=tokenizer,
-                              extra_json=evals.checkpoint_files())
-    bar.close()
+    bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
 
-    # Final evaluation (unless the last epoch-end evaluation was at this very step).
-    if not history or history[-1]["step"] != progress.completed_steps:
-        eval_metrics = evals.evaluate(model, eval_dataloader, accelerator, progress.completed_steps)
-        if args.with_tracking:
-            accelerator.log({f"eval/{k}": v for k, v in eval_metrics.items()}, step=progress.completed_steps)
-    eval_metrics = history[-1]
+    def evaluate() -> dict:  # recorded in eval_history.jsonl; logged with the fine-tuning scripts' `eval_` names
+        entry = evals.evaluate(model, eval_dataloader, accelerator, progress.completed_steps)
+        return {f"eval_{key}": value for key, value in entry.items() if key not in ("step", "train_seconds")}
+
+    # The loop: after every optimizer update the tracker evaluates when the update asks for it (every --eval_steps,
+    # else each epoch's end; and at the end), and checkpoints (--checkpointing_steps) with the tokenizer (a resumed
+    # run must use the same vocabulary) and the training clock.
+    for update in loop.train(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress, bar,
+                             loss_fn=pretraining_loss(kind, args.sso_loss_weight)):
+        tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress,
+                             checkpoint_tokenizer=True, checkpoint_files=evals.checkpoint_files)
+    bar.close()
+    history = evals.entries
+    eval_metrics = history[-1]  # the loop always evaluates the final model
     model_type = accelerator.unwrap_model(model).config.model_type
-    logger.info("Final evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items() if isinstance(v, float)))
 
     # Replicas must agree (DDP keeps them in sync); sharded setups (FSDP, DeepSpeed) hold different shards.
     checksums = None
@@ -292,15 +260,16 @@ def main(argv=None):
         "train_runtime_seconds": time.perf_counter() - started,
         "num_parameters": n_params,
         "embedded_corpus": args.embedded_corpus,
+        "preset": args.preset,
         "rank_parameter_checksums": checksums,
         "eval_history": history,
     }
-    if args.output_dir is not None:
-        save_model(accelerator, model, tokenizer, args.output_dir)
-        if accelerator.is_main_process:
-            write_all_results(args.output_dir, results)
-            write_card(args, accelerator.unwrap_model(model).config, eval_metrics, progress.completed_steps,
-                       total_batch_size)
+    best_model.finalize_model(accelerator, args, model, tokenizer, tracker,
+                              load_model=type(accelerator.unwrap_model(model)).from_pretrained)
+    if args.output_dir is not None and accelerator.is_main_process:
+        write_all_results(args.output_dir, results)
+        write_card(args, accelerator.unwrap_model(model).config, eval_metrics, progress.completed_steps,
+                   total_batch_size)
     accelerator.print(json.dumps({k: v for k, v in results.items() if k != "eval_history"}, indent=2))
     finish_run(accelerator, args, commit_message=f"PoNet pretraining: {progress.completed_steps} steps")
     return results

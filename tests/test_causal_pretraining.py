@@ -1,5 +1,6 @@
-"""`pretrain/run_pretraining.py --model_type gpt2`: a causal LM trained on the very batches PoNet gets (the text
-before masking, next-token prediction), evaluated by next-token accuracy; the pooling study's decoder backbone."""
+"""`pretrain/run_pretraining.py --model_type gpt2`: a causal LM trained on the very examples PoNet gets, in the same
+order (the text unmasked, built by its own collator: next-token prediction), evaluated by next-token accuracy; the
+pooling study's decoder backbone."""
 
 import json
 import os
@@ -14,8 +15,9 @@ from accelerate import Accelerator
 from transformers import AutoModel, AutoTokenizer
 
 from ponet_training.data import minilm
-from ponet_training.tasks.pretraining import build_pretraining_model, evaluate_pretraining, model_inputs, objective
-from ponet_training.tasks.pretraining_data import DataCollatorForPoNetPretraining
+from ponet_training.tasks.pretraining import build_pretraining_model, evaluate_pretraining, objective
+from ponet_training.tasks.pretraining_collators import (DataCollatorForCausalPretraining,
+                                                        DataCollatorForPoNetPretraining, pretraining_collator)
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,25 +43,46 @@ def size_args(**overrides):
     return Namespace(**{**base, **overrides})
 
 
+def sso_features(tokenizer):
+    """SSO-like examples: the text, token types, a segment id per token and an SSO label."""
+    return [{"input_ids": ids, "token_type_ids": [0] * len(ids), "segment_ids": [0] * len(ids),
+             "sentence_structural_label": i % 3} for i, ids in enumerate(tokenizer(SENTENCES)["input_ids"])]
+
+
 def masked_batch(tokenizer, seed=0):
-    features = [{"input_ids": ids, "token_type_ids": [0] * len(ids)}
-                for ids in tokenizer(SENTENCES)["input_ids"]]
+    features = sso_features(tokenizer)
     collator = DataCollatorForPoNetPretraining(tokenizer, mlm_probability=0.4, seed=seed)
     return collator(features), collator.pad(features)
+
+
+def causal_batch(tokenizer):
+    return DataCollatorForCausalPretraining(tokenizer)(sso_features(tokenizer))
 
 
 def test_causal_inputs_are_the_text_before_masking_labelled_except_padding(tokenizer):
     batch, unmasked = masked_batch(tokenizer)
     assert (batch["input_ids"] != unmasked["input_ids"]).any()  # the MLM batch is masked ...
-    inputs = model_inputs(batch, "clm")
+    inputs = causal_batch(tokenizer)
     assert set(inputs) == {"input_ids", "attention_mask", "labels"}  # no token types: GPT-2 would embed them
     torch.testing.assert_close(inputs["input_ids"], unmasked["input_ids"])  # ... the causal LM reads the text
+    torch.testing.assert_close(inputs["attention_mask"], unmasked["attention_mask"])
     padding = unmasked["attention_mask"] == 0
     assert padding.any()
     assert (inputs["labels"][padding] == -100).all()
     torch.testing.assert_close(inputs["labels"][~padding], unmasked["input_ids"][~padding])
-    # The masked-LM baseline keeps the masked batch, without PoNet's SSO inputs.
-    assert model_inputs({**batch, "segment_ids": batch["input_ids"]}, "mlm").keys() == batch.keys()
+    assert type(pretraining_collator("clm", tokenizer, None, seed=0)) is DataCollatorForCausalPretraining
+
+
+def test_the_masked_lm_baseline_gets_the_same_masks_without_ponets_sso_inputs(tokenizer):
+    batch, _ = masked_batch(tokenizer, seed=5)
+    assert {"segment_ids", "sentence_structural_label"} <= set(batch)
+    args = Namespace(mlm_probability=0.4, whole_word_masking=False)
+    baseline = pretraining_collator("mlm", tokenizer, args, seed=5)(sso_features(tokenizer))
+    assert set(baseline) == set(batch) - {"segment_ids", "sentence_structural_label"}
+    for key in baseline:
+        torch.testing.assert_close(baseline[key], batch[key], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="Unknown pretraining objective 'mlm_sso'"):
+        pretraining_collator("mlm_sso", tokenizer, args, seed=5)
 
 
 def test_gpt2_from_scratch_matches_the_tokenizer_and_the_size_flags(tokenizer):
@@ -80,8 +103,8 @@ def test_a_model_type_with_no_language_model_head_is_refused(tokenizer):
 def test_next_token_accuracy_against_a_naive_count(tokenizer):
     torch.manual_seed(0)
     model = build_pretraining_model(size_args(), tokenizer).eval()
-    batch, unmasked = masked_batch(tokenizer, seed=3)
-    metrics = evaluate_pretraining(model, [batch], Accelerator(cpu=True))
+    _, unmasked = masked_batch(tokenizer, seed=3)
+    metrics = evaluate_pretraining(model, [causal_batch(tokenizer)], Accelerator(cpu=True))
     model.eval()  # evaluate_pretraining hands the model back in training mode
 
     correct = total = 0

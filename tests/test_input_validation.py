@@ -9,7 +9,7 @@ import pytest
 
 from ponet_training.tasks import glue_data, long_documents, glue_tasks
 from ponet_training.data import tables
-from ponet_training.tasks.pretraining_data import load_pretraining_corpus
+from ponet_training.tasks.pretraining_corpus import load_pretraining_corpus
 from test_pretraining_data import data_args as corpus_args
 
 

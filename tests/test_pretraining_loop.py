@@ -87,3 +87,58 @@ def test_bad_training_flags_get_clear_errors(tmp_path):
 def test_all_results_are_plain_json(tmp_path):
     path = write_all_results(tmp_path, {"a": torch.tensor(0.5), "b": [torch.tensor([1, 2])], "c": {"d": 1}})
     assert path.read_text().replace(" ", "").replace("\n", "") == '{"a":0.5,"b":[[1,2]],"c":{"d":1}}'
+
+
+def run_loop(*argv, batches=8, loss_fn=None):
+    """The shared loop (`loop.train`) over `batches` batches per epoch of a one-weight regression, as
+    [(step, evaluate, end_of_epoch), ...], with the losses each `loss_fn` call returned."""
+    from accelerate import Accelerator
+
+    from ponet_training.engine import loop
+
+    args = parse("--learning_rate", 0.1, *argv)
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=args.gradient_accumulation_steps)
+    model = torch.nn.Linear(1, 1, bias=False)
+    data = [{"x": torch.ones(2, 1), "attention_mask": torch.ones(2, 3)} for _ in range(batches)]
+    optimizer = create_optimizer(model, args)
+    model, optimizer, dataloader = accelerator.prepare(model, optimizer, torch.utils.data.DataLoader(
+        data, batch_size=None))
+    resolve_train_steps(args, len(dataloader))
+    scheduler = create_scheduler(optimizer, args)
+    seen = []
+
+    def squared_error(model, batch):
+        loss = (model(batch["x"]) - 2 * batch["x"]).pow(2).mean()
+        seen.append(loss.item())
+        return {"loss": loss, "half": loss / 2}
+
+    updates = list(loop.train(accelerator, args, model, dataloader, optimizer, scheduler, TrainingProgress(),
+                              loss_fn=loss_fn or squared_error))
+    return [(u.step, u.evaluate, u.end_of_epoch, u.loss) for u in updates], seen
+
+
+def test_evaluation_is_due_every_eval_steps_else_at_each_epochs_end_and_always_at_the_runs_end():
+    updates, seen = run_loop("--num_train_epochs", 2, "--eval_steps", 3, batches=4)
+    assert [step for step, evaluate, _, _ in updates if evaluate] == [3, 6, 8]  # not at the end of epoch 1 (step 4)
+    assert len(seen) == 8
+    updates, _ = run_loop("--num_train_epochs", 2, batches=4)
+    assert [step for step, evaluate, _, _ in updates if evaluate] == [4, 8]
+    assert [(step, evaluate) for step, evaluate, end, _ in updates if end] == [(4, True), (8, False)]
+    # The run ends mid-epoch (--max_train_steps): evaluated once, at its last update.
+    updates, _ = run_loop("--max_train_steps", 5, "--eval_steps", 2, batches=4)
+    assert [step for step, evaluate, _, _ in updates if evaluate] == [2, 4, 5]
+    updates, _ = run_loop("--max_train_steps", 6, "--gradient_accumulation_steps", 2, batches=4)
+    assert [step for step, evaluate, _, _ in updates if evaluate] == [2, 4, 6]
+
+
+def test_the_loop_optimizes_the_loss_fns_loss_and_reports_the_update_mean():
+    from ponet_training.engine.loop import evaluation_due
+
+    updates, seen = run_loop("--max_train_steps", 2, "--gradient_accumulation_steps", 2, batches=4)
+    assert len(seen) == 4 and seen[2] < seen[0]  # the loss_fn's "loss" is what the optimizer lowers
+    losses = [loss for *_, loss in updates if loss is not None]
+    torch.testing.assert_close(losses, [(seen[0] + seen[1]) / 2, (seen[2] + seen[3]) / 2], rtol=1e-6, atol=0)
+    args = parse("--eval_steps", 5)
+    assert evaluation_due(args, 10, end_of_epoch=False, end_of_run=False, last_evaluated=None)
+    assert not evaluation_due(args, 10, end_of_epoch=True, end_of_run=True, last_evaluated=10)
+    assert not evaluation_due(args, 7, end_of_epoch=True, end_of_run=False, last_evaluated=5)

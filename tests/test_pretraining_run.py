@@ -148,15 +148,28 @@ def test_two_process_ddp_run_keeps_replicas_identical_and_checkpoints(corpus, tm
     assert results["total_train_batch_size"] == 8
 
 
-def test_no_data_flags_select_the_embedded_demo_and_flags_still_win():
+def test_the_demo_is_an_explicit_preset_whose_settings_flags_still_override():
     module = load_script_module()
-    demo = module.parse_args([])
+    demo = module.parse_args(["--preset", "demo"])
     assert demo.embedded_corpus and demo.train_tokenizer
     assert (demo.hidden_size, demo.max_seq_length) == (module.DEMO_DEFAULTS["hidden_size"],
                                                        module.DEMO_DEFAULTS["max_seq_length"])
-    assert module.parse_args(["--max_train_steps", "7"]).max_train_steps == 7
+    assert (demo.learning_rate, demo.sso_loss_weight, demo.output_dir) == (2e-3, 8.0, "ponet-tiny-stdlib")
+    assert demo.preset_settings["learning_rate"] == 2e-3 and demo.preset_settings["train_tokenizer"] is True
+    overridden = module.parse_args(["--preset", "demo", "--max_train_steps", "7", "--learning_rate", "2e-3"])
+    assert overridden.max_train_steps == 7
+    assert "max_train_steps" not in overridden.preset_settings and "learning_rate" not in overridden.preset_settings
     real = module.parse_args(["--train_file", "x.txt", "--tokenizer_name", "bert-base-uncased"])
     assert not real.embedded_corpus and real.hidden_size is None and real.max_seq_length == 512
+    assert (real.learning_rate, real.sso_loss_weight, real.preset_settings) == (1e-4, 1.0, {})
+
+
+def test_no_data_flags_and_no_preset_is_an_error_not_a_hidden_demo():
+    module = load_script_module()
+    with pytest.raises(ValueError, match="No corpus: pass --train_file .* or --preset demo"):
+        module.parse_args([])
+    with pytest.raises(ValueError, match="No corpus"):
+        module.parse_args(["--train_tokenizer", "--hidden_size", "32"])
 
 
 def test_bad_flag_combinations_get_one_clear_error():
@@ -180,11 +193,14 @@ def test_missing_train_file_fails_before_training(tmp_path):
 
 def test_embedded_corpus_run_trains_its_own_tokenizer_offline(tmp_path):
     out = tmp_path / "demo"
-    run_script(["--hidden_size", "32", "--intermediate_size", "64", "--vocab_size", "800", "--max_seq_length", "32",
-                "--per_device_train_batch_size", "8", "--max_train_steps", "3", "--eval_steps", "0",
-                "--max_eval_samples", "32", "--output_dir", out])
+    result = run_script(["--preset", "demo", "--hidden_size", "32", "--intermediate_size", "64", "--vocab_size", "800",
+                         "--max_seq_length", "32", "--per_device_train_batch_size", "8", "--max_train_steps", "3",
+                         "--eval_steps", "0", "--max_eval_samples", "32", "--output_dir", out])
+    assert "Preset demo on the embedded standard-library docstrings: " in result.stderr
+    assert "--learning_rate 0.002" in result.stderr and "--sso_loss_weight 8.0" in result.stderr
+    assert "--hidden_size" not in result.stderr.split("Preset demo")[1].splitlines()[0]  # given on the command line
     results = results_of(out)
-    assert results["embedded_corpus"] is True and results["train_steps"] == 3
+    assert results["embedded_corpus"] is True and results["train_steps"] == 3 and results["preset"] == "demo"
     assert 0 < results["eval_examples"] <= 32
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert len(vocab) == 800 and "[MASK]" in vocab

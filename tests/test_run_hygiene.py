@@ -71,11 +71,11 @@ def test_a_config_only_folder_without_tokenizer_files_is_one_clear_error(checkpo
 
 def test_the_demo_takes_a_tokenizer_name_without_complaining_about_train_tokenizer(tmp_path):
     script = load_script_module()
-    args = script.parse_args(["--tokenizer_name", "bert-base-uncased"])
+    args = script.parse_args(["--preset", "demo", "--tokenizer_name", "bert-base-uncased"])
     assert args.embedded_corpus and not args.train_tokenizer and args.tokenizer_name == "bert-base-uncased"
-    assert script.parse_args([]).train_tokenizer  # the plain demo trains its own
+    assert script.parse_args(["--preset", "demo"]).train_tokenizer  # the plain demo trains its own
     with pytest.raises(ValueError, match="either --tokenizer_name or --train_tokenizer"):
-        script.parse_args(["--tokenizer_name", "bert-base-uncased", "--train_tokenizer"])
+        script.parse_args(["--preset", "demo", "--tokenizer_name", "bert-base-uncased", "--train_tokenizer"])
 
 
 def test_the_card_names_the_local_base_model_and_describes_the_architecture_trained(bert_glue_run):

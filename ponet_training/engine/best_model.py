@@ -1,7 +1,8 @@
-"""The best dev checkpoint and the final model of a fine-tuning run.
+"""The best dev checkpoint and the final model of a training run (fine-tuning and pretraining).
 
-- `BestModelTracker`: `record` an evaluation, keep the best one in `output_dir/best_model`, and `save_checkpoint`
-  with the tracker in it.
+- `BestModelTracker`: after each `loop.Update`, evaluate when it is due, keep the best model in
+  `output_dir/best_model` (no `metric`: the last model is the final one), and `save_checkpoint` with the tracker
+  in it.
 - `resume(accelerator, args, batches_per_epoch, tracker)`: `checkpoints.resume_state` plus the tracker.
 - `promote_best_model`, `finalize_model`: at the end, the best checkpoint made the final model.
 """
@@ -20,6 +21,7 @@ from ponet_training.engine.checkpoints import (
     BEST_MODEL_DIR, BEST_STATE_FILE, TrainingProgress, _resume_from, maybe_save_checkpoint, resolve_checkpoint,
     save_model,
 )
+from ponet_training.engine.loop import log_metrics
 
 
 logger = logging.getLogger(__name__)
@@ -75,28 +77,32 @@ class BestModelTracker:
             accelerator.wait_for_everyone()
         return True
 
-    def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress) -> None:
-        """What a fine-tuning loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
-        update asks for it (every `--eval_steps`, each epoch's end) and keep the best model; then checkpoint."""
+    def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress,
+                     checkpoint_tokenizer: bool = False, checkpoint_files=None) -> None:
+        """What every training loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
+        update asks for it (`loop.evaluation_due`) and keep the best model; then checkpoint. `checkpoint_tokenizer`
+        saves the tokenizer into each checkpoint too (one trained by the run); `checkpoint_files()` returns more
+        JSON files for it ({name: content})."""
         if update.evaluate:
             self.record(accelerator, args, model, tokenizer, evaluate(), update.epoch, update.step)
         if update.checkpoint:
-            self.save_checkpoint(accelerator, args, progress, update.end_of_epoch)
+            self.save_checkpoint(accelerator, args, progress, update.end_of_epoch,
+                                 tokenizer=tokenizer if checkpoint_tokenizer else None,
+                                 extra_json=checkpoint_files() if checkpoint_files else None)
 
     def record(self, accelerator, args, model, tokenizer, metrics: dict, epoch: int, step: int) -> dict:
         """An evaluation during training: its figures (with `epoch` and `step`) to the log and the trackers, then
         `update`. Returns the metrics."""
-        from ponet_training.engine.loop import log_metrics
-
         metrics = {**metrics, "epoch": epoch, "step": step}
         log_metrics(accelerator, args, metrics, step)
         self.update(accelerator, model, tokenizer, metrics, step)
         return metrics
 
-    def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False) -> Path | None:
+    def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False,
+                        tokenizer=None, extra_json: dict | None = None) -> Path | None:
         """`maybe_save_checkpoint`, with this tracker stored in the checkpoint so that a resume knows what to beat."""
-        return maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch,
-                                     extra_json={BEST_STATE_FILE: self.state()})
+        return maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch, tokenizer=tokenizer,
+                                     extra_json={**(extra_json or {}), BEST_STATE_FILE: self.state()})
 
     def state(self) -> dict:
         return {key: value for key, value in dataclasses.asdict(self).items() if key != "output_dir"}
@@ -144,9 +150,10 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
     return True
 
 
-def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker):
+def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker, load_model):
     """The model to evaluate and publish: the best dev checkpoint, moved into `--output_dir` and re-loaded on this
-    process's device, or (no best checkpoint) the last model, saved there. Without `--output_dir`, the last model."""
+    process's device with `load_model(folder)` (the task's class: e.g. a sequence classifier), or (no best
+    checkpoint, or no `tracker.metric`) the last model, saved there. Without `--output_dir`, the last model."""
     if args.output_dir is None:
         return model
     if not promote_best_model(accelerator, tracker, args.output_dir):
@@ -154,10 +161,7 @@ def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracke
         return model
     logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
                 tracker.best_step)
-    from transformers import AutoModelForSequenceClassification
-
-    best = AutoModelForSequenceClassification.from_pretrained(args.output_dir, trust_remote_code=args.trust_remote_code)
-    return best.to(accelerator.device)
+    return load_model(args.output_dir).to(accelerator.device)
 
 
 

@@ -1,16 +1,19 @@
-"""The one classifier training loop and the one predict loop, shared by `finetune/run_glue.py`,
-`finetune/run_long_doc.py` and the pooling study (`pretrain/run_pretraining.py` keeps its own, MLM + SSO, loop).
+"""The one training loop and the one predict loop, shared by `pretrain/run_pretraining.py`,
+`finetune/run_glue.py`, `finetune/run_long_doc.py` and the pooling study.
 
 - `train(...)`: the updates of a whole run (every epoch from the resumed one on, up to `--max_train_steps`),
-  each an `Update` that says when to evaluate and save: the script's visible loop does both.
+  each an `Update` that says when to evaluate and save: the script's visible loop does both
+  (`best_model.BestModelTracker.after_update`). The loss is the task's (`loss_fn`; default: the model's `.loss`).
 - `train_epoch(...)`: the updates of one epoch (gradient accumulation, clipping, progress bar, loss logging),
   yielding an `Update` after each optimizer update and at the epoch's end.
+- `evaluation_due(...)`: when to evaluate, for every script.
 - `log_metrics(accelerator, args, metrics)`: an evaluation's figures to the log and the trackers.
 - `predict_logits(...)` / `predict(...)`: logits, or predicted ids / scores, with the references, gathered
   from all processes in dataset order.
 - `ProgressBar`: tqdm over optimizer updates with the loss and tokens/s.
 
-The scripts' visible loop over these pieces: `finetune/run_glue.py` (and run_long_doc.py), `main`, "the loop".
+The scripts' visible loop over these pieces: `main` of `pretrain/run_pretraining.py` and `finetune/run_glue.py`
+(and run_long_doc.py), "the loop".
 """
 
 from __future__ import annotations
@@ -75,8 +78,8 @@ class ProgressBar:
 class Update(NamedTuple):
     """What `train_epoch` reports after an optimizer update, and once more at the epoch's end.
 
-    `evaluate`: time to evaluate (every `--eval_steps` updates, and at the epoch's end unless the last update was
-    just evaluated). `checkpoint`: time to call `checkpoints.maybe_save_checkpoint(..., end_of_epoch)`.
+    `evaluate`: time to evaluate (`evaluation_due`). `checkpoint`: time to call
+    `checkpoints.maybe_save_checkpoint(..., end_of_epoch)`.
     """
 
     step: int
@@ -87,64 +90,91 @@ class Update(NamedTuple):
     epoch: int = 0
 
 
+def evaluation_due(args, step: int, end_of_epoch: bool, end_of_run: bool, last_evaluated: int | None) -> bool:
+    """When every script evaluates: every `--eval_steps` updates, or (no `--eval_steps`) at each epoch's end; and
+    always at the end of the run; never twice at one step."""
+    if step == last_evaluated:
+        return False
+    if end_of_run:
+        return True
+    if args.eval_steps:
+        return not end_of_epoch and step % args.eval_steps == 0
+    return end_of_epoch
+
+
+def model_loss(model, batch: dict) -> dict:
+    """The default `loss_fn`: the model's own `.loss` (the batch carries the labels)."""
+    return {"loss": model(**batch).loss}
+
+
 def train(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, bar: ProgressBar | None = None,
-          log_prefix: str = "") -> Iterator[Update]:
+          log_prefix: str = "", loss_fn=model_loss) -> Iterator[Update]:
     """`train_epoch` over the epochs left (from `progress.epoch`, the resumed one), until `args.num_train_epochs`
     or `args.max_train_steps`; each `Update` carries its epoch."""
     for epoch in range(progress.epoch, args.num_train_epochs):
         for update in train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch,
-                                  bar, log_prefix):
+                                  bar, log_prefix, loss_fn):
             yield update._replace(epoch=epoch)
         if progress.completed_steps >= args.max_train_steps:
             return
 
 
 def train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch: int,
-                bar: ProgressBar | None = None, log_prefix: str = "") -> Iterator[Update]:
+                bar: ProgressBar | None = None, log_prefix: str = "", loss_fn=model_loss) -> Iterator[Update]:
     """Train one epoch (the batches `progress` has not consumed yet), yielding an `Update` after each optimizer update
     and a last one (`loss=None`) when the epoch or the run (`args.max_train_steps`) ends. The model is back in
-    train mode whenever the loop resumes, so the caller may evaluate between updates. `model(**batch)` must return
-    a `.loss`. At the epoch's end `progress` moves to the next epoch, unless the run is finished.
+    train mode whenever the loop resumes, so the caller may evaluate between updates. `loss_fn(model, batch)`
+    returns a dict of scalar tensors: `loss` (what is optimized) and any parts to log (default: `model(**batch).loss`).
+    At the epoch's end `progress` moves to the next epoch, unless the run is finished.
 
-    With `--with_tracking`, the mean training loss and the learning rate go to the trackers every
-    `--logging_steps` updates (keys prefixed with `log_prefix`).
+    With `--with_tracking`, the mean of each loss since the last log (`train_loss`, `train_<part>`) and the learning
+    rate go to the trackers every `--logging_steps` updates and at the run's end (keys prefixed with `log_prefix`).
     """
     evaluated_at = None
     finished = progress.completed_steps >= args.max_train_steps
-    batch_losses, logged_losses = [], []
+    # Loss sums stay on the device (one sync per update, not per batch): this update's, and since the last log.
+    update_sums = logged_sums = None
+    update_batches = logged_batches = 0
     model.train()
     for batch in [] if finished else epoch_dataloader(accelerator, dataloader, epoch, progress.skip_batches(epoch)):
         with accelerator.accumulate(model):
-            loss = model(**batch).loss
-            optimization_step(accelerator, model, loss, optimizer, lr_scheduler, args.max_grad_norm)
+            losses = loss_fn(model, batch)
+            optimization_step(accelerator, model, losses["loss"], optimizer, lr_scheduler, args.max_grad_norm)
         progress.advance(accelerator.sync_gradients)
-        batch_losses.append(loss.detach().float().item())
+        sums = torch.stack([value.detach().float() for value in losses.values()])
+        update_sums = sums if update_sums is None else update_sums + sums
+        update_batches += 1
         tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else 0
         if not accelerator.sync_gradients:
             if bar is not None:
                 bar.add_tokens(tokens)
             continue
-        update_loss = sum(batch_losses) / len(batch_losses)
-        logged_losses += batch_losses
-        batch_losses = []
+        update_loss = update_sums[0].item() / update_batches
+        logged_sums = update_sums if logged_sums is None else logged_sums + update_sums
+        logged_batches += update_batches
+        update_sums, update_batches = None, 0
         if bar is not None:
             bar.update(loss=update_loss, tokens=tokens)
         step = progress.completed_steps
-        if args.with_tracking and step % args.logging_steps == 0:
-            accelerator.log({f"{log_prefix}train_loss": sum(logged_losses) / len(logged_losses),
-                             f"{log_prefix}learning_rate": lr_scheduler.get_last_lr()[0]}, step=step)
-            logged_losses = []
-        evaluate = bool(args.eval_steps) and step % args.eval_steps == 0
+        if args.with_tracking and (step % args.logging_steps == 0 or step == args.max_train_steps):
+            means = (logged_sums / logged_batches).tolist()
+            logged = {f"{log_prefix}train_{name}": mean for name, mean in zip(losses, means)}
+            logged[f"{log_prefix}learning_rate"] = lr_scheduler.get_last_lr()[0]
+            accelerator.log(logged, step=step)
+            logged_sums, logged_batches = None, 0
+        finished = step >= args.max_train_steps
+        evaluate = evaluation_due(args, step, end_of_epoch=False, end_of_run=finished, last_evaluated=evaluated_at)
         evaluated_at = step if evaluate else evaluated_at
         yield Update(step, update_loss, evaluate=evaluate, checkpoint=True)
         model.train()
-        if step >= args.max_train_steps:
-            finished = True
+        if finished:
             break
     if not finished:
         progress.end_epoch()
-    # The epoch's end: evaluate (unless just done), and an `epoch_N` checkpoint unless the run is over.
-    yield Update(progress.completed_steps, None, evaluate=evaluated_at != progress.completed_steps,
+    # The epoch's end: an `epoch_N` checkpoint unless the run is over.
+    step = progress.completed_steps
+    yield Update(step, None, evaluate=evaluation_due(args, step, end_of_epoch=True, end_of_run=finished,
+                                                     last_evaluated=evaluated_at),
                  checkpoint=not finished, end_of_epoch=True)
     model.train()
 
@@ -184,4 +214,5 @@ def predict(accelerator, model, dataloader, is_regression: bool = False) -> tupl
     return logits.argmax(dim=-1).numpy(), (None if labels is None else labels.numpy())
 
 
-__all__ = ["ProgressBar", "Update", "log_metrics", "predict", "predict_logits", "train", "train_epoch"]
+__all__ = ["ProgressBar", "Update", "evaluation_due", "log_metrics", "model_loss", "predict", "predict_logits",
+           "train", "train_epoch"]

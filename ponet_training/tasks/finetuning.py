@@ -4,14 +4,16 @@ loading before it; the best-model metric, the prediction files and the model car
 - `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
   `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
 - `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model;
-  `readable_weights(source)`: a truncated weights file is an error naming it.
+  `readable_weights(source)`: a truncated weights file is an error naming it; `classifier_loader(args)`: how the
+  best checkpoint is re-loaded (`best_model.finalize_model`).
 - `label_permutation(model_config, label_names)`: {task id: model id} for a checkpoint fine-tuned on the same
   labels in another order.
 - `selection_metric(requested, default, allowed, what)`: the dev metric that picks the kept checkpoint.
 - `write_predictions(path, indices, predictions, label_names, references)`: one split's predictions as a TSV.
 - `card_hyperparameters(args, accelerator, total_batch, selection)`, `write_finetuned_card(...)`: the model card.
 
-The loop itself is `engine/loop.py`; checkpoints and the best model are `engine/checkpoints.py`, `engine/best_model.py`.
+The loop itself is `engine/loop.py`; checkpoints and the best model are `engine/checkpoints.py` and
+`engine/best_model.py`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
     if tokenizer.pad_token is None:
         raise ValueError(f"The tokenizer of {tokenizer_source} has no padding token; set one before fine-tuning")
     return config, tokenizer, model
+
+
+def classifier_loader(args):
+    """`load_model(folder)` for `best_model.finalize_model`: the sequence classifier saved there."""
+    from transformers import AutoModelForSequenceClassification
+
+    return lambda folder: AutoModelForSequenceClassification.from_pretrained(
+        folder, trust_remote_code=args.trust_remote_code)
 
 
 @contextlib.contextmanager
@@ -206,5 +216,6 @@ def write_finetuned_card(accelerator, args, config, model, *, trained_on: str, d
     )
 
 
-__all__ = ["add_finetuning_args", "card_hyperparameters", "label_permutation", "load_model_and_tokenizer",
-           "selection_metric", "write_finetuned_card", "write_predictions"]
+__all__ = ["add_finetuning_args", "card_hyperparameters", "classifier_loader", "label_permutation",
+           "load_model_and_tokenizer", "readable_weights", "selection_metric", "write_finetuned_card",
+           "write_predictions"]

@@ -1,12 +1,13 @@
-"""Pieces of `pretrain/run_pretraining.py` (MLM + SSO) that are not its loop.
+"""Pieces of `pretrain/run_pretraining.py` (MLM + SSO) that are not the shared loop (`engine.loop`).
 
 - `load_or_train_tokenizer(args, accelerator, corpus)`: a pretrained tokenizer, or WordPiece trained on the corpus
   on the main process and shared with the others.
 - `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer; or
   a fresh model of another type on the same batches: masked LM only (`--model_type bert`: the equal-budget
   baseline) or causal LM (`--model_type gpt2`: a decoder backbone for the pooling study, same corpus and vocabulary).
-- `objective(model)`, `model_inputs(batch, objective)`: what each kind of model is fed (PoNet: MLM + SSO; a masked
-  LM: no SSO label, no segment ids; a causal LM: the unmasked text, labelled for next-token prediction).
+- `objective(model)`: what each kind of model learns (PoNet: MLM + SSO; a masked LM: MLM only; a causal LM:
+  next-token prediction); its batches come from `pretraining_collators.pretraining_collator`.
+- `pretraining_loss(objective, sso_loss_weight)`: the training loss (and its parts) for `engine.loop.train`.
 - `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, or the
   causal LM's next-token loss and accuracy; perplexity.
 - `EvalHistory`: evaluations against steps and training wall-clock seconds, in `eval_history.jsonl`, across resumes.
@@ -29,7 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
 from ponet_training.engine.checkpoints import resolve_checkpoint
-from ponet_training.tasks.pretraining_data import corpus_text_batches
+from ponet_training.tasks.pretraining_corpus import corpus_text_batches
 from ponet_training.data.tokenizer_loading import load_tokenizer
 from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
@@ -66,32 +67,30 @@ def load_or_train_tokenizer(args, accelerator, corpus):
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 
-# What only PoNet's pretraining heads take: a model of another type is fed the rest of the same batch.
-PONET_ONLY_INPUTS = ("sentence_structural_label", "segment_ids")
-
-
 def is_ponet(model) -> bool:
     return getattr(model, "config", None) is not None and model.config.model_type == "ponet"
 
 
 def objective(model) -> str:
-    """"ponet" (MLM + SSO), "clm" (a causal LM such as GPT-2: next-token prediction) or "mlm" (masked LM only)."""
+    """"ponet" (MLM + SSO), "clm" (a causal LM such as GPT-2: next-token prediction) or "mlm" (masked LM only).
+    Each objective's batches come from its collator (`pretraining_collators.pretraining_collator`)."""
     if is_ponet(model):
         return "ponet"
     return "clm" if model.config.model_type in CAUSAL_ONLY_TYPES else "mlm"
 
 
-def model_inputs(batch: dict, objective: str) -> dict:
-    """The batch as the model takes it: all of it for PoNet (MLM + SSO); without the SSO label and the segment ids
-    for a masked LM; for a causal LM the text before masking (masked positions get their label back), labelled
-    with itself (the model shifts it) except the padding, and no token type ids (GPT-2 would embed them as words)."""
-    if objective == "ponet":
-        return batch
-    if objective == "mlm":
-        return {k: v for k, v in batch.items() if k not in PONET_ONLY_INPUTS}
-    text = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
-    return {"input_ids": text, "attention_mask": batch["attention_mask"],
-            "labels": text.masked_fill(batch["attention_mask"] == 0, -100)}
+def pretraining_loss(objective: str, sso_loss_weight: float = 1.0):
+    """The `loss_fn` of `engine.loop.train` for `objective`: PoNet trains on `mlm_loss + sso_loss_weight *
+    sso_loss` (both logged); a masked or causal LM on its own loss (`mlm_loss` / `clm_loss`)."""
+
+    def loss_fn(model, batch: dict) -> dict:
+        outputs = model(**batch)
+        if objective == "ponet":
+            return {"loss": outputs.mlm_loss + sso_loss_weight * outputs.sso_loss, "mlm_loss": outputs.mlm_loss,
+                    "sso_loss": outputs.sso_loss}
+        return {"loss": outputs.loss, f"{objective}_loss": outputs.loss}
+
+    return loss_fn
 
 
 def resolve_model_type(args) -> str:
@@ -136,11 +135,11 @@ def build_lm_model(args, tokenizer, model_type: str):
             base["n_inner"] = base.pop("intermediate_size")
     config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **base)
     if causal:
-        logger.info(f"Training a new {model_type} causal LM from scratch (next-token prediction on the unmasked "
-                    f"text of the same batches; their masks, SSO labels and segment ids are not used)")
+        logger.info(f"Training a new {model_type} causal LM from scratch (next-token prediction on the same "
+                    f"examples in the same order, unmasked, without SSO labels and segment ids)")
         return AutoModelForCausalLM.from_config(config)
-    logger.info(f"Training a new {model_type} MLM model from scratch (MLM only: the SSO labels and segment ids "
-                f"of the batches are not used)")
+    logger.info(f"Training a new {model_type} MLM model from scratch (MLM only: its batches leave out the SSO "
+                f"labels and segment ids)")
     return AutoModelForMaskedLM.from_config(config)
 
 
@@ -194,7 +193,7 @@ def evaluate_pretraining(model, dataloader, accelerator) -> dict:
     totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)  # lm loss, correct, count, sso loss, correct
     sso_count = 0
     for batch in dataloader:
-        inputs = dict(model_inputs(batch, kind))
+        inputs = dict(batch)
         labels = inputs.pop("labels")
         inputs.pop("sentence_structural_label", None)
         outputs = model(**inputs)
@@ -288,4 +287,4 @@ def parameter_checksum(model) -> float:
 
 
 __all__ = ["EvalHistory", "build_pretraining_model", "evaluate_pretraining", "is_ponet", "load_or_train_tokenizer",
-           "model_inputs", "objective", "parameter_checksum", "resolve_model_type"]
+           "objective", "parameter_checksum", "pretraining_loss", "resolve_model_type"]

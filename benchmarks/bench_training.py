@@ -54,6 +54,29 @@ def cpu_description() -> dict:
     return {"lscpu_model_name": model_name, "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS}}
 
 
+def gemm_probe(threads: int, rows: int = 4096, width: int = 768) -> dict:
+    """Milliseconds of one `[rows, width] x [width, width]` matrix multiply in float32 and in bfloat16 (best of 3), on
+    the CPU: where the CPU has no bf16 instructions the bf16 GEMM falls back to slow kernels and bf16 autocast
+    cannot pay, whatever the model does."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    times = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(rows, width).to(dtype), torch.randn(width, width).to(dtype)
+        runs = []
+        for _ in range(3):
+            begin = time.perf_counter()
+            torch.mm(a, b)
+            runs.append((time.perf_counter() - begin) * 1000)
+        times[f"{name}_ms"] = round(min(runs), 2)
+    torch.set_num_threads(previous)
+    times["bf16_over_fp32"] = round(times["bf16_ms"] / times["fp32_ms"], 2)
+    times["shape"] = f"[{rows}, {width}] x [{width}, {width}]"
+    return times
+
+
 def plan(args, device: str) -> list[dict]:
     planned = []
     for precision in args.precisions:
@@ -100,6 +123,8 @@ def run_all(args) -> dict:
                     peak_memory="CPU: ru_maxrss minus the resident set after building the model (weights, AdamW "
                                 "state, activations, gradients); CUDA: max_memory_allocated")
     machine = {**machine_info(device, args.threads), **cpu_description()}
+    if device == "cpu":
+        machine["gemm_probe"] = gemm_probe(args.threads)
     return {"machine": machine, "settings": settings, "results": results}
 
 
@@ -191,6 +216,12 @@ def markdown(report) -> str:
         f"of up to {settings['repeats']} steps after {settings['warmup']} untimed. Peak memory: "
         f"{settings['peak_memory']}. Run: {settings['run_minutes']} minutes.", "",
     ]
+    probe = machine.get("gemm_probe")
+    if probe:
+        out += [f"GEMM probe ({probe['shape']}, {settings['threads']} threads): fp32 {probe['fp32_ms']:.1f} ms, bf16 "
+                f"{probe['bf16_ms']:.1f} ms: bf16 / fp32 = {probe['bf16_over_fp32']:.2f}x"
+                + (" (bf16 slower than fp32: this CPU has no fast bf16 GEMM, so bf16 autocast cannot pay here)"
+                   if probe["bf16_over_fp32"] > 1 else "") + ".", ""]
     for precision in PRECISION_LABELS:
         if not any(r["precision"] == precision for r in report["results"]):
             continue

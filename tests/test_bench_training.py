@@ -51,6 +51,9 @@ def test_the_report_names_the_cpu_its_flags_the_tables_ratios_and_targets(tiny_r
     report, text, stdout = tiny_run
     assert set(report["machine"]["cpu_flags"]) == set(bench_training.CPU_FLAGS)
     assert "avx512_bf16" in text and "amx_bf16" in text
+    probe = report["machine"]["gemm_probe"]
+    assert probe["bf16_over_fp32"] == pytest.approx(probe["bf16_ms"] / probe["fp32_ms"], rel=0.02)
+    assert "GEMM probe" in text
     for heading in ("## fp32", "## bf16 autocast", "## bf16 autocast speed-up over fp32", "## The issue's targets"):
         assert heading in text
     assert "| 512 x 1 |" in text and "| 64 x 8 |" in text
@@ -67,6 +70,19 @@ def test_a_memory_cap_records_oom_and_skips_the_longer_lengths(tmp_path):
     assert first["status"] == "oom" and "cap" in first["error"]
     assert second["status"] == "skipped" and "64" in second["error"]
     assert "## Not measured" in text
+
+
+def test_the_profile_breaks_the_pooling_down_by_operator(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "profile_training_step.py"), "--pooling_only", "--precision",
+         "bf16_autocast", "--length", "128", "--hidden_size", "32", "--num_heads", "4", "--threads", "1",
+         "--output_dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    profile = json.loads((tmp_path / "profile_pooling_bf16_autocast_128.json").read_text())
+    assert profile["ranges_ms"]["pooling_backward"] > 0 and profile["ranges_ms"]["pooling_forward"] > 0
+    backward_ops = profile["pooling_backward_operators"]
+    assert "aten::index_select" in backward_ops  # SMP's table, read back in the backward
+    assert all(entry["self_ms"] >= 0 and entry["calls"] >= 1 for entry in backward_ops.values())
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -11,6 +11,9 @@ Models (`--models`):
                  returns their sum, so every matrix multiply, LayerNorm, activation, dropout and residual stays.
                  `ponet / floor` is what the pooling itself costs.
   bert           transformers' BertModel, `attn_implementation="sdpa"`.
+  modernbert     transformers' ModernBertModel (SDPA) at the same width and depth, its GLU feed-forward 2/3 as wide
+                 (`--intermediate_size 3072` -> 2048: BERT's feed-forward parameters), its own attention pattern (a
+                 global layer every 3, the others a 128-token sliding window).
   fnet           transformers' FNetModel (Fourier mixing).
   gemm           not a network: the matrix multiplies of PoNet's linear layers alone (per layer `[L, h] x [h, 5h]`
                  for the five projections, `[h, h]` for the mixer output, `[h, I]` and `[I, h]` for the feed-forward)
@@ -70,7 +73,7 @@ from speed_measure import (  # beside this script
 from speed_report import checks, merge_previous, write_reports
 
 
-DEFAULT_MODELS = ("ponet", "floor", "bert", "fnet", "gemm")
+DEFAULT_MODELS = ("ponet", "floor", "bert", "modernbert", "fnet", "gemm")
 DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16_autocast", "bf16_weights", "int8"), "cuda": ("fp32", "bf16_autocast", "bf16_weights")}
 DEFAULT_LENGTHS = (512, 2048, 4096, 8192, 16384)
 # model:mode:precision=N, `*` matches anything; a series' cap is the smallest matching one. Chosen so that the default
@@ -78,7 +81,8 @@ DEFAULT_LENGTHS = (512, 2048, 4096, 8192, 16384)
 # fp32 forward up to 16384 is in the float32 tables of RESULTS.md), BERT up to 8192 (its attention is quadratic;
 # int8 leaves the attention in fp32: 4096), FNet's and the GEMMs' fp32 training steps up to 2048.
 DEFAULT_LENGTH_CAPS = (
-    "*:train:*=4096", "*:forward:fp32=4096", "bert:*:*=8192", "bert:*:int8=4096", "fnet:train:fp32=2048",
+    "*:train:*=4096", "*:forward:fp32=4096", "bert:*:*=8192", "bert:*:int8=4096", "modernbert:*:*=8192",
+    "modernbert:*:int8=4096", "fnet:train:fp32=2048",
     "gemm:train:fp32=2048",
 )
 
@@ -88,24 +92,25 @@ DEFAULT_LENGTH_CAPS = (
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _context():
+def _context(preload=()):
     # forkserver: each measurement is a fresh process forked from a server that imported torch once, so small
     # runs do not pay the import for every measurement; falls back to spawn where forkserver does not exist.
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([
             "torch", "psutil", "modeling_ponet", "transformers.models.bert.modeling_bert",
-            "transformers.models.fnet.modeling_fnet",
+            "transformers.models.fnet.modeling_fnet", "transformers.models.modernbert.modeling_modernbert", *preload,
         ])
         return context
     return multiprocessing.get_context("spawn")
 
 
-def run_one(context, spec: dict, memory_cap_bytes: int | None, time_cap_s: float) -> dict:
-    """Run `measure(spec)` in its own process; a cap or a kill becomes an "oom" / "timeout" result."""
+def run_one(context, spec: dict, memory_cap_bytes: int | None, time_cap_s: float, measure_fn=None) -> dict:
+    """Run `measure_fn(spec)` (default: speed_measure's `measure`) in its own process; a cap or a kill becomes an
+    "oom" / "timeout" result."""
     with tempfile.TemporaryDirectory() as tmp:
         result_path = os.path.join(tmp, "result.json")
-        process = context.Process(target=worker, args=(spec, result_path), daemon=True)
+        process = context.Process(target=worker, args=(spec, result_path, measure_fn), daemon=True)
         begin = time.monotonic()
         process.start()
         watched = psutil.Process(process.pid)

@@ -15,7 +15,7 @@ import psutil
 from ponet_training.engine.quantization import quantize_dynamic_int8
 
 
-MODELS = ("ponet", "ponet_compile", "floor", "bert", "fnet", "gemm")
+MODELS = ("ponet", "ponet_compile", "floor", "bert", "modernbert", "fnet", "gemm")
 MODES = ("forward", "train")
 # name -> (weight dtype, autocast dtype or None)
 PRECISIONS = {
@@ -32,6 +32,7 @@ LABELS = {
     "ponet_compile": "PoNet (compiled)",
     "floor": "floor (no pooling)",
     "bert": "BERT-SDPA",
+    "modernbert": "ModernBERT",
     "fnet": "FNet",
     "gemm": "GEMM-only",
 }
@@ -70,10 +71,32 @@ def dense_flops(spec: dict) -> float:
         per_token = 2 * (5 * h * h + h * h + 2 * h * inter)
     elif model == "bert":
         per_token = 2 * (4 * h * h + 2 * h * inter) + 4 * length * h  # QK^T and PV
+    elif model == "modernbert":  # GLU feed-forward of width modernbert_intermediate_size(inter); SDPA computes the
+        # sliding-window layers' products in full (a masked attention), so all of them count as full
+        glu = modernbert_intermediate_size(inter)
+        per_token = 2 * (4 * h * h + 3 * h * glu) + 4 * length * h
     else:  # fnet: the feed-forward only
         per_token = 2 * (2 * h * inter)
     forward = spec["num_layers"] * batch * length * per_token
     return 3 * forward if spec["mode"] == "train" else forward
+
+
+def modernbert_intermediate_size(intermediate_size: int) -> int:
+    """ModernBERT's GLU width with the feed-forward parameters of a BERT of `intermediate_size` (3072 -> 2048)."""
+    return intermediate_size * 2 // 3
+
+
+def modernbert_config(spec: dict, **extra):
+    """ModernBERT at the width and depth of `spec` (its own defaults otherwise: a global layer every 3, the others
+    a 128-token sliding window), with BERT's special ids, so that it reads the same synthetic inputs."""
+    from transformers import ModernBertConfig
+
+    return ModernBertConfig(
+        vocab_size=spec["vocab_size"], hidden_size=spec["hidden_size"], num_hidden_layers=spec["num_layers"],
+        num_attention_heads=spec["num_heads"], intermediate_size=modernbert_intermediate_size(spec["intermediate_size"]),
+        max_position_embeddings=max(spec["length"], 512), pad_token_id=0, bos_token_id=101, eos_token_id=102,
+        cls_token_id=101, sep_token_id=102, **extra,
+    )
 
 
 def floor_mixer_class():
@@ -125,6 +148,10 @@ def build_model(spec: dict):
 
         config = BertConfig(num_attention_heads=spec["num_heads"], **size)
         model = BertModel._from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
+    elif name == "modernbert":
+        from transformers import ModernBertModel
+
+        model = ModernBertModel._from_config(modernbert_config(spec), attn_implementation="sdpa")
     elif name == "fnet":
         from transformers import FNetConfig, FNetModel
 
@@ -284,16 +311,25 @@ def measure(spec: dict) -> dict:
         peak_delta = max(0, peak_total - memory_before)
     median = statistics.median(times)
     return {
+        **timing_fields(spec, times, first_call_s),
+        "gflop_per_s": dense_flops(spec) / median / 1e9,
+        "peak_memory_mb": peak_delta / 2**20,
+        "peak_process_memory_mb": peak_total / 2**20,
+        "saved_activations_mb": saved_mb,
+    }
+
+
+def timing_fields(spec: dict, times: list[float], first_call_s: float) -> dict:
+    """The timing part of a result: the median and minimum of the timed calls (ms), all of them, the first call
+    and tokens/s at the median."""
+    median = statistics.median(times)
+    return {
         "status": "ok",
         "time_ms": median * 1000.0,
         "time_ms_min": min(times) * 1000.0,
         "times_ms": [t * 1000.0 for t in times],
         "first_call_s": first_call_s,
         "tokens_per_s": spec["batch_size"] * spec["length"] / median,
-        "gflop_per_s": dense_flops(spec) / median / 1e9,
-        "peak_memory_mb": peak_delta / 2**20,
-        "peak_process_memory_mb": peak_total / 2**20,
-        "saved_activations_mb": saved_mb,
     }
 
 
@@ -321,10 +357,11 @@ def saved_activations_mb(model, input_ids, autocast_dtype: str | None) -> float:
     return sum(storages.values()) / 2**20
 
 
-def worker(spec: dict, result_path: str):
-    """Entry point of a measurement process: writes its result (or its failure) as JSON to `result_path`."""
+def worker(spec: dict, result_path: str, measure_fn=None):
+    """Entry point of a measurement process: writes the result of `measure_fn(spec)` (default `measure`; or its
+    failure) as JSON to `result_path`."""
     try:
-        result = measure(spec)
+        result = (measure_fn or measure)(spec)
     except BaseException as error:  # noqa: BLE001 - every failure is a recorded result, not a crash
         result = {
             "status": "oom" if _is_oom(error) else "error",

@@ -220,7 +220,8 @@ def _precision_tables(table, mode, precision, batch, models, lengths) -> list[st
         return _lookup(table, model, mode, precision, length, batch)
 
     ratio_columns = [(f"{LABELS[a]} / {LABELS[b]}", a, b) for a, b in (
-        ("ponet", "floor"), ("ponet", "gemm"), ("bert", "ponet"), ("fnet", "ponet"), ("ponet", "ponet_compile")
+        ("ponet", "floor"), ("ponet", "gemm"), ("bert", "ponet"), ("modernbert", "ponet"), ("fnet", "ponet"),
+        ("ponet", "ponet_compile"),
     ) if a in models and b in models]
     label = PRECISION_LABELS[precision]
     rows = [n for n in lengths if any(get(m, n) for m in models if m != "gemm")]
@@ -337,13 +338,19 @@ def merge_previous(report: dict, path: str) -> dict:
     return {**report, "results": list(merged.values())}
 
 
-def write_reports(report: dict, output_dir: str) -> list[str]:
+def write_json_and_markdown(report: dict, output_dir: str, text: str) -> list[str]:
+    """`<output_dir>/results.json` (the report) and `results.md` (`text`); returns their paths."""
     os.makedirs(output_dir, exist_ok=True)
     paths = [os.path.join(output_dir, "results.json"), os.path.join(output_dir, "results.md")]
     with open(paths[0], "w") as handle:
         json.dump(report, handle, indent=1)
     with open(paths[1], "w") as handle:
-        handle.write(markdown(report))
+        handle.write(text)
+    return paths
+
+
+def write_reports(report: dict, output_dir: str) -> list[str]:
+    paths = write_json_and_markdown(report, output_dir, markdown(report))
     device = report["settings"]["device"].split(":")[0]
     for batch in sorted({r["batch_size"] for r in report["results"]}):
         path = os.path.join(output_dir, f"speed_{device}_b{batch}.png")

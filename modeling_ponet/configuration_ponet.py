@@ -58,6 +58,10 @@ class PoNetConfig(PreTrainedConfig):
         classifier_dropout (`float`, *optional*): dropout before classification heads (defaults to
             `hidden_dropout_prob`).
         tie_word_embeddings (`bool`, defaults to `True`): tie the MLM decoder to the word embeddings.
+        sparse_prediction (`bool`, defaults to `False`): when `labels` are given to the MLM heads, run the prediction
+            head only at the labelled tokens (`labels != -100`), as ModernBERT's option of the same name: the same
+            loss and gradients, without the `[batch, length, vocab_size]` logits; the logits returned are then
+            `[labelled tokens, vocab_size]`. Calls without labels (inference, pipelines) are unchanged.
         bos_token_id / eos_token_id (`int`, *optional*): unused by PoNet (BERT-style inputs have none); kept so that
             transformers' generic checks find them, as on `BertConfig`.
     """
@@ -87,6 +91,7 @@ class PoNetConfig(PreTrainedConfig):
         classifier_pooling="cls",
         classifier_dropout=None,
         tie_word_embeddings=True,
+        sparse_prediction=False,
         bos_token_id=None,
         eos_token_id=None,
         **kwargs,
@@ -119,6 +124,7 @@ class PoNetConfig(PreTrainedConfig):
         self.classifier_pooling = classifier_pooling
         self.classifier_dropout = classifier_dropout
         self.tie_word_embeddings = tie_word_embeddings
+        self.sparse_prediction = sparse_prediction
         self.validate_ponet()
 
     def validate_ponet(self):
@@ -142,8 +148,9 @@ class PoNetConfig(PreTrainedConfig):
             raise ValueError(f"`local_window_size` must be odd (a centred window), got {self.local_window_size}")
         if self.segment_size is not None:
             positive_int("segment_size")
-        if not isinstance(self.clsgsepg, bool):
-            raise ValueError(f"`clsgsepg` must be a bool, got {self.clsgsepg!r}")
+        for name in ("clsgsepg", "sparse_prediction"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

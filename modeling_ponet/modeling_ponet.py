@@ -829,6 +829,13 @@ class PoNetModel(PoNetPreTrainedModel):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def labelled_tokens(sequence_output: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse prediction: the states `[n, hidden]` and labels `[n]` of the n tokens whose label is not -100
+    (row-major order). The MLM loss only scores these, so the head need not run anywhere else."""
+    scored = labels != -100
+    return sequence_output[scored], labels[scored]
+
+
 @dataclass
 class PoNetForPreTrainingOutput(ModelOutput):
     """
@@ -838,7 +845,8 @@ class PoNetForPreTrainingOutput(ModelOutput):
         loss (`torch.FloatTensor` `()`, with labels): `mlm_loss + sso_loss` (of the labels given).
         mlm_loss (`torch.FloatTensor` `()`, with `labels`): masked language modelling loss.
         sso_loss (`torch.FloatTensor` `()`, with `sentence_structural_label`): sentence structural objective loss.
-        prediction_logits (`[batch, length, vocab_size]`): MLM scores.
+        prediction_logits (`[batch, length, vocab_size]`): MLM scores. With `config.sparse_prediction` and `labels`,
+            `[labelled tokens, vocab_size]`: the scores of the tokens with a label, in row-major order.
         seq_relationship_logits (`[batch, 3]`): SSO scores (0 = in order, 1 = swapped, 2 = from another document).
         hidden_states, attentions: as in [`PoNetModel`].
     """
@@ -887,7 +895,8 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
         **kwargs,
     ) -> tuple | PoNetForPreTrainingOutput:
         r"""
-        labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored.
+        labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored. With
+            `config.sparse_prediction`, the MLM head runs at the labelled tokens only (see `prediction_logits`).
         sentence_structural_label (`torch.LongTensor` `[batch]`): SSO targets in {0, 1, 2}.
         """
         outputs = self.ponet(
@@ -900,7 +909,10 @@ class PoNetForPreTraining(PoNetPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        prediction_scores, sso_scores = self.cls(outputs.last_hidden_state, outputs.pooler_output)
+        sequence_output = outputs.last_hidden_state
+        if self.config.sparse_prediction and labels is not None:
+            sequence_output, labels = labelled_tokens(sequence_output, labels)
+        prediction_scores, sso_scores = self.cls(sequence_output, outputs.pooler_output)
 
         mlm_loss = sso_loss = total_loss = None
         loss_fct = CrossEntropyLoss()
@@ -955,7 +967,12 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
         labels=None,
         **kwargs,
     ) -> tuple | MaskedLMOutput:
-        r"""labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored."""
+        r"""
+        labels (`torch.LongTensor` `[batch, length]`): MLM targets, -100 where no prediction is scored.
+
+        Returns `MaskedLMOutput` with `logits` `[batch, length, vocab_size]`; with `config.sparse_prediction` and
+        `labels`, `[labelled tokens, vocab_size]` (the tokens with a label, row-major), computed only there.
+        """
         outputs = self.ponet(
             input_ids,
             attention_mask=attention_mask,
@@ -966,7 +983,10 @@ class PoNetForMaskedLM(PoNetPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        prediction_scores = self.cls(outputs.last_hidden_state)
+        sequence_output = outputs.last_hidden_state
+        if self.config.sparse_prediction and labels is not None:
+            sequence_output, labels = labelled_tokens(sequence_output, labels)
+        prediction_scores = self.cls(sequence_output)
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))

@@ -54,6 +54,7 @@ from ponet_training.tasks.pretraining import (
     objective,
     parameter_checksum,
     pretraining_loss,
+    set_sparse_prediction,
 )
 from ponet_training.tasks.pretraining_collators import pretraining_collator
 from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args, has_data_args, load_pretraining_corpus
@@ -117,6 +118,13 @@ def parse_args(argv=None):
                        help="From scratch: position table size (default max(512, --max_seq_length)).")
     model.add_argument("--sso_loss_weight", type=float, default=1.0,
                        help="Train on mlm_loss + w * sso_loss (1.0 = the published objective).")
+    model.add_argument("--no_sparse_prediction", dest="sparse_prediction", action="store_false",
+                       help="Run the MLM decoder at every token. By default it runs only at the masked tokens "
+                            "(`config.sparse_prediction`: the same loss and gradients, faster, less memory) where "
+                            "the model has the option (PoNet, ModernBERT; BERT's head is always dense).")
+    model.add_argument("--torch_compile", action="store_true",
+                       help="Compile the model with torch.compile (`model.compile()`: names and checkpoints "
+                            "unchanged). See docs/training_throughput.md for when it pays.")
     add_pretraining_data_args(parser)
     add_training_args(parser)
     # The published recipe (the PoNet paper, arXiv:2110.02442): AdamW, lr 1e-4, linear warm-up and decay.
@@ -187,6 +195,9 @@ def main(argv=None):
     if not args.streaming:
         for split, dataset in (("train", train_dataset), ("validation", eval_dataset)):
             check_token_ids(dataset, model.config, split)
+    sparse_prediction = set_sparse_prediction(model, args.sparse_prediction)
+    if args.torch_compile:
+        model.compile()
     kind = objective(model)  # ponet (MLM + SSO), mlm or clm
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(f"{model.config.model_type} with {n_params:,} parameters")
@@ -259,6 +270,8 @@ def main(argv=None):
         "train_tokens_per_second": bar.tokens_per_second(),
         "train_runtime_seconds": time.perf_counter() - started,
         "num_parameters": n_params,
+        "sparse_prediction": sparse_prediction,
+        "torch_compile": args.torch_compile,
         "embedded_corpus": args.embedded_corpus,
         "preset": args.preset,
         "rank_parameter_checksums": checksums,

@@ -23,7 +23,7 @@ TINY = [
     "--intermediate_size", "64", "--vocab_size", "2000", "--batch_sizes", "1", "--warmup", "1", "--repeats", "1",
 ]
 CPU_PRECISIONS = ["fp32", "bf16_autocast", "bf16_weights", "int8"]
-NETWORKS = ["ponet", "floor", "bert", "fnet"]
+NETWORKS = ["ponet", "floor", "bert", "modernbert", "fnet"]
 
 
 def run_bench(tmp_path, *extra):

@@ -10,7 +10,8 @@
   the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
   file resume needs is one clear error.
 - `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
-  save, e.g. a full disk, leaves no half-written file; its error names the file).
+  save, e.g. a full disk, leaves no half-written file; its error names the file); training-only config switches
+  (`TRAINING_ONLY_CONFIG`: sparse prediction) are saved at their inference values.
 - The best dev checkpoint and the final model: `best_model.py`.
 
 Evaluate before saving a checkpoint at the same step (or use `dataloaders.build_eval_dataloader`, which never
@@ -20,6 +21,7 @@ touches the global RNG) so that the saved RNG state is the one the next update s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -310,6 +312,25 @@ def _progress_from_name(args, path: Path, batches_per_epoch: int | None) -> Trai
 SAVING_DIR = "saving.tmp"
 
 
+# Config switches that only make training faster (the same losses and gradients): a saved model has them at their
+# inference value, so that what it returns does not depend on how it was trained.
+TRAINING_ONLY_CONFIG = {"sparse_prediction": False}
+
+
+@contextlib.contextmanager
+def inference_config(model):
+    """`model.config` with the `TRAINING_ONLY_CONFIG` switches it has at their inference values, for a save."""
+    config = model.config
+    trained = {key: getattr(config, key) for key in TRAINING_ONLY_CONFIG if hasattr(config, key)}
+    for key in trained:
+        setattr(config, key, TRAINING_ONLY_CONFIG[key])
+    try:
+        yield
+    finally:
+        for key, value in trained.items():
+            setattr(config, key, value)
+
+
 def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
     """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer, written into
     `output_dir/saving.tmp` first and then moved into `output_dir` one file at a time (each an atomic rename): a save
@@ -326,7 +347,8 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
         # Only the main process writes: another one's save_pretrained would still list `staging`, which the main
         # process removes once its files are moved into place.
         if accelerator.is_main_process:
-            unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
+            with inference_config(unwrapped):
+                unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
             written = _files(staging)
             tokenizer.save_pretrained(staging)
     except OSError as err:

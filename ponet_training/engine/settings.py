@@ -21,6 +21,7 @@ _BOOKKEEPING_FLAGS = frozenset({
     "logging_steps", "with_tracking", "report_to", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
     "dataloader_num_workers", "preprocessing_num_workers", "overwrite_cache", "cache_dir", "trust_remote_code",
     "no_predict", "run_settings",
+    "sparse_prediction", "torch_compile",  # the same computation up to float rounding: a resume may change them
 })
 
 

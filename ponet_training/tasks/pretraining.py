@@ -11,6 +11,7 @@
 - `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, or the
   causal LM's next-token loss and accuracy; perplexity.
 - `EvalHistory`: evaluations against steps and training wall-clock seconds, in `eval_history.jsonl`, across resumes.
+- `set_sparse_prediction(model, enabled)`: the MLM decoder at labelled tokens only, where the model supports it.
 - `parameter_checksum(model)`: compare replicas across processes.
 """
 
@@ -183,6 +184,20 @@ def build_pretraining_model(args, tokenizer):
     return AutoModelForPreTraining.from_config(config)
 
 
+def set_sparse_prediction(model, enabled: bool) -> bool:
+    """Turn the MLM head's sparse prediction (`config.sparse_prediction`: the decoder runs at labelled tokens only)
+    on or off where the model has it (PoNet, ModernBERT); returns whether it is on. transformers' BERT heads have
+    no such option and stay dense."""
+    if not hasattr(model.config, "sparse_prediction"):
+        if enabled:
+            logger.info(f"{model.config.model_type} has no sparse prediction: its MLM head runs at every token")
+        return False
+    model.config.sparse_prediction = enabled
+    if hasattr(model, "sparse_prediction"):  # ModernBERT copies the config value when it is built
+        model.sparse_prediction = enabled
+    return enabled
+
+
 @torch.no_grad()
 def evaluate_pretraining(model, dataloader, accelerator) -> dict:
     """MLM loss / accuracy over masked tokens and SSO loss / accuracy over examples (PoNet), MLM only (a masked
@@ -287,4 +302,4 @@ def parameter_checksum(model) -> float:
 
 
 __all__ = ["EvalHistory", "build_pretraining_model", "evaluate_pretraining", "is_ponet", "load_or_train_tokenizer",
-           "objective", "parameter_checksum", "pretraining_loss", "resolve_model_type"]
+           "objective", "parameter_checksum", "pretraining_loss", "resolve_model_type", "set_sparse_prediction"]

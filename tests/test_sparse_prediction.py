@@ -145,3 +145,15 @@ def test_auto_classes_load_it_off_and_the_fill_mask_pipeline_does_not_change_wit
 def test_a_non_bool_sparse_prediction_is_one_clear_error():
     with pytest.raises(ValueError, match="`sparse_prediction` must be a bool, got 'yes'"):
         mp.PoNetConfig(sparse_prediction="yes")
+
+
+def test_a_saved_training_model_has_sparse_prediction_off_and_the_live_one_keeps_it(tiny_config, tiny_tokenizer,
+                                                                                     tmp_path):
+    from accelerate import Accelerator
+
+    from ponet_training.engine.checkpoints import save_model
+
+    model = mp.PoNetForPreTraining(tiny_config(sparse_prediction=True))
+    save_model(Accelerator(cpu=True), model, tiny_tokenizer, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["sparse_prediction"] is False
+    assert model.config.sparse_prediction is True  # training goes on sparse after a checkpoint of the best model

@@ -92,18 +92,22 @@ def _deterministic():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny 'pretrained' PoNet folder (random weights) with a tokenizer that covers the toy task's words."""
-    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4, vocab_size=300,
-                                          min_frequency=1)
+def save_tiny_ponet(path: Path, texts: list[str], max_position_embeddings: int = 128) -> Path:
+    """A tiny 'pretrained' PoNet folder at `path` (random weights from seed 0) with a WordPiece tokenizer of `texts`."""
+    tokenizer = train_wordpiece_tokenizer(texts, vocab_size=300, min_frequency=1)
     torch.manual_seed(0)
     config = config_for_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=128)
-    path = tmp_path_factory.mktemp("tiny_ponet")
+                                  intermediate_size=64, max_position_embeddings=max_position_embeddings)
     PoNetForPreTraining(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny 'pretrained' PoNet whose tokenizer covers the toy task's words."""
+    return save_tiny_ponet(tmp_path_factory.mktemp("tiny_ponet"),
+                           TOY_CORPUS * 4 + [toy_pairs.toy_vocabulary_text()] * 4)
 
 
 TOPICS = {

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
 
-from modeling_ponet import PoNetForPreTraining
+from conftest import TOY_CORPUS, save_tiny_ponet
 from ponet_training.tasks import long_documents as L
 from ponet_training.data.segments import sentence_spans, tokenize_with_segment_ids
 
@@ -27,17 +27,7 @@ SENTENCES = ["The dog sleeps all day.", "A fox is quick.", "Rivers flow to the s
 
 @pytest.fixture(scope="module")
 def checkpoint_512(tmp_path_factory):
-    from conftest import TOY_CORPUS
-    from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
-
-    tokenizer = train_wordpiece_tokenizer(TOY_CORPUS * 4, vocab_size=300, min_frequency=1)
-    torch.manual_seed(0)
-    config = config_for_tokenizer(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=512)
-    path = tmp_path_factory.mktemp("tiny_ponet_512")
-    PoNetForPreTraining(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_ponet(tmp_path_factory.mktemp("tiny_ponet_512"), TOY_CORPUS * 4, max_position_embeddings=512)
 
 
 def write_docs(path, n, seed, sentences_per_doc=70):

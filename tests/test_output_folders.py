@@ -145,6 +145,24 @@ def test_resuming_an_explicit_checkpoint_with_changed_settings_is_refused_with_e
     assert (out / "step_6").is_dir()
 
 
+
+def test_pretraining_resumed_with_another_batch_size_is_refused_and_trains_nothing(pretraining_args, tmp_path):
+    """The issue's case, end to end in run_pretraining: a resume with half the batch size used to exit 0 having
+    trained 0 steps (the epoch count recomputed past the resume point) and wrote a final model."""
+    out = tmp_path / "out"
+    args = [*pretraining_args, "--output_dir", out]
+    assert run_pretraining(args).returncode == 0
+    (out / "all_results.json").unlink()
+    size = pretraining_args[pretraining_args.index("--per_device_train_batch_size") + 1]
+    changed = [*args, "--resume_from_checkpoint", str(out / "step_4"), "--per_device_train_batch_size", "4"]
+    result = run_pretraining(changed)
+    assert result.returncode != 0
+    assert f"--per_device_train_batch_size {size} (now 4)" in result.stderr, result.stderr[-3000:]
+    assert not (out / "all_results.json").exists()
+    # Past the end: nothing to train is an error too.
+    past = run_pretraining([*args, "--resume_from_checkpoint", str(out / "step_6"), "--max_train_steps", "4"])
+    assert past.returncode != 0 and "past --max_train_steps 4" in past.stderr, past.stderr[-3000:]
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. Label names that differ in case or spacing are one class, in every script
 # ---------------------------------------------------------------------------------------------------------------

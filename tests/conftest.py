@@ -41,6 +41,18 @@ TOY_CORPUS = [
     "Rivers flow to the sea. Mountains rise above the clouds. The weather changes quickly.",
 ]
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(**extra: str) -> dict:
+    """The environment of a script run in a child process: offline, this checkout first on the path, and this
+    process's thread count (a child's weights are compared bit for bit with runs made here, and another thread count
+    may pick other kernels); `extra` on top (e.g. OMP_NUM_THREADS="1" for two processes sharing the cores)."""
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
+
 
 def pytest_configure(config):
     # markers of transformers' common model tests, which test_transformers_common.py runs

@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
+from conftest import child_env
 from ponet_training.data import toy_pairs
 
 
@@ -229,8 +229,7 @@ def test_sweep_runs_the_grid_and_reports_the_best_config(checkpoint, tmp_path):
 def test_two_process_cpu_run(checkpoint, tmp_path):
     toy_pairs.write_toy_pair_task(tmp_path / "toy", n_train=32, n_dev=10, n_test=6)
     out = tmp_path / "out"
-    env = dict(os.environ, ACCELERATE_USE_CPU="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               OMP_NUM_THREADS="1")
+    env = child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")  # two processes share the cores
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                str(ROOT / "finetune" / "run_glue.py"),

@@ -7,8 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from ponet_training.data import segments as text_module
 from ponet_training.data.truncation import tokenize_truncated
 

@@ -3,7 +3,6 @@ precision on CPU, atomic final saves and the errors of bad inputs. The rules are
 
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import child_env
 from ponet_training.engine import output_dir as run_folder
 from ponet_training.data import toy_pairs
 from test_glue_run import common, run_glue
@@ -21,8 +21,7 @@ from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
 
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-           OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+ENV = child_env()
 
 
 @pytest.fixture

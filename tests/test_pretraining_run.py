@@ -13,16 +13,14 @@ import torch
 from tolerance import float_tolerance
 from safetensors.torch import load_file
 
-from conftest import TINY
+from conftest import TINY, child_env
 
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "pretrain" / "run_pretraining.py"
 
 def run_script(args, launcher=None, env_extra=None, timeout=300):
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               OMP_NUM_THREADS="1")
-    env.update(env_extra or {})
+    env = child_env(**(env_extra or {}))
     command = (launcher or [sys.executable]) + [str(SCRIPT)] + [str(a) for a in args]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
@@ -136,7 +134,7 @@ def test_two_process_ddp_run_keeps_replicas_identical_and_checkpoints(corpus, tm
                 "--main_process_port", str(free_port())]
     run_script(["--train_file", train, "--validation_file", valid, *TINY, "--per_device_train_batch_size", "4",
                 "--max_train_steps", "4", "--checkpointing_steps", "2", "--output_dir", out],
-               launcher=launcher, env_extra={"ACCELERATE_USE_CPU": "1"})
+               launcher=launcher, env_extra={"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"})
     results = results_of(out)
     assert results["num_processes"] == 2
     assert "MULTI_CPU" in results["distributed_type"]

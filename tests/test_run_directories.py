@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from ponet_training.engine import checkpoints, settings
 from ponet_training.data import toy_pairs
-from conftest import PRETRAIN, TINY
+from conftest import PRETRAIN, TINY, child_env
 from test_glue_run import common, run_glue
 from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
 
@@ -73,11 +73,7 @@ KILLER = textwrap.dedent("""
 
 
 def run_killed(script, args, point, nth=0):
-    # The killed run uses this process's thread count: its weights are compared bit for bit with runs made in
-    # this process, and another thread count may pick other kernels.
-    env = dict(os.environ, KILL_POINT=point, KILL_AT_SAVE=str(nth), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(torch.get_num_threads()),
-               PYTHONPATH=str(ROOT))
+    env = child_env(KILL_POINT=point, KILL_AT_SAVE=str(nth))
     result = subprocess.run([sys.executable, "-c", KILLER, str(script), *map(str, args)], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=300)
     assert result.returncode == -9, f"not killed (exit {result.returncode}):\n{result.stderr[-3000:]}"
@@ -230,10 +226,8 @@ def test_a_checkpoint_missing_files_is_one_clear_error(tmp_path):
 
 
 def run_pretraining(args):
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONPATH=str(ROOT))  # as in run_killed
     result = subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), *map(str, args)], capture_output=True, text=True,
-                            env=env, cwd=ROOT, timeout=300)
+                            env=child_env(), cwd=ROOT, timeout=300)
     return result
 
 

@@ -2,7 +2,6 @@
 no empty tokenizer, honest model cards, quiet logs, a recorded precision."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from transformers import BertConfig, BertModel
 
 from ponet_training.engine import run
 from ponet_training.data import toy_pairs
-from conftest import TINY
+from conftest import TINY, child_env
 from test_glue_run import run_glue
 from test_pretraining_run import load_script_module, run_script
 
@@ -41,7 +40,7 @@ def bert_glue_run(local_bert, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bert_glue")
     toy_pairs.write_toy_pair_task(tmp / "toy", n_train=32, n_dev=16, n_test=4)
     out = tmp / "out"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = child_env()
     result = subprocess.run([sys.executable, str(ROOT / "finetune" / "run_glue.py"), "--model_name_or_path",
                              str(local_bert), "--task_name", "mrpc", "--glue_dir", str(tmp / "toy"), "--max_length",
                              "32", "--per_device_train_batch_size", "8", "--max_train_steps", "3", "--no_predict",

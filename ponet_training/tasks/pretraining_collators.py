@@ -53,10 +53,10 @@ def pad_examples(features: list[dict], tokenizer, pad_to_multiple_of: int | None
 class DataCollatorForPoNetPretraining:
     """Pad a list of SSO examples (`pad_examples`) and mask them for MLM.
 
-    `ponet_inputs=False` leaves out the SSO label and the segment ids (a masked LM other than PoNet). Masking: each non-special token is chosen with probability `mlm_probability`
-    (with `whole_word_masking`, each word, i.e. a token and its `##` continuations); a chosen token becomes
-    [MASK] 80% of the time, a random non-special token 10%, and stays 10%; `labels` hold the original id
-    there and -100 elsewhere. The random draws depend only on (seed, epoch, batch contents): see `set_epoch`.
+    `ponet_inputs=False` leaves out the SSO label and the segment ids (a masked LM other than PoNet). Masking:
+    each non-special token is chosen with probability `mlm_probability` (with `whole_word_masking`, each word, i.e.
+    a token and its `##` continuations); a chosen token becomes [MASK] 80% of the time, a random non-special token
+    10%, and stays 10%; `labels` hold the original id there and -100 elsewhere. The random draws depend only on (seed, epoch, batch contents): see `set_epoch`.
     """
 
     def __init__(self, tokenizer, mlm_probability: float = 0.15, whole_word_masking: bool = False, seed: int = 0,

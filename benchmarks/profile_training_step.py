@@ -82,8 +82,6 @@ def profile_step(spec: dict, steps: int) -> dict:
 def profile_pooling(spec: dict, steps: int) -> dict:
     """The pooling alone (`PoNetPoolingFunction`, no GEMMs around it) at one layer's shapes, in the precision's
     dtype (bf16 autocast hands it bf16 projections): forward + backward, by operator."""
-    from types import SimpleNamespace
-
     modeling.PoNetPoolingFunction = LabelledPooling
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
@@ -92,7 +90,7 @@ def profile_pooling(spec: dict, steps: int) -> dict:
                                   num_hidden_layers=1, cls_token_id=101, sep_token_id=102)
     ids = make_batch(spec)["input_ids"]
     batch, length, hidden = *ids.shape, spec["hidden_size"]
-    inputs = modeling.PoNetModel._mixer_inputs(SimpleNamespace(config=config), ids, None, None, batch, length, "cpu")
+    inputs = modeling.build_mixer_inputs(config, ids, None, None, batch, length, "cpu")
     ko = torch.randn(batch, length, 2 * hidden, dtype=dtype, requires_grad=True)
     segment = torch.randn(batch, length, hidden, dtype=dtype, requires_grad=True)
     ql = torch.randn(batch, length, 2 * hidden, dtype=dtype, requires_grad=True)

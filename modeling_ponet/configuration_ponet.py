@@ -51,7 +51,9 @@ class PoNetConfig(PreTrainedConfig):
             features are zeroed, and they do not feed their neighbours' local max).
         local_window_size (`int`, defaults to 3): odd window of the local max-pooling.
         segment_size (`int`, *optional*): when set and no `segment_ids` are passed, segments are fixed contiguous
-            blocks of this many tokens (LRA-style inputs without CLS/SEP) instead of CLS/SEP-delimited spans.
+            blocks of this many tokens (LRA-style inputs without CLS/SEP) instead of CLS/SEP-delimited spans. It
+            needs `clsgsepg=False`: in such inputs the CLS/SEP ids are ordinary tokens (bytes, pixels), which
+            `clsgsepg` would keep out of the pooling.
         classifier_pooling (`str` or list, defaults to `"cls"`): how sequence-level heads turn tokens into one
             vector: `"cls"` (the pooler, as published), `"last"`, `"mean"`, `"max"`, `"weighted_sum"`,
             `"weighted_mean"`, `"attention"`, or several joined by `"+"` (concatenated).
@@ -148,6 +150,12 @@ class PoNetConfig(PreTrainedConfig):
             raise ValueError(f"`local_window_size` must be odd (a centred window), got {self.local_window_size}")
         if self.segment_size is not None:
             positive_int("segment_size")
+            if self.clsgsepg is True:
+                raise ValueError(
+                    f"`segment_size` ({self.segment_size}) gives fixed segments for inputs without CLS/SEP, but "
+                    f"`clsgsepg=True` would still treat ids {self.cls_token_id} and {self.sep_token_id} as CLS/SEP "
+                    "(zeroing their pooled features): pass `clsgsepg=False` with `segment_size`"
+                )
         for name in ("clsgsepg", "sparse_prediction"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool, got {getattr(self, name)!r}")

@@ -103,6 +103,57 @@ def compact_segment_ids(segment_ids: torch.Tensor) -> torch.Tensor:
     return changes.long().cumsum(dim=1)
 
 
+def build_mixer_inputs(
+    config: PoNetConfig,
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    segment_ids: torch.Tensor | None,
+    batch: int,
+    length: int,
+    device,
+    output_attentions: bool = False,
+) -> PoNetMixerInputs:
+    """Validity, CLS/SEP and segment tensors for every layer (see `PoNetMixerInputs`), from `config`'s special ids,
+    `clsgsepg` and `segment_size`. Used by `PoNetModel` and by any encoder that reuses `PoNetPoolingMixer`."""
+    if attention_mask is None:
+        valid = torch.ones(batch, length, dtype=torch.bool, device=device)
+    else:
+        if attention_mask.shape != (batch, length):
+            raise ValueError(f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected {(batch, length)}")
+        valid = attention_mask.bool()
+
+    special = None
+    if input_ids is not None:
+        special = (input_ids == config.cls_token_id) | (input_ids == config.sep_token_id)
+
+    if segment_ids is not None:
+        if segment_ids.shape != (batch, length):
+            raise ValueError(f"`segment_ids` has shape {tuple(segment_ids.shape)}, expected {(batch, length)}")
+        if not torch.compiler.is_compiling() and bool((segment_ids[:, 1:] < segment_ids[:, :-1]).any()):
+            raise ValueError("`segment_ids` must be non-decreasing along each row (contiguous segments)")
+        segment_ids = compact_segment_ids(segment_ids)
+    elif config.segment_size is not None:
+        segment_ids = fixed_segment_ids(batch, length, config.segment_size, device)
+    elif special is not None:
+        segment_ids = segment_ids_from_special_tokens(special)
+    else:  # inputs_embeds without segment information: the whole sequence is one segment
+        segment_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
+
+    # One table row per (example, segment); padding tokens all point at the extra last row.
+    row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
+    segment_index = torch.where(valid, segment_ids + row_offsets, batch * length).reshape(-1)
+
+    blocked = ~valid
+    if config.clsgsepg and special is not None:
+        blocked = blocked | special
+    return PoNetMixerInputs(
+        valid=valid.unsqueeze(-1),
+        blocked=blocked.unsqueeze(-1),
+        segment_index=segment_index,
+        output_attentions=output_attentions,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The pooling operations of the mixer
 # ----------------------------------------------------------------------------------------------------------------
@@ -699,57 +750,6 @@ class PoNetModel(PoNetPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
 
-    def _mixer_inputs(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        segment_ids: torch.Tensor | None,
-        batch: int,
-        length: int,
-        device,
-        output_attentions: bool = False,
-    ) -> PoNetMixerInputs:
-        """Validity, CLS/SEP and segment tensors for every layer (see `PoNetMixerInputs`)."""
-        if attention_mask is None:
-            valid = torch.ones(batch, length, dtype=torch.bool, device=device)
-        else:
-            if attention_mask.shape != (batch, length):
-                raise ValueError(
-                    f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected {(batch, length)}"
-                )
-            valid = attention_mask.bool()
-
-        special = None
-        if input_ids is not None:
-            special = (input_ids == self.config.cls_token_id) | (input_ids == self.config.sep_token_id)
-
-        if segment_ids is not None:
-            if segment_ids.shape != (batch, length):
-                raise ValueError(f"`segment_ids` has shape {tuple(segment_ids.shape)}, expected {(batch, length)}")
-            if not torch.compiler.is_compiling() and bool((segment_ids[:, 1:] < segment_ids[:, :-1]).any()):
-                raise ValueError("`segment_ids` must be non-decreasing along each row (contiguous segments)")
-            segment_ids = compact_segment_ids(segment_ids)
-        elif self.config.segment_size is not None:
-            segment_ids = fixed_segment_ids(batch, length, self.config.segment_size, device)
-        elif special is not None:
-            segment_ids = segment_ids_from_special_tokens(special)
-        else:  # inputs_embeds without segment information: the whole sequence is one segment
-            segment_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
-
-        # One table row per (example, segment); padding tokens all point at the extra last row.
-        row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
-        segment_index = torch.where(valid, segment_ids + row_offsets, batch * length).reshape(-1)
-
-        blocked = ~valid
-        if self.config.clsgsepg and special is not None:
-            blocked = blocked | special
-        return PoNetMixerInputs(
-            valid=valid.unsqueeze(-1),
-            blocked=blocked.unsqueeze(-1),
-            segment_index=segment_index,
-            output_attentions=output_attentions,
-        )
-
     @can_return_tuple
     def forward(
         self,
@@ -803,8 +803,8 @@ class PoNetModel(PoNetPreTrainedModel):
                 "table with `model.resize_position_embeddings(n)`"
             )
 
-        mixer_inputs = self._mixer_inputs(
-            input_ids, attention_mask, segment_ids, batch, length, device, output_attentions=output_attentions
+        mixer_inputs = build_mixer_inputs(
+            self.config, input_ids, attention_mask, segment_ids, batch, length, device, output_attentions
         )
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds

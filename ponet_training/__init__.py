@@ -24,6 +24,8 @@ index of every module (a test keeps it complete):
   `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
   (what the fine-tuning scripts share: model loading, the best-model metric, prediction files, the card),
   `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
+- `models/`, model code beyond the Hub package: `lra` (the Long Range Arena encoder: one pre-LayerNorm shell whose
+  mixer is PoNet's own, softmax attention or FNet).
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).

@@ -21,6 +21,7 @@ from modeling_ponet import (
     PoNetForTokenClassification,
     PoNetModel,
 )
+from modeling_ponet.modeling_ponet import build_mixer_inputs
 
 CLS, SEP, PAD = 2, 3, 0  # tiny_tokenizer's ids
 # The tiny models' longest sum (intermediate_size in conftest.py): it sets the float tolerance (tests/tolerance.py).
@@ -203,8 +204,9 @@ def test_matches_naive_reference_with_explicit_segment_ids(model_for, clsgsepg):
 
 
 def test_matches_naive_reference_with_fixed_segment_size(model_for):
-    model = model_for(segment_size=4)
-    ids = torch.randint(5, 200, (2, 13))  # LRA-style: no CLS/SEP at all
+    model = model_for(segment_size=4, clsgsepg=False)
+    ids = torch.randint(5, 200, (2, 13))  # LRA-style: the CLS/SEP ids are ordinary tokens (bytes, pixels) there
+    ids[:, 0], ids[:, 5] = CLS, SEP
     mask = torch.ones_like(ids)
     mask[0, 9:] = 0
     with torch.no_grad():
@@ -558,6 +560,13 @@ def test_bad_config_values_raise_an_error_naming_the_field(kwargs, field):
         PoNetConfig(**kwargs)
 
 
+def test_fixed_segments_with_cls_sep_handling_are_refused():
+    # LRA inputs have no CLS/SEP: with clsgsepg the bytes or grey levels 101/102 would silently lose their pooling.
+    with pytest.raises(ValueError, match="pass `clsgsepg=False` with `segment_size`"):
+        PoNetConfig(segment_size=33)
+    assert PoNetConfig(segment_size=33, clsgsepg=False).segment_size == 33
+
+
 def test_inputs_longer_than_the_position_table_raise(tiny_config):
     model = PoNetModel(tiny_config(max_position_embeddings=16))
     with pytest.raises(ValueError, match="position table has 16 rows"):
@@ -638,7 +647,7 @@ def mixer_gradients(model, ids, mask, segment_ids, x, weights, reference):
                                             config.local_window_size, config.num_attention_heads))
         out = torch.stack(out)
     else:
-        inputs = model._mixer_inputs(ids, mask, segment_ids, *ids.shape, ids.device)
+        inputs = build_mixer_inputs(model.config, ids, mask, segment_ids, *ids.shape, ids.device)
         out = mixer(x, inputs)[0]
     (out * weights).sum().backward()
     grads = {"x": x.grad}
@@ -684,7 +693,7 @@ def test_mixer_backward_splits_tied_maxima_evenly(model_for, window):
 def test_mixer_backward_with_attentions_requested_matches_the_fused_backward(model_for):
     model = model_for().train()
     ids, mask = make_batch()
-    inputs = model._mixer_inputs(ids, mask, None, *ids.shape, ids.device)
+    inputs = build_mixer_inputs(model.config, ids, mask, None, *ids.shape, ids.device)
     mixer = model.encoder.layer[0].attention.self
     torch.manual_seed(3)
     x, weights = torch.randn(2, 12, 32), torch.randn(2, 12, 32)
@@ -757,7 +766,7 @@ def test_mixer_compiles_without_graph_breaks(model_for):
     model = model_for()
     mixer = model.encoder.layer[0].attention.self
     ids, mask = make_batch()
-    inputs = model._mixer_inputs(ids, mask, None, 2, 12, "cpu")
+    inputs = build_mixer_inputs(model.config, ids, mask, None, 2, 12, "cpu")
     x = torch.randn(2, 12, 32, requires_grad=True)
     explanation = torch._dynamo.explain(mixer)(x, inputs)
     assert explanation.graph_break_count == 0, explanation.break_reasons

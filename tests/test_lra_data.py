@@ -1,0 +1,211 @@
+"""Long Range Arena data: the ListOps generator against independent checks (a stack machine over the written
+expressions, the exact length distribution of the published tree process), its reader on the release's format."""
+
+import csv
+import logging
+import statistics
+
+import numpy as np
+import pytest
+
+from ponet_training.data.lra import encoding, listops
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ListOps
+# ----------------------------------------------------------------------------------------------------------
+
+LISTOPS_SIZES = {"train": 2400, "validation": 300, "test": 300}
+OPERATIONS = {"[MIN": min, "[MAX": max, "[MED": lambda args: int(statistics.median(args)),
+              "[SM": lambda args: sum(args) % 10}
+
+
+@pytest.fixture(scope="session")
+def listops_files(tmp_path_factory):
+    splits, stats = listops.generate(11, LISTOPS_SIZES)
+    folder = tmp_path_factory.mktemp("listops")
+    listops.write(folder, splits, stats)
+    return folder, stats
+
+
+def read_tsv(path):
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    assert rows[0] == ["Source", "Target"]
+    return [(source, int(target)) for source, target in rows[1:]]
+
+
+def stack_machine(tokens):
+    """The value of the token string and its deepest operator nesting: operators and digits are pushed, `]` pops
+    the arguments back to their operator and pushes the result."""
+    stack, depth, deepest = [], 0, 0
+    for token in tokens:
+        if token in OPERATIONS:
+            stack.append(token)
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token == "]":
+            args = []
+            while not isinstance(stack[-1], str):
+                args.append(stack.pop())
+            stack.append(OPERATIONS[stack.pop()](args))
+            depth -= 1
+        else:
+            stack.append(int(token))
+    assert len(stack) == 1 and depth == 0
+    return stack[0], deepest
+
+
+def pair_value(tokens):
+    """The value of the parenthesised form read as LRA's left-nested pairs `( left right )`: an operator meeting
+    an argument opens a call, a call meeting an argument takes it, a call meeting `]` returns."""
+    def node(i):
+        if tokens[i] != "(":
+            return tokens[i], i + 1
+        left, i = node(i + 1)
+        right, i = node(i)
+        assert tokens[i] == ")", "a pair has exactly two members"
+        return (left, right), i + 1
+
+    def value(tree):
+        if isinstance(tree, str):
+            return tree if tree in OPERATIONS or tree == "]" else int(tree)
+        left, right = value(tree[0]), value(tree[1])
+        if isinstance(left, str):
+            return (left, [right])
+        if right == "]":
+            return OPERATIONS[left[0]](left[1])
+        return (left[0], left[1] + [right])
+
+    tree, end = node(0)
+    assert end == len(tokens)
+    return value(tree)
+
+
+def exact_length_distribution(max_depth=10, operator_probability=0.25, arities=range(2, 11), top=2000):
+    """P(length = n) of the published tree process (lra-setup.md's parameters), by dynamic programming over the
+    depths; lengths of `top` and above are left out (they only grow)."""
+    digit = np.zeros(top + 1)
+    digit[1] = 1.0
+    p = digit
+    for _ in range(max_depth - 1):  # from the deepest level (only digits) up to the root
+        children, operator = np.eye(1, top + 1, 0)[0], np.zeros(top + 1)
+        for count in range(1, max(arities) + 1):
+            children = np.convolve(children, p)[: top + 1]
+            if count in arities:
+                operator += children / len(arities)
+        operator = np.concatenate([[0.0, 0.0], operator[: top - 1]])  # `[OP` and `]`
+        p = (1 - operator_probability) * digit + operator_probability * operator
+    return p
+
+
+def test_listops_labels_agree_with_a_stack_machine_and_the_pair_structure_of_the_written_expression(listops_files):
+    folder, _ = listops_files
+    rows = [row for name in listops.SPLIT_FILES.values() for row in read_tsv(folder / name)]
+    assert len(rows) == sum(LISTOPS_SIZES.values())
+    depths = []
+    for number, (source, target) in enumerate(rows):
+        tokens = source.split(" ")
+        value, deepest = stack_machine([token for token in tokens if token not in "()"])
+        assert value == target, source[:200]
+        if number % 10 == 0:  # the slower pair reading on a tenth
+            assert pair_value(tokens) == target, source[:200]
+        depths.append(deepest)
+    assert max(depths) <= listops.Settings().max_depth - 1  # the depth limit only ever draws digits
+    assert len({source for source, _ in rows}) == len(rows), "an expression appears twice"
+
+
+def test_listops_reader_drops_parentheses_keeps_closing_brackets_and_maps_to_fixed_ids(listops_files):
+    folder, _ = listops_files
+    data = listops.load(folder)
+    rows = read_tsv(folder / "basic_val.tsv")
+    assert data["validation"].features["input_ids"].feature.dtype == "uint8"
+    for (source, target), example in zip(rows, data["validation"]):
+        expected = [token for token in source.split() if token not in ("(", ")")]
+        assert [listops.VOCABULARY[i] for i in example["input_ids"]] == expected
+        assert example["label"] == target
+        assert encoding.PAD_ID not in example["input_ids"]
+    assert listops.tokens("( ( ( [MAX 2 ) 9 ) ] )") == ["[MAX", "2", "9", "]"]
+    assert len(listops.VOCABULARY) == 16
+
+
+def test_listops_lengths_follow_the_exact_distribution_of_the_published_tree_process(listops_files):
+    folder, stats = listops_files
+    lengths = np.array([len(listops.tokens(source)) for name in listops.SPLIT_FILES.values()
+                        for source, _ in read_tsv(folder / name)])
+    assert lengths.min() > 500 and lengths.max() < 2000
+    p = exact_length_distribution()
+    kept = np.zeros_like(p)
+    kept[501:2000] = p[501:2000]
+    acceptance = kept.sum()
+    assert 0.075 < acceptance < 0.09  # lra-setup.md: about 8% of drawn trees are kept
+    margin = 5 * np.sqrt(acceptance * (1 - acceptance) / stats["trees_drawn"])
+    assert abs(stats["acceptance"] - acceptance) < margin, (stats["acceptance"], acceptance)
+    exact_cdf = np.cumsum(kept / acceptance)
+    sample_cdf = np.searchsorted(np.sort(lengths), np.arange(len(p)), side="right") / len(lengths)
+    assert np.abs(sample_cdf - exact_cdf).max() < 1.95 / np.sqrt(len(lengths))  # Kolmogorov-Smirnov, 0.1%
+    exact_median = np.searchsorted(exact_cdf, 0.5)
+    assert abs(exact_median - 965) < 20  # lra-setup.md: median ~965
+
+
+def test_listops_answers_0_and_9_are_the_most_frequent_at_the_published_17_percent(listops_files):
+    folder, _ = listops_files
+    answers = np.array([target for name in listops.SPLIT_FILES.values() for _, target in read_tsv(folder / name)])
+    frequency = np.bincount(answers, minlength=10) / len(answers)
+    margin = 0.005 + 4 * np.sqrt(0.17 * 0.83 / len(answers))  # the published figure is rounded to 1%
+    assert abs(frequency[0] - 0.17) < margin and abs(frequency[9] - 0.17) < margin, frequency
+    assert frequency[1:9].max() < min(frequency[0], frequency[9])
+
+
+def test_listops_generation_is_a_function_of_the_seed_and_not_of_the_worker_count():
+    sizes = {"train": 300, "validation": 100, "test": 100}  # two chunks: both workers draw
+    one, _ = listops.generate(5, sizes)
+    assert listops.generate(5, sizes)[0] == one
+    assert listops.generate(5, sizes, workers=2)[0] == one
+    assert listops.generate(6, sizes)[0]["train"] != one["train"]
+
+
+def test_listops_validation_and_test_do_not_depend_on_the_train_size(listops_files):
+    folder, _ = listops_files
+    small, _ = listops.generate(11, {**LISTOPS_SIZES, "train": 300})
+    assert small["validation"] == read_tsv(folder / "basic_val.tsv")
+    assert small["test"] == read_tsv(folder / "basic_test.tsv")
+    assert small["train"] == read_tsv(folder / "basic_train.tsv")[:300]
+
+
+def test_listops_generator_refuses_to_overwrite_and_its_command_writes_the_release_files(tmp_path):
+    listops.main(["--output_dir", str(tmp_path), "--num_train", "20", "--num_validation", "5", "--num_test", "5"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "basic_test.tsv", "basic_train.tsv", "basic_val.tsv", "generation.json"]
+    assert open(tmp_path / "basic_train.tsv", "rb").read().startswith(b"Source\tTarget\r\n")  # csv's dialect
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        listops.main(["--output_dir", str(tmp_path), "--num_train", "20"])
+
+
+def write_release_tsv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(["Source", "Target"])
+        writer.writerows(rows)
+
+
+def test_listops_reads_the_release_layout(tmp_path, caplog):
+    release = tmp_path / "lra_release"
+    rows = [("( ( ( [MAX 2 ) 9 ) ] )", 9), ("( ( ( ( [SM 7 ) ( ( ( [MED 1 ) 4 ) ] ) ) 8 ) ] )", 7)]
+    for name in listops.SPLIT_FILES.values():
+        write_release_tsv(release / "listops-1000" / name, rows)
+    with caplog.at_level(logging.INFO):
+        data = listops.load(release)
+    assert data["test"]["input_ids"] == [[12, 3, 10, 15], [14, 8, 13, 2, 5, 15, 9, 15]]
+    assert data["test"]["label"] == [9, 7]
+    assert "0 of 2 sequences truncated" in caplog.text
+
+    write_release_tsv(release / "listops-1000" / "basic_val.tsv", [("( ( [MEAN 2 ) ] )", 2)])
+    with pytest.raises(ValueError, match=r"basic_val.tsv:2: unknown ListOps token '\[MEAN'"):
+        listops.load(release)
+    write_release_tsv(release / "listops-1000" / "basic_val.tsv", [("( ( [MAX 2 ) ] )", 12)])
+    with pytest.raises(ValueError, match="basic_val.tsv:2: the target must be a digit"):
+        listops.load(release)
+    with pytest.raises(FileNotFoundError, match="holds no ListOps files"):
+        listops.load(tmp_path / "elsewhere")

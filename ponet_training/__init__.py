@@ -19,7 +19,7 @@ index of every module (a test keeps it complete):
   `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache);
   `lra/`, the Long Range Arena data: `encoding` (the id rules: 0 is padding, bytes and grey levels + 1, logged
   truncation), `layout` (a task's files in a folder or the release's), `listops` (our generator, the release's
-  files).
+  files), `snakes` (our Pathfinder generator), `pathfinder` (its release layout).
 - `tasks/`, one job each:
   `pretraining` (model, tokenizer, losses and evaluation of MLM + SSO), `pretraining_corpus` (the data flags,
   the documents), `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking,

@@ -1,5 +1,6 @@
-"""Long Range Arena data: the ListOps generator against independent checks (a stack machine over the written
-expressions, the exact length distribution of the published tree process), its reader on the release's format."""
+"""Long Range Arena data: the ListOps and Pathfinder generators against independent checks (a stack machine over
+the written expressions, the exact length distribution of the published tree process, connected components of
+the written images), and their readers on the release's own formats."""
 
 import csv
 import logging
@@ -7,8 +8,10 @@ import statistics
 
 import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
-from ponet_training.data.lra import encoding, listops
+from ponet_training.data.lra import encoding, listops, pathfinder, snakes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -209,3 +212,135 @@ def test_listops_reads_the_release_layout(tmp_path, caplog):
         listops.load(release)
     with pytest.raises(FileNotFoundError, match="holds no ListOps files"):
         listops.load(tmp_path / "elsewhere")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pathfinder
+# ----------------------------------------------------------------------------------------------------------
+
+PATHFINDER_IMAGES = {14: 160, 9: 80, 6: 80}
+
+
+@pytest.fixture(scope="session")
+def pathfinder_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pathfinder32")
+    for contour_length, count in PATHFINDER_IMAGES.items():
+        pathfinder.generate(root, contour_length, count, seed=3, images_per_shard=100)
+    return root
+
+
+def written_examples(folder):
+    """(grey image, label) per metadata line, read with PIL and a plain split."""
+    examples = []
+    for metadata in sorted((folder / "metadata").iterdir(), key=lambda path: int(path.stem)):
+        for line in metadata.read_text().splitlines():
+            fields = line.split(" ")
+            assert len(fields) == 11 and fields[0] == f"imgs/{metadata.stem}"
+            with Image.open(folder / fields[0] / fields[1]) as image:
+                assert image.mode == "L" and image.size == (32, 32)
+                examples.append((np.asarray(image), int(fields[3])))
+    return examples
+
+
+def markers_joined(sample):
+    """Whether the two markers' pixels lie in one 8-connected component of the drawn (non-black) pixels."""
+    components, _ = ndimage.label(sample.image > 0, structure=np.ones((3, 3)))
+    owners = [components[tuple(np.rint(marker).astype(int))] for marker in sample.markers]
+    assert all(owners), "a marker's centre pixel is black"
+    return owners[0] == owners[1]
+
+
+@pytest.mark.parametrize("contour_length", sorted(PATHFINDER_IMAGES))
+def test_pathfinder_markers_are_joined_by_drawn_pixels_exactly_when_the_label_says_so(pathfinder_root,
+                                                                                      contour_length):
+    examples = written_examples(pathfinder_root / pathfinder.folder_name(contour_length))
+    assert len(examples) == PATHFINDER_IMAGES[contour_length]
+    labels = [label for _, label in examples]
+    assert 0.3 < np.mean(labels) < 0.7  # a fair coin per image
+    settings = snakes.Settings(contour_length=contour_length)
+    for index, (image, label) in enumerate(examples):
+        sample = snakes.draw(settings, snakes.image_rng(3, settings, index))  # for the markers' positions
+        assert (sample.image == image).all() and sample.label == label, f"image {index} is not what was written"
+        assert markers_joined(sample) == bool(label), f"image {index}: label {label}"
+
+
+def test_pathfinder_images_hold_two_snakes_and_distractors_at_the_published_sizes():
+    settings = snakes.Settings()
+    assert (settings.distractor_length, settings.num_distractors, settings.step) == (4, 5, 4.0)
+    easy = snakes.Settings(contour_length=6)
+    assert (easy.distractor_length, easy.num_distractors) == (2, 10)
+    placed = []
+    for index in range(20):
+        sample = snakes.draw(settings, snakes.image_rng(0, settings, index))
+        steps = [len(points) - 1 for points in sample.snakes]
+        assert steps[:2] == [14, 14] and set(steps[2:]) <= {4}
+        assert len(steps) - 2 + sample.distractors_left_out == 5
+        placed.append(len(steps) - 2)
+        lengths = np.linalg.norm(np.diff(sample.snakes[0], axis=0), axis=1)
+        assert np.allclose(lengths, 4.0, atol=0.1)  # steps of paddle + 2 margins
+    assert np.mean(placed) > 2
+
+
+def test_pathfinder_published_dashes_draw_the_same_snakes_but_do_not_connect_them():
+    joined_settings, dashed_settings = snakes.Settings(), snakes.Settings(dashed=True)
+    agree = 0
+    for index in range(60):
+        joined = snakes.draw(joined_settings, snakes.image_rng(1, joined_settings, index))
+        dashed = snakes.draw(dashed_settings, snakes.image_rng(1, dashed_settings, index))
+        assert dashed.label == joined.label and (dashed.image <= joined.image).all()
+        assert (dashed.image > 0).sum() < (joined.image > 0).sum()
+        agree += markers_joined(dashed) == bool(dashed.label)
+    assert agree < 0.8 * 60  # why we join the steps: with gaps, connectivity does not tell the label
+
+
+def test_pathfinder_images_do_not_depend_on_workers_or_shards_and_the_folder_must_be_new(tmp_path):
+    one = pathfinder.generate(tmp_path / "one", 9, 30, seed=4, workers=1, images_per_shard=30)
+    two = pathfinder.generate(tmp_path / "two", 9, 30, seed=4, workers=2, images_per_shard=7)
+    first, second = pathfinder.load(one, 9), pathfinder.load(two, 9)
+    for split in ("train", "validation", "test"):
+        assert first[split]["input_ids"] == second[split]["input_ids"]
+        assert first[split]["label"] == second[split]["label"]
+    other = pathfinder.load(pathfinder.generate(tmp_path / "three", 9, 30, seed=5), 9)
+    assert other["train"]["input_ids"] != first["train"]["input_ids"]
+    with pytest.raises(FileExistsError, match="is not empty"):
+        pathfinder.generate(tmp_path / "one", 9, 30, seed=4)
+
+
+def write_release_png(path, pixels, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert(mode).save(path)
+
+
+def test_pathfinder_reads_the_release_layout_in_numeric_shard_order_and_skips_its_empty_file(tmp_path, caplog):
+    folder = tmp_path / "lra_release" / "pathfinder32" / "curv_contour_length_14"
+    rng = np.random.default_rng(0)
+    expected = []
+    for shard in (0, 2, 10):  # 10 after 2: numeric order
+        lines = []
+        for index in range(4):
+            pixels = rng.integers(0, 256, size=(32, 32), dtype=np.uint8)
+            write_release_png(folder / "imgs" / str(shard) / f"sample_{index}.png", pixels)
+            label = int(rng.integers(2))
+            lines.append(f"imgs/{shard} sample_{index}.png {index} {label} 1.0 14 4 2 0.5 1 1")
+            expected.append((pixels, label))
+        (folder / "metadata").mkdir(parents=True, exist_ok=True)
+        (folder / "metadata" / f"{shard}.npy").write_text("\n".join(lines) + "\n")
+    (folder / "imgs" / "10" / "sample_4.png").write_bytes(b"")  # as the release's one empty file
+    with open(folder / "metadata" / "10.npy", "a") as handle:
+        handle.write("imgs/10 sample_4.png 4 1 1.0 14 4 2 0.5 1 1\n")
+    with caplog.at_level(logging.INFO):
+        data = pathfinder.load(tmp_path / "lra_release")
+    assert "skipped 1 empty image file(s)" in caplog.text and "imgs/10/sample_4.png" in caplog.text
+    rows = [example for split in ("train", "validation", "test") for example in data[split]]
+    assert [len(data[split]) for split in ("train", "validation", "test")] == [9, 1, 2]  # 80 / 10 / 10 of 12
+    for (pixels, label), row in zip(expected, rows):
+        assert row["input_ids"] == (pixels.reshape(-1).astype(int) + 1).tolist()
+        assert row["label"] == label
+    published = pathfinder.load(folder, published_pixel_ids=True)
+    assert published["train"][0]["input_ids"] == expected[0][0].reshape(-1).tolist()
+
+    write_release_png(folder / "imgs" / "0" / "sample_1.png", np.zeros((32, 32), np.uint8), mode="RGB")
+    assert pathfinder.load(folder)["train"][1]["input_ids"] == [1] * 1024
+    (folder / "imgs" / "0" / "sample_2.png").unlink()
+    with pytest.raises(FileNotFoundError, match="sample_2.png: listed in the metadata but missing"):
+        pathfinder.load(folder)

@@ -1,8 +1,10 @@
 """Long Range Arena data: the ListOps and Pathfinder generators against independent checks (a stack machine over
 the written expressions, the exact length distribution of the published tree process, connected components of
-the written images), and their readers on the release's own formats."""
+the written images), each loader on files in the release's or the Hub dataset's own format (made here), the
+real Fashion-MNIST files, the pixel-id rule and the task registry."""
 
 import csv
+import gzip
 import logging
 import statistics
 
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from ponet_training.data.lra import encoding, listops, pathfinder, snakes
+from ponet_training.data.lra import TASKS, encoding, images, listops, load_lra_dataset, pathfinder, snakes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def test_listops_reader_drops_parentheses_keeps_closing_brackets_and_maps_to_fix
         assert example["label"] == target
         assert encoding.PAD_ID not in example["input_ids"]
     assert listops.tokens("( ( ( [MAX 2 ) 9 ) ] )") == ["[MAX", "2", "9", "]"]
-    assert len(listops.VOCABULARY) == 16
+    assert len(listops.VOCABULARY) == TASKS["listops"].vocab_size == 16
 
 
 def test_listops_lengths_follow_the_exact_distribution_of_the_published_tree_process(listops_files):
@@ -199,19 +201,20 @@ def test_listops_reads_the_release_layout(tmp_path, caplog):
     for name in listops.SPLIT_FILES.values():
         write_release_tsv(release / "listops-1000" / name, rows)
     with caplog.at_level(logging.INFO):
-        data = listops.load(release)
+        data = load_lra_dataset("listops", data_dir=release)
     assert data["test"]["input_ids"] == [[12, 3, 10, 15], [14, 8, 13, 2, 5, 15, 9, 15]]
     assert data["test"]["label"] == [9, 7]
+    assert "files in" in data["train"].info.description  # not generated here
     assert "0 of 2 sequences truncated" in caplog.text
 
     write_release_tsv(release / "listops-1000" / "basic_val.tsv", [("( ( [MEAN 2 ) ] )", 2)])
     with pytest.raises(ValueError, match=r"basic_val.tsv:2: unknown ListOps token '\[MEAN'"):
-        listops.load(release)
+        load_lra_dataset("listops", data_dir=release)
     write_release_tsv(release / "listops-1000" / "basic_val.tsv", [("( ( [MAX 2 ) ] )", 12)])
     with pytest.raises(ValueError, match="basic_val.tsv:2: the target must be a digit"):
-        listops.load(release)
+        load_lra_dataset("listops", data_dir=release)
     with pytest.raises(FileNotFoundError, match="holds no ListOps files"):
-        listops.load(tmp_path / "elsewhere")
+        load_lra_dataset("listops", data_dir=tmp_path / "elsewhere")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -329,18 +332,183 @@ def test_pathfinder_reads_the_release_layout_in_numeric_shard_order_and_skips_it
     with open(folder / "metadata" / "10.npy", "a") as handle:
         handle.write("imgs/10 sample_4.png 4 1 1.0 14 4 2 0.5 1 1\n")
     with caplog.at_level(logging.INFO):
-        data = pathfinder.load(tmp_path / "lra_release")
+        data = load_lra_dataset("pathfinder", data_dir=tmp_path / "lra_release")
     assert "skipped 1 empty image file(s)" in caplog.text and "imgs/10/sample_4.png" in caplog.text
     rows = [example for split in ("train", "validation", "test") for example in data[split]]
     assert [len(data[split]) for split in ("train", "validation", "test")] == [9, 1, 2]  # 80 / 10 / 10 of 12
     for (pixels, label), row in zip(expected, rows):
         assert row["input_ids"] == (pixels.reshape(-1).astype(int) + 1).tolist()
         assert row["label"] == label
-    published = pathfinder.load(folder, published_pixel_ids=True)
+    published = load_lra_dataset("pathfinder", data_dir=folder, published_pixel_ids=True)
     assert published["train"][0]["input_ids"] == expected[0][0].reshape(-1).tolist()
 
     write_release_png(folder / "imgs" / "0" / "sample_1.png", np.zeros((32, 32), np.uint8), mode="RGB")
-    assert pathfinder.load(folder)["train"][1]["input_ids"] == [1] * 1024
+    assert load_lra_dataset("pathfinder", data_dir=folder)["train"][1]["input_ids"] == [1] * 1024
     (folder / "imgs" / "0" / "sample_2.png").unlink()
     with pytest.raises(FileNotFoundError, match="sample_2.png: listed in the metadata but missing"):
-        pathfinder.load(folder)
+        load_lra_dataset("pathfinder", data_dir=folder)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Images and the pixel-id rule
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_pixel_ids_keep_black_a_real_token_unless_the_published_rule_is_asked_for():
+    pixels = np.array([[0, 1], [254, 255]], dtype=np.uint8)
+    assert encoding.pixel_ids(pixels).tolist() == [1, 2, 255, 256]
+    assert encoding.pixel_ids(pixels, published=True).tolist() == [0, 1, 254, 255]
+    assert encoding.PAD_ID not in encoding.pixel_ids(np.zeros((32, 32), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        encoding.pixel_ids(pixels.astype(np.int64))
+
+
+def raw_idx(path):
+    with gzip.open(path, "rb") as handle:
+        data = handle.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data[4 + 4 * dims:], dtype=np.uint8).reshape(shape)
+
+
+def test_the_real_fashion_mnist_files_are_read_padded_to_32x32_with_a_seeded_dev_split():
+    # The files of Debian's dataset-fashion-mnist package (run_tests.sh installs it): never skipped.
+    assert images.FASHION_MNIST_DIR.is_dir(), (
+        f"{images.FASHION_MNIST_DIR} is missing: apt-get install dataset-fashion-mnist (run_tests.sh does)")
+    data = load_lra_dataset("fashion_mnist_standin")
+    assert {split: len(data[split]) for split in data} == {"train": 54_000, "validation": 6_000, "test": 10_000}
+    train_labels = np.concatenate([data["train"]["label"], data["validation"]["label"]])
+    assert (np.bincount(train_labels, minlength=10) == 6_000).all()  # the release's balance
+    assert (np.bincount(data["test"]["label"], minlength=10) == 1_000).all()
+    raw_test = raw_idx(images.FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
+    assert raw_test.shape == (10_000, 28, 28)
+    for row in (0, 4321, 9999):
+        ids = np.array(data["test"][row]["input_ids"]).reshape(32, 32)
+        assert (ids[2:30, 2:30] == raw_test[row].astype(int) + 1).all()
+        assert (ids[:2] == 1).all() and (ids[:, :2] == 1).all() and (ids[30:] == 1).all()  # black, not padding
+    assert data["test"]["label"][:5] == raw_idx(images.FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[:5].tolist()
+    again = images.holdout(60_000, 0)
+    assert len(again[1]) == 6_000 and (again[1] == images.holdout(60_000, 0)[1]).all()
+    assert not (again[1] == images.holdout(60_000, 1)[1]).all()
+    assert "stand-in" in data["train"].info.description
+    assert TASKS["fashion_mnist_standin"].stands_in_for == "image" and "standin" in "fashion_mnist_standin"
+
+
+def write_hub_parquet(folder, split, columns, features):
+    from datasets import Dataset
+
+    (folder / "plain_text").mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict(columns, features=features).to_parquet(folder / "plain_text" / f"{split}-00000-of-00001.parquet")
+
+
+@pytest.fixture
+def local_datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+
+
+def test_cifar10_in_the_hub_layout_is_read_as_itu_601_grey_levels(tmp_path, local_datasets_cache):
+    from datasets import ClassLabel, Features, Image as ImageFeature
+
+    features = Features({"img": ImageFeature(), "label": ClassLabel(names=images.CIFAR10_LABELS)})
+    rng = np.random.default_rng(1)
+    colour = {split: rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+              for split, count in (("train", 20), ("test", 5))}
+    labels = {split: rng.integers(0, 10, size=len(colour[split])).tolist() for split in colour}
+    for split in colour:
+        write_hub_parquet(tmp_path / "cifar10", split,
+                          {"img": [Image.fromarray(image) for image in colour[split]], "label": labels[split]},
+                          features)
+    data = load_lra_dataset("image", data_dir=tmp_path / "cifar10", seed=0)
+    assert [len(data[split]) for split in ("train", "validation", "test")] == [18, 2, 5]
+    luma = colour["test"].astype(float) @ np.array([0.299, 0.587, 0.114])
+    ids = np.array(data["test"]["input_ids"]).reshape(5, 32, 32)
+    assert np.abs(ids - 1 - luma).max() <= 0.51  # ITU-R 601-2, rounded
+    assert data["test"]["label"] == labels["test"]
+    train_rows, validation_rows = images.holdout(20, 0)
+    assert data["validation"]["label"] == [labels["train"][row] for row in validation_rows]
+    assert data["train"].features["label"].names == images.CIFAR10_LABELS
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Text and Retrieval
+# ----------------------------------------------------------------------------------------------------------
+
+REVIEWS = {("train", "neg"): ["Dull.<br /><br />Very dull.", "Zzz " * 1100],
+           ("train", "pos"): ["Très bien — a delight ✓"],
+           ("test", "neg"): ["Bad"], ("test", "pos"): ["Good!", "Great."]}
+
+
+def test_imdb_from_an_aclimdb_folder_is_utf8_bytes_plus_one_with_truncation_logged(tmp_path, caplog):
+    for (split, label), texts in REVIEWS.items():
+        folder = tmp_path / "aclImdb" / split / label
+        folder.mkdir(parents=True)
+        for number, review in enumerate(texts):
+            (folder / f"{number * 10 + 3}_{7 if label == 'pos' else 2}.txt").write_text(review, encoding="utf-8")
+    (tmp_path / "aclImdb" / "train" / "unsup").mkdir()
+    with caplog.at_level(logging.INFO):
+        data = load_lra_dataset("text", data_dir=tmp_path)
+    expected_train = REVIEWS[("train", "neg")] + REVIEWS[("train", "pos")]
+    for row, review in zip(data["train"], expected_train):
+        assert row["input_ids"] == [byte + 1 for byte in review.encode("utf-8")][:4000]
+    assert data["train"]["label"] == [0, 0, 1]
+    assert "IMDb train bytes: 1 of 3 sequences truncated to 4000 ids (400 ids dropped; longest 4400)" in caplog.text
+    assert data["validation"]["input_ids"] == data["test"]["input_ids"] and len(data["test"]) == 3
+    assert "validation is the test set" in caplog.text
+
+
+def test_imdb_in_the_hub_layout_reads_the_same_bytes(tmp_path, local_datasets_cache):
+    from datasets import ClassLabel, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    for split in ("train", "test"):
+        texts = REVIEWS[(split, "neg")] + REVIEWS[(split, "pos")]
+        labels = [0] * len(REVIEWS[(split, "neg")]) + [1] * len(REVIEWS[(split, "pos")])
+        write_hub_parquet(tmp_path / "imdb", split, {"text": texts, "label": labels}, features)
+    data = load_lra_dataset("text", data_dir=tmp_path / "imdb")
+    assert data["train"][2]["input_ids"] == [byte + 1 for byte in REVIEWS[("train", "pos")][0].encode("utf-8")]
+    assert data["train"].features["input_ids"].feature.dtype == "uint16"
+    assert data["test"]["label"] == [0, 1, 1]
+
+
+def test_aan_pairs_from_the_release_tsv_give_two_byte_sequences_per_example(tmp_path, caplog):
+    folder = tmp_path / "lra_release" / "tsv_data"
+    folder.mkdir(parents=True)
+    pairs = [("1.0", "P01-1001", "W02-0202", "Parsing with ünïcode", "x" * 4100),
+             ("0.0", "A00-0001", "B99-9999", "short", 'no "quoting" here')]
+    for name in ("new_aan_pairs.train.tsv", "new_aan_pairs.eval.tsv", "new_aan_pairs.test.tsv"):
+        (folder / name).write_bytes(b"".join("\t".join(pair).encode("utf-8") + b"\n" for pair in pairs))
+    with caplog.at_level(logging.INFO):
+        data = load_lra_dataset("retrieval", data_dir=tmp_path / "lra_release")
+    row = data["validation"][0]
+    assert row["input_ids"] == [byte + 1 for byte in "Parsing with ünïcode".encode("utf-8")]
+    assert row["input_ids_2"] == [ord("x") + 1] * 4000
+    assert data["test"]["label"] == [1, 0] and data["test"][1]["input_ids_2"][3] == ord('"') + 1
+    assert "AAN new_aan_pairs.train.tsv text2: 1 of 2 sequences truncated to 4000 ids" in caplog.text
+    (folder / "new_aan_pairs.eval.tsv").write_bytes(b"1.0\tA\tB\tonly four fields\n")
+    with pytest.raises(ValueError, match="new_aan_pairs.eval.tsv:1: expected 5 tab-separated fields"):
+        load_lra_dataset("retrieval", data_dir=folder)
+    with pytest.raises(ValueError, match="retrieval needs data_dir"):
+        load_lra_dataset("retrieval")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The registry
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_registry_states_each_tasks_data_facts():
+    assert sorted(TASKS) == ["fashion_mnist_standin", "image", "listops", "pathfinder", "pathfinder_easy",
+                             "pathfinder_intermediate", "retrieval", "text"]
+    facts = {name: (task.num_classes, task.max_length, task.vocab_size, task.pair) for name, task in TASKS.items()}
+    assert facts["listops"] == (10, 2000, 16, False)
+    assert facts["text"] == (2, 4000, 257, False) and facts["retrieval"] == (2, 4000, 257, True)
+    assert facts["image"] == facts["fashion_mnist_standin"] == (10, 1024, 257, False)
+    assert facts["pathfinder"] == (2, 1024, 257, False)
+    assert TASKS["retrieval"].columns == ("input_ids", "input_ids_2") and TASKS["image"].columns == ("input_ids",)
+    assert {task.source for task in TASKS.values()} == {"generated", "hub", "release files", "stand-in"}
+    assert [name for name, task in TASKS.items() if task.stands_in_for] == ["fashion_mnist_standin"]
+    assert TASKS["pathfinder"].sizes == {"train": 160_000, "validation": 20_000, "test": 20_000}
+    with pytest.raises(ValueError, match="unknown LRA task 'cifar'"):
+        load_lra_dataset("cifar")

@@ -62,6 +62,7 @@ GENERATION_FILE = "generation.json"
 PUBLISHED_SIZES = {"train": 96_000, "validation": 2_000, "test": 2_000}
 MAX_LENGTH = 2000  # the input length of the task; the generated lengths stay below it
 CHUNK_SIZE = 250
+GENERATOR_VERSION = 1  # raise when the same seed would give other data (cached sets carry it in their name)
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def generate(seed: int, sizes: dict[str, int] = PUBLISHED_SIZES, settings: Setti
         splits[split] = examples[offset: offset + sizes[split]]
         offset += sizes[split]
     seconds = time.perf_counter() - start
-    stats = {"seed": seed, "sizes": dict(sizes), "settings": asdict(settings), "chunk_size": CHUNK_SIZE,
+    stats = {"generator_version": GENERATOR_VERSION, "seed": seed, "sizes": dict(sizes), "settings": asdict(settings), "chunk_size": CHUNK_SIZE,
              "chunks": next_chunk, "trees_drawn": drawn, "trees_kept": next_chunk * CHUNK_SIZE,
              "acceptance": next_chunk * CHUNK_SIZE / drawn, "duplicates_dropped": duplicates,
              "median_length": float(np.median(lengths)), "workers": workers, "seconds": round(seconds, 2)}

@@ -101,7 +101,7 @@ def generate(output_dir: str | os.PathLike, contour_length: int = 14, num_images
         results = [_write_shard(job) for job in jobs]
     seconds = time.perf_counter() - start
     totals = {key: sum(result[key] for result in results) for key in results[0]} if results else {}
-    stats = {"seed": seed, "num_images": num_images, "images_per_shard": images_per_shard,
+    stats = {"generator_version": snakes.GENERATOR_VERSION, "seed": seed, "num_images": num_images, "images_per_shard": images_per_shard,
              "settings": asdict(settings), "num_distractors": settings.num_distractors,
              "distractor_length": settings.distractor_length, **totals, "workers": workers,
              "seconds": round(seconds, 2), "images_per_second": round(num_images / seconds, 1) if seconds else None}

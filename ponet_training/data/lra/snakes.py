@@ -37,6 +37,7 @@ import numpy as np
 
 
 EIGHTHS = 8  # points are integers in eighths of a pixel
+GENERATOR_VERSION = 1  # raise when the same seed would give other images (cached sets carry it in their name)
 
 
 @dataclass(frozen=True)

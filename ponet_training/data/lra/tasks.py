@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ponet_training.data.lra import images, listops, pathfinder, retrieval, text
+from ponet_training.data.lra import images, listops, pathfinder, retrieval, snakes, text
 from ponet_training.data.lra.encoding import BYTE_VOCAB_SIZE, PIXEL_VOCAB_SIZE
 
 
@@ -77,7 +77,7 @@ def _default_workers() -> int:
 def _generated_listops(seed: int, train_size: int, workers: int) -> Path:
     from ponet_training.data.cache import cache_dir, filling
 
-    target = cache_dir("lra") / f"listops-seed{seed}-train{train_size}"
+    target = cache_dir("lra") / f"listops-v{listops.GENERATOR_VERSION}-seed{seed}-train{train_size}"
     if not (target / listops.GENERATION_FILE).is_file():
         logger.info(f"Generating ListOps (seed {seed}, {train_size} train rows) into {target}")
         sizes = {**listops.PUBLISHED_SIZES, "train": train_size}
@@ -90,7 +90,8 @@ def _generated_listops(seed: int, train_size: int, workers: int) -> Path:
 def _generated_pathfinder(seed: int, contour_length: int, num_images: int, workers: int) -> Path:
     from ponet_training.data.cache import cache_dir, filling
 
-    target = cache_dir("lra") / f"pathfinder32-seed{seed}-images{num_images}-contour{contour_length}"
+    target = (cache_dir("lra") / f"pathfinder32-v{snakes.GENERATOR_VERSION}-seed{seed}-images{num_images}"
+              f"-contour{contour_length}")
     if not (target / pathfinder.folder_name(contour_length) / pathfinder.GENERATION_FILE).is_file():
         logger.info(f"Generating {num_images} Pathfinder images (contour length {contour_length}, seed {seed}) "
                     f"into {target} with {workers} worker(s)")

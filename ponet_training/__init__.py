@@ -16,7 +16,12 @@ index of every module (a test keeps it complete):
   `wordpiece` (train a tokenizer, a config for it), `stdlib_docstrings` (the embedded default corpus),
   `python_docs` (the Python documentation corpus), `vader_ratings` (human-rated sentences, read from the
   vaderSentiment sdist), `vader` (their splits, labels and baselines), `minilm` (a real pretrained encoder),
-  `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
+  `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache);
+  `lra/`, the Long Range Arena data: `encoding` (the id rules: 0 is padding, bytes and grey levels + 1, logged
+  truncation), `layout` (a task's files in a folder or the release's), `listops` (our generator, the release's
+  files), `snakes` (our Pathfinder generator), `pathfinder` (its release layout), `images` (CIFAR-10 grey, the
+  Fashion-MNIST stand-in), `text` (IMDb bytes), `retrieval` (AAN pairs), `tasks` (the data registry and
+  `load_lra_dataset`).
 - `tasks/`, one job each:
   `pretraining` (model, tokenizer, losses and evaluation of MLM + SSO), `pretraining_corpus` (the data flags,
   the documents), `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking,

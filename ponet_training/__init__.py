@@ -27,4 +27,6 @@ index of every module (a test keeps it complete):
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).
+- `provenance`: what made a results folder (command, commit, CPU and its flags, threads, versions), written
+  beside it as `provenance.json`.
 """

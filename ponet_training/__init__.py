@@ -5,8 +5,9 @@ Folders by job, one job per module; import the one you need (nothing heavy is im
 index of every module (a test keeps it complete):
 
 - `engine/`, what every training script runs:
-  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `output_dir` (the run-directory rule:
-  refusal, overwrite, the lock, the manifest), `settings` (the settings that change a result: the one fingerprint),
+  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `run_folder` (`RunFolder`: the one owner of
+  a run's output folder: refusal, overwrite, the lock, the manifest, the checkpoint to resume, `best_model/`, the
+  release), `settings` (the settings that change a result: the one fingerprint and the one refusal),
   `dataloaders` (resumable batch order), `optimization` (optimizer, schedule, one update), `loop` (the train and
   predict loops, the progress bar), `checkpoints` (save, resume, atomic model saves), `best_model` (the best dev
   checkpoint, the final model), `precision` (what each inference precision means), `quantization` (dynamic int8).
@@ -27,6 +28,7 @@ index of every module (a test keeps it complete):
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).
+- `script_loading`: a Python file (a script of `pretrain/` or `finetune/`) imported as a module.
 - `provenance`: what made a results folder (command, commit, CPU and its flags, threads, versions), written
   beside it as `provenance.json`.
 """

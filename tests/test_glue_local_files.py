@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from ponet_training.data import tables
-from test_glue_run import common, run_glue, sweep_glue
+from conftest import common, finetune_script
+
+run_glue, sweep_glue = finetune_script("run_glue"), finetune_script("sweep_glue")
 
 
 WORDS = {"neg": "terrible boring bad", "neu": "the movie was a movie", "pos": "great wonderful good"}

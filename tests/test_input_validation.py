@@ -10,7 +10,7 @@ import pytest
 from ponet_training.tasks import glue_data, long_documents, glue_tasks
 from ponet_training.data import tables
 from ponet_training.tasks.pretraining_corpus import load_pretraining_corpus
-from test_pretraining_data import data_args as corpus_args
+from conftest import pretraining_data_args as corpus_args
 
 
 def write(path, text, encoding="utf-8"):

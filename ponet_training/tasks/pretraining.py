@@ -1,7 +1,7 @@
 """Pieces of `pretrain/run_pretraining.py` (MLM + SSO) that are not the shared loop (`engine.loop`).
 
-- `load_or_train_tokenizer(args, accelerator, corpus)`: a pretrained tokenizer, or WordPiece trained on the corpus
-  on the main process and shared with the others.
+- `load_or_train_tokenizer(args, accelerator, corpus, folder)`: a pretrained tokenizer, or WordPiece trained on the
+  corpus on the main process and shared with the others (a resumed run: the one in the checkpoint its folder resumes).
 - `build_pretraining_model(args, tokenizer)`: continue a checkpoint, or a fresh PoNet matching the tokenizer; or
   a fresh model of another type on the same batches: masked LM only (`--model_type bert`: the equal-budget
   baseline) or causal LM (`--model_type gpt2`: a decoder backbone for the pooling study, same corpus and vocabulary).
@@ -10,7 +10,8 @@
 - `pretraining_loss(objective, sso_loss_weight)`: the training loss (and its parts) for `engine.loop.train`.
 - `evaluate_pretraining(model, dataloader, accelerator)`: MLM (and, for PoNet, SSO) loss and accuracy, or the
   causal LM's next-token loss and accuracy; perplexity.
-- `EvalHistory`: evaluations against steps and training wall-clock seconds, in `eval_history.jsonl`, across resumes.
+- `EvalHistory(folder, resumed_step)`: evaluations against steps and training wall-clock seconds, in the run folder's
+  `eval_history.jsonl`, across resumes.
 - `set_sparse_prediction(model, enabled)`: the MLM decoder at labelled tokens only, where the model supports it.
 - `parameter_checksum(model)`: compare replicas across processes.
 """
@@ -30,7 +31,6 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 import modeling_ponet  # noqa: F401  (registers PoNet with the Auto classes)
 
-from ponet_training.engine.checkpoints import resolve_checkpoint
 from ponet_training.tasks.pretraining_corpus import corpus_text_batches
 from ponet_training.data.tokenizer_loading import load_tokenizer
 from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
@@ -39,9 +39,10 @@ from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_
 logger = logging.getLogger(__name__)
 
 
-def load_or_train_tokenizer(args, accelerator, corpus):
+def load_or_train_tokenizer(args, accelerator, corpus, folder):
     """The tokenizer: from --tokenizer_name / --model_name_or_path, or trained on the corpus on the main
-    process and broadcast to the others (so every rank has the very same vocabulary)."""
+    process and broadcast to the others (so every rank has the very same vocabulary); a resumed run that trained one
+    takes it from the checkpoint its run folder resumes."""
     if not args.train_tokenizer:
         tokenizer = load_tokenizer(args.tokenizer_name or args.model_name_or_path,
                                    trust_remote_code=args.trust_remote_code)
@@ -50,7 +51,7 @@ def load_or_train_tokenizer(args, accelerator, corpus):
         return tokenizer
     # A resumed run must keep the vocabulary it trained (WordPiece training is not reproducible bit for bit):
     # a checkpoint without its tokenizer is an error, never a reason to train a new one.
-    checkpoint = resolve_checkpoint(args, require_tokenizer=True)
+    checkpoint = folder.resume_checkpoint  # checked for its tokenizer (`RunFolder(resume_needs_tokenizer=True)`)
     if checkpoint is not None:
         logger.info(f"Using the tokenizer trained by the interrupted run, saved in {checkpoint}")
         return AutoTokenizer.from_pretrained(checkpoint)
@@ -252,12 +253,13 @@ TRAIN_CLOCK_JSON = "train_clock.json"
 
 class EvalHistory:
     """Every evaluation of a pretraining run with its step and the training wall-clock seconds so far (evaluation
-    time excluded), so that runs can be compared against steps and against time. Lines go to
-    `<output_dir>/eval_history.jsonl` as they come; a resumed run keeps the lines up to its checkpoint's step and
-    continues the clock from the checkpoint's `train_clock.json`."""
+    time excluded), so that runs can be compared against steps and against time. Lines go to the run folder's
+    `eval_history.jsonl` as they come (`write`: on the main process); a resumed run keeps the lines up to its
+    checkpoint's step and continues the clock from the checkpoint's `train_clock.json`."""
 
-    def __init__(self, output_dir=None, checkpoint=None, resumed_step: int = 0, write: bool = True):
-        self.path = Path(output_dir) / EVAL_HISTORY_JSONL if output_dir and write else None
+    def __init__(self, folder, resumed_step: int = 0, write: bool = True):
+        checkpoint = folder.resume_checkpoint
+        self.path = folder.path / EVAL_HISTORY_JSONL if folder.path is not None and write else None
         self.offset = 0.0
         self.entries: list[dict] = []
         if checkpoint is not None and (Path(checkpoint) / TRAIN_CLOCK_JSON).is_file():

@@ -27,14 +27,15 @@ from transformers import DataCollatorWithPadding, default_data_collator
 
 from ponet_training.engine import best_model, checkpoints, dataloaders, loop, optimization, run
 from ponet_training.engine.run_folder import RunFolder
-from ponet_training.tasks import finetuning, glue_data, glue_submission
+from ponet_training.tasks import finetuning
+from ponet_training.tasks.glue import data as glue_data, submission as glue_submission
 from ponet_training.hub import model_cards, push
 from ponet_training.data import tables
 from ponet_training.tasks.metrics import compute_glue_metrics
 from ponet_training.data.tokenizer_loading import check_token_ids
 from ponet_training.data.truncation import tokenize_truncated
-from ponet_training.tasks.glue_tasks import AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS, get_task, \
-    glue_score_entries, split_suffix
+from ponet_training.tasks.glue.registry import (AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS,
+                                                get_task, glue_score_entries, split_suffix)
 
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from pathlib import Path
 from ponet_training.engine.run_folder import RunFolder
 from ponet_training.engine.settings import check_settings_record, run_settings, write_settings_record
 from ponet_training.script_loading import load_script
-from ponet_training.tasks import glue_tasks
+from ponet_training.tasks.glue import registry as glue_tasks
 
 
 logger = logging.getLogger(__name__)

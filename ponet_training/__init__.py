@@ -8,9 +8,9 @@ index of every module (a test keeps it complete):
   `run` (flags, the accelerator, logging, trackers, `all_results.json`), `run_folder` (`RunFolder`: the one owner of
   a run's output folder: refusal, overwrite, the lock, the manifest, the checkpoint to resume, `best_model/`, the
   release), `settings` (the settings that change a result: the one fingerprint and the one refusal),
-  `dataloaders` (resumable batch order), `optimization` (optimizer, schedule, one update), `loop` (the train and
-  predict loops, the progress bar), `checkpoints` (save, resume, atomic model saves), `best_model` (the best dev
-  checkpoint, the final model), `precision` (what each inference precision means), `quantization` (dynamic int8).
+  `dataloaders` (resumable batch order, the padding multiple), `optimization` (optimizer, schedule, one update),
+  `loop` (the train and predict loops, the progress bar), `checkpoints` (the checkpoint writer, resume, atomic model
+  saves), `best_model` (the best dev model, the final model).
 - `data/`, readers and the real data:
   `tables` (the csv / tsv / json / jsonl reader and the label-name rule), `segments` (sentences -> segment ids),
   `truncation` (linear-time truncation), `tokenizer_loading` (never an empty tokenizer; token-id checks),
@@ -18,13 +18,18 @@ index of every module (a test keeps it complete):
   `python_docs` (the Python documentation corpus), `vader_ratings` (human-rated sentences, read from the
   vaderSentiment sdist), `vader` (their splits, labels and baselines), `minilm` (a real pretrained encoder),
   `toy_pairs` (a toy GLUE pair task for the tests), `cache` (the asset cache).
+- `models/`, model code the library adds to the model package: `pooled_classifier` (any backbone +
+  `SequencePooler` + a linear head).
 - `tasks/`, one job each:
-  `pretraining` (model, tokenizer, losses and evaluation of MLM + SSO), `pretraining_corpus` (the data flags,
-  the documents), `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking,
-  the causal-LM batches),
-  `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
-  (what the fine-tuning scripts share: model loading, the best-model metric, prediction files, the card),
-  `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
+  `pretraining/` (`corpus`: the data flags and the documents; `sso_examples`: documents -> MLM + SSO examples;
+  `collators`: padding, masking, the causal-LM batches; `vocabulary`: the tokenizer, pretrained or trained
+  WordPiece; `objectives`: the model of each objective and its loss; `evaluation`: MLM / SSO evaluation and its
+  history),
+  `glue/` (`registry`: the nine tasks and the paper's grid; `data`: their files and labels; `submission`: benchmark
+  files), `metrics`, `finetuning` (what the fine-tuning scripts share: model loading, the best-model metric,
+  prediction files, the card), `long_documents`, `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
+- `inference/`, tools no training script runs: `precision` (what each inference precision means), `quantization`
+  (dynamic int8).
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).

@@ -38,7 +38,7 @@ from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
 from ponet_training.data.tokenizer_loading import load_tokenizer
 from ponet_training.engine.run_folder import RunFolder
-from ponet_training.tasks.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
+from ponet_training.models.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
 
 
 logger = logging.getLogger(__name__)

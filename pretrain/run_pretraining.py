@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Pretrain PoNet with masked language modelling + the sentence structural objective (SSO), with Accelerate.
 
-Reads like transformers' `run_mlm_no_trainer.py`; the data pipeline is `ponet_training.tasks` (`pretraining_corpus`,
-`sso_examples`, `pretraining_collators`), the model, tokenizer, losses and evaluation `ponet_training.tasks.pretraining`,
-and the loop the one every script runs (`ponet_training.engine.loop`, `engine.best_model`). Runs on one CPU, one GPU,
+Reads like transformers' `run_mlm_no_trainer.py`; the pieces are `ponet_training.tasks.pretraining` (`corpus`,
+`sso_examples`, `collators`: the data; `vocabulary`, `objectives`, `evaluation`), the output folder one
+`engine.run_folder.RunFolder`, and the loop the one every script runs (`engine.loop`, `engine.best_model`,
+`engine.checkpoints`). Runs on one CPU, one GPU,
 or many GPUs / nodes (`accelerate launch --config_file pretrain/configs/...`), resumes exactly from
 `--checkpointing_steps` folders, and writes a `save_pretrained` folder with a model card and `all_results.json`.
 
@@ -48,18 +49,13 @@ from ponet_training.engine.run import (add_training_args, check_sequence_length,
 from ponet_training.engine.run_folder import RunFolder
 from ponet_training.hub import push
 from ponet_training.hub.model_cards import base_model_reference, eval_results_from_metrics, write_model_card
-from ponet_training.tasks.pretraining import (
-    EvalHistory,
-    build_pretraining_model,
-    load_or_train_tokenizer,
-    objective,
-    parameter_checksum,
-    pretraining_loss,
-    set_sparse_prediction,
-)
-from ponet_training.tasks.pretraining_collators import pretraining_collator
-from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args, has_data_args, load_pretraining_corpus
-from ponet_training.tasks.sso_examples import build_sso_dataset
+from ponet_training.tasks.pretraining.collators import pretraining_collator
+from ponet_training.tasks.pretraining.corpus import add_pretraining_data_args, has_data_args, load_pretraining_corpus
+from ponet_training.tasks.pretraining.evaluation import EvalHistory
+from ponet_training.tasks.pretraining.objectives import (build_pretraining_model, objective, parameter_checksum,
+                                                    pretraining_loss, set_sparse_prediction)
+from ponet_training.tasks.pretraining.sso_examples import build_sso_dataset
+from ponet_training.tasks.pretraining.vocabulary import load_or_train_tokenizer
 
 
 logger = logging.getLogger(__name__)

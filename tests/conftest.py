@@ -222,8 +222,8 @@ def results_of(output_dir: Path) -> dict:
 
 
 def pretraining_data_args(*argv):
-    """The pretraining data flags (`pretraining_corpus.add_pretraining_data_args`) parsed from `argv`."""
-    from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args
+    """The pretraining data flags (`tasks.pretraining.corpus.add_pretraining_data_args`) parsed from `argv`."""
+    from ponet_training.tasks.pretraining.corpus import add_pretraining_data_args
 
     parser = add_pretraining_data_args(argparse.ArgumentParser())
     parser.add_argument("--seed", type=int, default=42)

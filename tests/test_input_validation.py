@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from ponet_training.tasks import glue_data, long_documents, glue_tasks
+from ponet_training.tasks import long_documents
+from ponet_training.tasks.glue import data as glue_data, registry as glue_tasks
 from ponet_training.data import tables
-from ponet_training.tasks.pretraining_corpus import load_pretraining_corpus
+from ponet_training.tasks.pretraining.corpus import load_pretraining_corpus
 from conftest import pretraining_data_args as corpus_args
 
 

@@ -12,7 +12,7 @@ from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from modeling_ponet import PoNetConfig, PoNetForSequenceClassification, PoNetModel
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
 
 
 SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from conftest import pretraining_data_args
-from ponet_training.tasks.pretraining_collators import DataCollatorForPoNetPretraining
-from ponet_training.tasks.pretraining_corpus import load_pretraining_corpus
-from ponet_training.tasks.sso_examples import SSO_IN_ORDER, SSO_RANDOM, SSO_SWAPPED, build_sso_dataset, create_sso_examples
+from ponet_training.tasks.pretraining.collators import DataCollatorForPoNetPretraining
+from ponet_training.tasks.pretraining.corpus import load_pretraining_corpus
+from ponet_training.tasks.pretraining.sso_examples import (SSO_IN_ORDER, SSO_RANDOM, SSO_SWAPPED, build_sso_dataset,
+                                                           create_sso_examples)
 from ponet_training.data.stdlib_docstrings import stdlib_documents
 from ponet_training.data.segments import split_sentences
 from ponet_training.data.wordpiece import train_wordpiece_tokenizer
@@ -197,7 +198,7 @@ def test_single_sentence_documents_are_counted_and_an_all_single_corpus_raises(t
     mixed.write_text("\n".join(fruit_corpus() + ["Just one sentence here.", "Another lonely line."]) + "\n")
     args = pretraining_data_args("--train_file", mixed, "--validation_file", mixed, "--max_seq_length", 40)
     corpus = load_pretraining_corpus(args)
-    with caplog.at_level(logging.WARNING, logger="ponet_training.tasks.sso_examples"):
+    with caplog.at_level(logging.WARNING, logger="ponet_training.tasks.pretraining.sso_examples"):
         build_sso_dataset(corpus["train"], fruit_tokenizer, args)
     assert "2 of 12 documents have fewer than two sentences" in caplog.text
 

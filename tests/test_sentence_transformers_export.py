@@ -19,7 +19,7 @@ import modeling_ponet as mp
 from modeling_ponet.pooling import POOLING_MODES, SequencePooler
 from ponet_training.data.minilm import minilm_path
 from ponet_training.engine import run_folder
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier
 from ponet_training.sentence_transformers import ST_POOLING_MODES, export_sentence_transformer, main
 from without_package import HIDE_THIS_PROJECT
 

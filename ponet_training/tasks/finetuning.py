@@ -200,7 +200,7 @@ def glue_eval_results(task, eval_metrics: dict, dataset_type: str, prefix: str =
     """Model-index entries (`huggingface_hub.EvalResult`) for the dev metrics of a GLUE run, one group per dev set
     (`dataset_type`: the Hub dataset the data came from, e.g. nyu-mll/glue)."""
     from ponet_training.hub.model_cards import eval_results_from_metrics
-    from ponet_training.tasks.glue_tasks import split_suffix
+    from ponet_training.tasks.glue.registry import split_suffix
 
     results = []
     for split in task.eval_splits:

@@ -28,7 +28,7 @@ from ponet_training.engine import dataloaders, loop, optimization
 from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files, load_tokenizer
 from ponet_training.engine.checkpoints import TrainingProgress
 from ponet_training.tasks.metrics import classification_metrics
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
 from ponet_training.tasks.pooling_study.data import SentimentData, tokenize_for_backbone
 from ponet_training.tasks.pooling_study.settings import RANDOM_INIT_PREFIX, RunSpec, display_name
 

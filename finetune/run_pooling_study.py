@@ -35,6 +35,7 @@ from pathlib import Path
 from modeling_ponet import POOLING_MODES, parse_pooling_modes
 from ponet_training.engine import run
 from ponet_training.engine.run_folder import RunFolder
+from ponet_training.provenance import write_provenance
 from ponet_training.tasks.pooling_study import report, runs, store
 from ponet_training.tasks.pooling_study.data import baseline_scores, load_sentiment_data
 from ponet_training.tasks.pooling_study.settings import (
@@ -250,6 +251,8 @@ def main(argv=None) -> StudyResult:
                 row = runs.train_and_evaluate(accelerator, args, backbone, spec, data)
                 if accelerator.is_main_process:
                     store.record_run(folder, settings, row, baselines)
+                    if trained == 0:  # what made the runs of this session (a resumed study keeps the earlier ones)
+                        write_provenance(output_dir, keep_earlier=True)
                     # After every run, so that an interrupted sweep still has its table and figure.
                     report.write_summary(output_dir, args.metric, title=title)
                 accelerator.wait_for_everyone()

@@ -11,7 +11,9 @@ threads), so every script that writes a results folder calls, once it knows the 
   AVX2 / AVX-512 / AMX flags), `gpu` (CUDA device names, when there are any), `threads` (torch's intra-op threads,
   `os.cpu_count()` and `OMP_NUM_THREADS`), `versions` (python, torch, transformers, accelerate, datasets), `date`
   (UTC), and `extra` (what the caller adds).
-- `write_provenance(folder, argv=None, **extra)`: that record as `folder/provenance.json`; returns its path.
+- `write_provenance(folder, argv=None, keep_earlier=False, **extra)`: that record as `folder/provenance.json`;
+  returns its path. `keep_earlier`: a folder that runs add to (the pooling study run again) keeps the records of the
+  earlier sessions under `earlier`, oldest first.
 
 A leaf: it imports nothing of the project, so benchmarks, experiments and the training library can all use it.
 """
@@ -112,11 +114,21 @@ def provenance(argv: list[str] | None = None, **extra) -> dict:
     }
 
 
-def write_provenance(folder: str | os.PathLike, argv: list[str] | None = None, **extra) -> Path:
-    """Write `provenance(argv, **extra)` to `folder/provenance.json` (the folder is made if missing)."""
+def write_provenance(folder: str | os.PathLike, argv: list[str] | None = None, keep_earlier: bool = False,
+                     **extra) -> Path:
+    """Write `provenance(argv, **extra)` to `folder/provenance.json` (the folder is made if missing); with
+    `keep_earlier`, the records already there go under `earlier`."""
     path = Path(folder) / PROVENANCE_FILE
+    record = provenance(argv, **extra)
+    if keep_earlier and path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if isinstance(previous, dict):
+            record["earlier"] = previous.pop("earlier", []) + [previous]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(provenance(argv, **extra), indent=2) + "\n")
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
 

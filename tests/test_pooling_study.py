@@ -222,6 +222,8 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
     assert (resumed.num_trained, resumed.num_skipped) == (2, 2)
     rows = store.read_results(output_dir / RESULTS_CSV)
     assert len(rows) == 4 and rows[:2] == first  # finished runs kept as they were
+    provenance = json.loads((output_dir / "provenance.json").read_text())  # what made each session's runs
+    assert len(provenance["earlier"]) == 1 and provenance["git_commit"] == provenance["earlier"][0]["git_commit"]
     assert len({(r["pooling"], r["seed"]) for r in rows}) == 4
 
     # Extending the sweep (one more seed) runs only the new cells.

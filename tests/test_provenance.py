@@ -5,6 +5,7 @@ import importlib.metadata
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,18 @@ def test_the_record_names_the_command_the_libraries_and_the_threads(tmp_path):
     assert record["threads"]["torch_intra_op"] == torch.get_num_threads()
     assert record["extra"] == {"note": "x"}
     assert record["date"].endswith("+00:00")
+
+
+def test_a_folder_that_runs_add_to_keeps_the_earlier_records(tmp_path):
+    provenance.write_provenance(tmp_path, argv=["study.py", "--seeds", "1"])
+    provenance.write_provenance(tmp_path, argv=["study.py", "--seeds", "2"], keep_earlier=True)
+    record = json.loads(provenance.write_provenance(tmp_path, argv=["study.py", "--seeds", "3"],
+                                                    keep_earlier=True).read_text())
+    assert record["command"].endswith("--seeds 3")
+    assert [r["command"].split()[-1] for r in record["earlier"]] == ["1", "2"]
+    assert "earlier" not in record["earlier"][1]
+    # Without keep_earlier, a folder's record is the one run that wrote it.
+    assert "earlier" not in json.loads(provenance.write_provenance(tmp_path, argv=["x.py"]).read_text())
 
 
 def test_the_cpu_flags_are_those_the_kernel_reports():
@@ -51,3 +64,19 @@ def test_the_commit_and_the_dirty_flag_follow_the_checkout(tmp_path, monkeypatch
     assert provenance.git_state()[1] is True
     monkeypatch.setattr(provenance, "REPO", tmp_path / "not_a_checkout")
     assert provenance.git_state() == (None, None)
+
+
+def test_every_results_folder_says_what_made_it():
+    root = Path(__file__).resolve().parents[1] / "results"
+    folders = [folder for folder in [root, *root.rglob("*")] if folder.is_dir()
+               and any(item.is_file() and item.name != provenance.PROVENANCE_FILE for item in folder.iterdir())]
+    assert len(folders) > 10
+    missing = [str(folder.relative_to(root)) for folder in folders if not (folder / provenance.PROVENANCE_FILE).is_file()]
+    assert not missing, f"results folders without {provenance.PROVENANCE_FILE}: {missing}"
+    for folder in folders:
+        record = json.loads((folder / provenance.PROVENANCE_FILE).read_text())
+        assert record["command"] and "versions" in record and "cpu" in record, folder
+        # A record written after the fact says so, and claims no commit it cannot know.
+        assert record.get("reconstructed") is True or record["git_commit"], folder
+        if record.get("reconstructed"):
+            assert record["git_commit"] is None and record["reconstructed_from"] and record["recorded_in_commit"]

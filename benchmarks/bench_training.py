@@ -225,12 +225,12 @@ def markdown(report) -> str:
             batch = next((r["batch_size"] for r in report["results"] if r["length"] == length), "?")
             out.append(f"| {length} x {batch} | " + " | ".join(_cell(table.get((m, precision, length)))
                                                           for m in models) + " |")
-        ratios = [(label, a, b) for label, a, b in RATIOS if a in models and b in models]
-        if ratios:
+        pairs = [(label, a, b) for label, a, b in RATIOS if a in models and b in models]
+        if pairs:
             out += ["", "Step-time ratios (> 1: the second is faster):", "",
-                    "| length | " + " | ".join(label for label, _, _ in ratios) + " |", "|---|" + "---:|" * len(ratios)]
+                    "| length | " + " | ".join(label for label, _, _ in pairs) + " |", "|---|" + "---:|" * len(pairs)]
             for length in lengths:
-                cells = [_ratio(table, a, b, precision, length) for _, a, b in ratios]
+                cells = [_ratio(table, a, b, precision, length) for _, a, b in pairs]
                 out.append(f"| {length} | " + " | ".join("–" if c is None else f"{c:.2f}x" for c in cells) + " |")
         out.append("")
     if all(p in PRECISION_LABELS and any(r["precision"] == p for r in report["results"]) for p in PRECISION_LABELS):

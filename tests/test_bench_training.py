@@ -80,9 +80,10 @@ def test_the_profile_breaks_the_pooling_down_by_operator(tmp_path):
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / "profile_training_step.py"), "--pooling_only", "--precision",
          "bf16_autocast", "--length", "128", "--hidden_size", "32", "--num_heads", "4", "--threads", "1",
-         "--output_dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+         "--output_dir", str(tmp_path)], capture_output=True, text=True, timeout=300, env=child_env())
     assert completed.returncode == 0, completed.stderr
     profile = json.loads((tmp_path / "profile_pooling_bf16_autocast_128.json").read_text())
+    assert "profile_training_step.py" in json.loads((tmp_path / "provenance.json").read_text())["command"]
     assert profile["ranges_ms"]["pooling_backward"] > 0 and profile["ranges_ms"]["pooling_forward"] > 0
     backward_ops = profile["pooling_backward_operators"]
     assert "aten::index_select" in backward_ops  # SMP's table, read back in the backward

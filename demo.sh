@@ -32,14 +32,14 @@ python -m ponet_training.data.vader --domains movies --output_dir "$out/vader"
 data="$out/vader/movies"
 
 echo "== 3/4 fine-tuning the tiny PoNet on all 8,056 training sentences -> $out/finetune-ponet"
-python finetune/run_glue.py --model_name_or_path "$out/pretrain" --task_name sst2 \
+python finetune/run_glue.py --model_name_or_path "$out/pretrain" \
     --train_file "$data/train.csv" --validation_file "$data/dev.csv" --no_predict \
     --max_length 64 --per_device_train_batch_size 32 --learning_rate 1e-3 --num_train_epochs 3 \
     --output_dir "$out/finetune-ponet" --overwrite_output_dir
 
 # MiniLM is 22M parameters: the first 2,000 training sentences (a seeded shuffle, so both classes), one epoch.
 echo "== 4/4 fine-tuning the real all-MiniLM-L6-v2 on the first 2,000 training sentences -> $out/finetune-minilm"
-python finetune/run_glue.py --model_name_or_path "$(python -m ponet_training.data.minilm)" --task_name sst2 \
+python finetune/run_glue.py --model_name_or_path "$(python -m ponet_training.data.minilm)" \
     --train_file "$data/train.csv" --validation_file "$data/dev.csv" --no_predict --max_train_samples 2000 \
     --max_length 64 --per_device_train_batch_size 32 --learning_rate 5e-5 --num_train_epochs 1 \
     --output_dir "$out/finetune-minilm" --overwrite_output_dir

@@ -29,7 +29,7 @@ Precisions (`--precisions`):
   bf16_weights    the model cast to bfloat16 (`model.to(torch.bfloat16)`): an inference format.
   fp16_autocast, fp16_weights   the same with float16 (for CUDA).
   int8            CPU, forward only: every Linear in dynamic int8
-                  (`ponet_training.engine.quantization.quantize_dynamic_int8`).
+                  (`ponet_training.inference.quantization.quantize_dynamic_int8`).
 Training steps run in fp32 and the autocast precisions (the weights stay float32, as in mixed-precision training).
 Combinations that cannot run are recorded as "n/a" with the reason (FNet's `torch.fft` has no bfloat16 CPU kernel).
 
@@ -70,7 +70,7 @@ import psutil
 from speed_measure import (  # beside this script
     MIN_VOCAB_SIZE, MODELS, MODES, PRECISIONS, TRAINING_PRECISIONS, ceiling_precision, unsupported, worker,
 )
-from speed_report import checks, merge_previous, write_reports
+from speed_report import merge_previous, ratios, write_reports
 
 
 DEFAULT_MODELS = ("ponet", "floor", "bert", "modernbert", "fnet", "gemm")
@@ -427,7 +427,7 @@ def main(argv=None):
         report = merge_previous(report, os.path.join(args.output_dir, "results.json"))
     for path in write_reports(report, args.output_dir):
         print(f"wrote {path}")
-    for line in checks(report):
+    for line in ratios(report):
         print(line)
 
 

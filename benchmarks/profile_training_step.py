@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import modeling_ponet.modeling_ponet as modeling
+from ponet_training.provenance import write_provenance
 from training_measure import build_pretraining_model, make_batch  # beside this script
 
 
@@ -152,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--output_dir", default="results/benchmarks/training_throughput")
     args = parser.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
+    write_provenance(args.output_dir, argv=None, keep_earlier=True)  # profiles of several commands share a folder
     models = ["pooling"] if args.pooling_only else args.models.split(",")
     for model in models:
         spec = dict(model=model, precision=args.precision, length=args.length, batch_size=args.batch_size,

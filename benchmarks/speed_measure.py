@@ -12,7 +12,7 @@ from contextlib import nullcontext
 
 import psutil
 
-from ponet_training.engine.quantization import quantize_dynamic_int8
+from ponet_training.inference.quantization import quantize_dynamic_int8
 
 
 MODELS = ("ponet", "ponet_compile", "floor", "bert", "modernbert", "fnet", "gemm")

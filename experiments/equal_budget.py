@@ -34,7 +34,8 @@ from pathlib import Path
 
 
 from ponet_training.data import python_docs, minilm, vader
-from ponet_training.tasks.pretraining import EVAL_HISTORY_JSONL
+from ponet_training.provenance import write_provenance
+from ponet_training.tasks.pretraining.evaluation import EVAL_HISTORY_JSONL
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +226,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    write_provenance(output_dir, keep_earlier=True)  # one run per model type adds to the folder
     train, validation = prepare_corpus(args, output_dir)
     tokenizer = minilm.minilm_path()
     movies = vader.prepared_domain("movies")

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ponet_training.provenance import write_provenance
+
 REPO = Path(__file__).resolve().parents[1]
 
 POSITIVE = ["good", "great", "wonderful", "brilliant", "moving", "charming", "funny", "clever", "gripping", "superb"]
@@ -161,7 +163,7 @@ def main():
     study_args = [a for a in study_args if a != "--"]
 
     root = Path(args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    write_provenance(root)  # the study it runs writes its own in root/study
     rng = random.Random(args.seed)
     write_split(root / "train.csv", args.num_train, rng)
     write_split(root / "dev.csv", args.num_eval, rng)

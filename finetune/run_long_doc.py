@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ponet_training.engine import best_model, dataloaders, loop, optimization, run
-from ponet_training.engine.output_dir import releases_output_dir
+from ponet_training.engine import best_model, checkpoints, dataloaders, loop, optimization, run
+from ponet_training.engine.run_folder import RunFolder
 from ponet_training.tasks import finetuning, long_documents
-from ponet_training.hub import model_cards
+from ponet_training.hub import model_cards, push
 from ponet_training.data import tables
 from ponet_training.tasks.metrics import classification_metrics
 from ponet_training.data.segments import SEGMENT_MODES, tokenize_with_segment_ids
@@ -78,15 +78,19 @@ def parse_args(argv=None):
         raise ValueError("Pass --dataset (one of: " + ", ".join(long_documents.LONG_DOC_DATASETS) + ") or --train_file")
     if args.segment_level is None:
         args.segment_level = args.preset.segment_level if args.preset else "sentence"
-    if args.max_length < 8:
-        raise ValueError(f"`--max_length` must be at least 8, got {args.max_length}")
+    run.check_sequence_length(args, "max_length")
     return args
+
+
+def local_files(args) -> dict:
+    """{split: path} of the local file flags (empty: the preset's Hub data)."""
+    return {split: path for split, path in (("train", args.train_file), ("validation", args.validation_file),
+                                            ("test", args.test_file)) if path}
 
 
 def load_data(args):
     """(DatasetDict with train/validation[/test] of text, label, idx; label names)."""
-    files = {split: path for split, path in (("train", args.train_file), ("validation", args.validation_file),
-                                             ("test", args.test_file)) if path}
+    files = local_files(args)
     if files:
         names = args.label_names or (list(args.preset.label_names) if args.preset else None)
         splits, names = long_documents.load_local_long_docs(files, args.text_column_name, args.label_column_name, names,
@@ -108,142 +112,159 @@ def load_data(args):
     return splits, names
 
 
-@releases_output_dir
 def main(argv=None):
     args = parse_args(argv)
-    accelerator = run.start_run(args)
+    with RunFolder.for_run(args) as folder:
+        accelerator = run.start_run(args, folder)
+        if args.push_to_hub and accelerator.is_main_process:  # a bad token fails now, not after training
+            push.create_hub_repo(folder.path, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
 
-    with accelerator.main_process_first():
-        raw, label_names = load_data(args)
-    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples),
-                         ("test", args.max_eval_samples)):
-        if split in raw:
-            raw[split] = tables.keep_first(raw[split], limit, split)
-    num_labels = len(label_names)
-    eval_splits = [split for split in ("validation", "test") if split in raw]
+        with accelerator.main_process_first():
+            raw, label_names = load_data(args)
+        for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples),
+                             ("test", args.max_eval_samples)):
+            if split in raw:
+                raw[split] = tables.keep_first(raw[split], limit, split)
+        num_labels = len(label_names)
+        eval_splits = [split for split in ("validation", "test") if split in raw]
 
-    config, tokenizer, model = finetuning.load_model_and_tokenizer(args, num_labels, "single_label_classification",
-                                                          label_names=label_names)
-    # The tiling happens before anything is prepared, so every process extends the same way.
-    long_documents.extend_positions(model, args.max_length)
-    tokenizer.model_max_length = max(tokenizer.model_max_length or 0, args.max_length)
-    optimization.maybe_enable_gradient_checkpointing(model, args)
-    is_ponet = getattr(model.config, "model_type", None) == "ponet"
-    use_segments = args.segment_level != "none"
-    if use_segments and not is_ponet:
-        logger.warning("%s takes no segment_ids: ignoring --segment_level %s", model.config.model_type,
-                       args.segment_level)
-        use_segments = False
+        config, tokenizer, model = finetuning.load_model_and_tokenizer(args, num_labels, "single_label_classification",
+                                                                       label_names=label_names)
+        # The tiling happens before anything is prepared, so every process extends the same way.
+        long_documents.extend_positions(model, args.max_length)
+        tokenizer.model_max_length = max(tokenizer.model_max_length or 0, args.max_length)
+        optimization.maybe_enable_gradient_checkpointing(model, args)
+        is_ponet = getattr(model.config, "model_type", None) == "ponet"
+        use_segments = args.segment_level != "none"
+        if use_segments and not is_ponet:
+            logger.warning("%s takes no segment_ids: ignoring --segment_level %s", model.config.model_type,
+                           args.segment_level)
+            use_segments = False
 
-    def preprocess(examples):
-        if use_segments:
-            result = tokenize_with_segment_ids(tokenizer, examples["text"], mode=args.segment_level, truncation=True,
-                                               max_length=args.max_length)
-        else:
-            result = tokenizer(examples["text"], truncation=True, max_length=args.max_length)
-        result["truncated"] = [len(ids) >= args.max_length for ids in result["input_ids"]]
-        result["labels"] = examples["label"]
-        return result
+        def preprocess(examples):
+            if use_segments:
+                result = tokenize_with_segment_ids(tokenizer, examples["text"], mode=args.segment_level,
+                                                   truncation=True, max_length=args.max_length)
+            else:
+                result = tokenizer(examples["text"], truncation=True, max_length=args.max_length)
+            result["truncated"] = [len(ids) >= args.max_length for ids in result["input_ids"]]
+            result["labels"] = examples["label"]
+            return result
 
-    with accelerator.main_process_first():
-        processed = raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names,
-                            num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
-                            desc="Tokenizing")
-    for split in processed:
-        check_token_ids(processed[split], model.config, split)
-        truncated = int(np.sum(processed[split]["truncated"]))
-        logger.info("%s: %d documents, %d reach --max_length %d (truncated)%s", split, len(processed[split]), truncated,
-                    args.max_length, _segment_summary(processed[split]) if use_segments else "")
-        processed[split] = processed[split].remove_columns(["truncated"])
+        with accelerator.main_process_first():
+            processed = raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names,
+                                num_proc=args.preprocessing_num_workers, load_from_cache_file=not args.overwrite_cache,
+                                desc="Tokenizing")
+        for split in processed:
+            check_token_ids(processed[split], model.config, split)
+            truncated = int(np.sum(processed[split]["truncated"]))
+            logger.info("%s: %d documents, %d reach --max_length %d (truncated)%s", split, len(processed[split]),
+                        truncated, args.max_length, _segment_summary(processed[split]) if use_segments else "")
+            processed[split] = processed[split].remove_columns(["truncated"])
 
-    collator = long_documents.LongDocCollator(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-    train_dataloader = dataloaders.build_train_dataloader(processed["train"], args.per_device_train_batch_size, collator,
-                                                seed=args.seed, num_workers=args.dataloader_num_workers)
-    eval_dataloaders = {split: dataloaders.build_eval_dataloader(processed[split], args.per_device_eval_batch_size, collator,
-                                                       args.dataloader_num_workers) for split in eval_splits}
-    optimizer = optimization.create_optimizer(model, args)
-    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
-    eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
-    optimization.resolve_train_steps(args, len(train_dataloader))
-    lr_scheduler = accelerator.prepare(optimization.create_scheduler(optimizer, args, accelerator.num_processes))
-    run.init_tracking(accelerator, args, f"long_doc_{args.dataset or 'local'}")
+        collator = long_documents.LongDocCollator(tokenizer,
+                                                  pad_to_multiple_of=dataloaders.pad_to_multiple_of(accelerator))
+        train_dataloader = dataloaders.build_train_dataloader(processed["train"], args.per_device_train_batch_size,
+                                                              collator, seed=args.seed,
+                                                              num_workers=args.dataloader_num_workers)
+        eval_dataloaders = {split: dataloaders.build_eval_dataloader(processed[split], args.per_device_eval_batch_size,
+                                                                     collator, args.dataloader_num_workers)
+                            for split in eval_splits}
+        optimizer = optimization.create_optimizer(model, args)
+        model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+        eval_dataloaders = {split: accelerator.prepare(loader) for split, loader in eval_dataloaders.items()}
+        optimization.resolve_train_steps(args, len(train_dataloader))
+        lr_scheduler = accelerator.prepare(optimization.create_scheduler(optimizer, args, accelerator.num_processes))
+        run.init_tracking(accelerator, args, f"long_doc_{args.dataset or 'local'}")
 
-    predictions = {}
+        predictions = {}
 
-    def evaluate(eval_model=None, splits=("validation",)) -> dict:
-        metrics = {}
-        for split in splits:
-            preds, refs = loop.predict(accelerator, eval_model or model, eval_dataloaders[split])
-            predictions[split] = (preds, refs)
-            prefix = "eval" if split == "validation" else split
-            metrics.update({f"{prefix}_{k}": v for k, v in classification_metrics(preds, refs, num_labels).items()})
-        return metrics
+        def evaluate(eval_model=None, splits=("validation",)) -> dict:
+            metrics = {}
+            for split in splits:
+                preds, refs = loop.predict(accelerator, eval_model or model, eval_dataloaders[split])
+                predictions[split] = (preds, refs)
+                prefix = "eval" if split == "validation" else split
+                metrics.update({f"{prefix}_{k}": v
+                                for k, v in classification_metrics(preds, refs, num_labels).items()})
+            return metrics
 
-    name = args.preset.pretty_name if args.preset else "local documents"
-    dev_metrics = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
-    selection = finetuning.selection_metric(args.metric_for_best_model,
-                                            args.preset.main_metric if args.preset else "accuracy", dev_metrics, name)
-    tracker = best_model.BestModelTracker(args.output_dir, selection)
-    progress = best_model.resume(accelerator, args, len(train_dataloader), tracker)
-    total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    logger.info("***** Long-document fine-tuning: %d documents, max_length %d, %d labels, %d updates, "
-                "total batch %d, %d processes, segments: %s *****", len(processed["train"]), args.max_length,
-                num_labels, args.max_train_steps, total_batch, accelerator.num_processes,
-                args.segment_level if use_segments else "derived from [CLS]/[SEP]")
-    bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
+        files = local_files(args)
+        name = args.preset.pretty_name if args.preset and not files else (
+            "local files (" + ", ".join(f"{split} {Path(path).name}" for split, path in files.items()) + ")")
+        dev_metrics = ["eval_accuracy", "eval_micro_f1", "eval_macro_f1"] + (["eval_f1"] if num_labels == 2 else [])
+        selection = finetuning.selection_metric(args.metric_for_best_model,
+                                                args.preset.main_metric if args.preset else "accuracy", dev_metrics,
+                                                name)
+        tracker = best_model.BestModelTracker(folder, selection)
+        writer = checkpoints.CheckpointWriter(folder, args.checkpointing_steps)
+        progress = tracker.resume(accelerator, args, len(train_dataloader))
+        total_batch = run.total_train_batch_size(args, accelerator.num_processes)
+        logger.info("***** Long-document fine-tuning: %d documents, max_length %d, %d labels, %d updates, "
+                    "total batch %d, %d processes, segments: %s *****", len(processed["train"]), args.max_length,
+                    num_labels, args.max_train_steps, total_batch, accelerator.num_processes,
+                    args.segment_level if use_segments else "derived from [CLS]/[SEP]")
+        bar = loop.ProgressBar(accelerator, args.max_train_steps, initial=progress.completed_steps)
 
-    # The loop: after every optimizer update the tracker evaluates when the update asks for it (every --eval_steps,
-    # else each epoch's end; and at the end), keeps the best model, and checkpoints (--checkpointing_steps).
-    for update in loop.train(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress, bar):
-        tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress)
-    train_runtime = bar.close()
+        # The loop: after every optimizer update the tracker evaluates when the update asks for it (every
+        # --eval_steps, else each epoch's end; and at the end), keeps the best model, and has the writer checkpoint
+        # (--checkpointing_steps).
+        for update in loop.train(accelerator, args, model, train_dataloader, optimizer, lr_scheduler, progress, bar):
+            tracker.after_update(accelerator, args, update, model, tokenizer, evaluate, progress, writer)
+        train_runtime = bar.close()
 
-    final_model = best_model.finalize_model(accelerator, args, model, tokenizer, tracker,
-                                            load_model=finetuning.classifier_loader(args))
-    final_metrics = evaluate(final_model, splits=eval_splits)
-    logger.info("Final results: %s", final_metrics)
-    results = {
-        **final_metrics,
-        "dataset": args.dataset or "local",
-        "metric_for_best_model": tracker.metric,
-        "best_step": tracker.best_step,
-        "max_length": args.max_length,
-        "max_position_embeddings": accelerator.unwrap_model(final_model).config.max_position_embeddings
-        if hasattr(accelerator.unwrap_model(final_model).config, "max_position_embeddings") else None,
-        "segment_level": args.segment_level if use_segments else "none",
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "train_samples": len(processed["train"]),
-        "train_runtime": train_runtime,
-        "num_processes": accelerator.num_processes,
-        "total_train_batch_size": total_batch,
-        "mixed_precision": accelerator.mixed_precision,
-    }
-    if args.output_dir is None:
-        return results
-    if accelerator.is_main_process:
-        for split, (preds, refs) in predictions.items():
-            finetuning.write_predictions(Path(args.output_dir) / "predictions" / f"{split}.tsv", raw[split]["idx"],
-                                         preds, label_names, references=refs)
-        run.write_all_results(args.output_dir, results)
-        dataset_id = (args.dataset_name or args.preset.hub_id) if args.preset and not args.train_file else None
-        eval_results = []
-        for split in eval_splits:
-            prefix = "eval_" if split == "validation" else f"{split}_"
-            eval_results += model_cards.eval_results_from_metrics(
-                final_metrics, prefix=prefix, task_type="text-classification", dataset_type=dataset_id or "local",
-                dataset_name=name, dataset_split=split)
-        finetuning.write_finetuned_card(
-            accelerator, args, config, final_model,
-            trained_on=f"{name} with documents of up to {args.max_length} tokens ({args.segment_level}-level "
-                       "segments).",
-            datasets=[dataset_id] if dataset_id else None,
-            training_data=None if dataset_id else f"local files ({args.train_file})",
-            eval_results=eval_results,
-            hyperparameters=finetuning.card_hyperparameters(args, accelerator, total_batch, tracker.metric,
-                                                            segment_level=args.segment_level,
-                                                            gradient_checkpointing=args.gradient_checkpointing),
-        )
-    run.finish_run(accelerator, args)
+        final_model = best_model.finalize_model(accelerator, model, tokenizer, tracker,
+                                                load_model=finetuning.classifier_loader(args))
+        final_metrics = evaluate(final_model, splits=eval_splits)
+        logger.info("Final results: %s", final_metrics)
+        results = {
+            **final_metrics,
+            "dataset": args.dataset or "local",
+            "data": name,
+            "data_files": {split: str(path) for split, path in files.items()} or None,
+            "metric_for_best_model": tracker.metric,
+            "best_step": tracker.best_step,
+            "max_length": args.max_length,
+            "max_position_embeddings": accelerator.unwrap_model(final_model).config.max_position_embeddings
+            if hasattr(accelerator.unwrap_model(final_model).config, "max_position_embeddings") else None,
+            "segment_level": args.segment_level if use_segments else "none",
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "train_samples": len(processed["train"]),
+            "train_runtime": train_runtime,
+            "num_processes": accelerator.num_processes,
+            "total_train_batch_size": total_batch,
+            "mixed_precision": accelerator.mixed_precision,
+            **folder.resume_record(),
+        }
+        if folder.path is None:
+            return results
+        if accelerator.is_main_process:
+            for split, (preds, refs) in predictions.items():
+                finetuning.write_predictions(folder.path / "predictions" / f"{split}.tsv", raw[split]["idx"],
+                                             preds, label_names, references=refs)
+            run.write_all_results(folder.path, results)
+            dataset_id = (args.dataset_name or args.preset.hub_id) if args.preset and not files else None
+            eval_results = []
+            for split in eval_splits:
+                prefix = "eval_" if split == "validation" else f"{split}_"
+                eval_results += model_cards.eval_results_from_metrics(
+                    final_metrics, prefix=prefix, task_type="text-classification",
+                    dataset_type=dataset_id or "local", dataset_name=name, dataset_split=split)
+            finetuning.write_finetuned_card(
+                accelerator, args, folder.path, config, final_model,
+                trained_on=f"{name} with documents of up to {args.max_length} tokens ({args.segment_level}-level "
+                           "segments).",
+                datasets=[dataset_id] if dataset_id else None,
+                training_data=None if dataset_id else name,
+                eval_results=eval_results,
+                hyperparameters=finetuning.card_hyperparameters(args, accelerator, total_batch, tracker.metric,
+                                                                segment_level=args.segment_level,
+                                                                gradient_checkpointing=args.gradient_checkpointing),
+            )
+        run.finish_run(accelerator, args)
+        if args.push_to_hub and accelerator.is_main_process:
+            push.push_to_hub(folder.path, args.hub_model_id, args.hub_token, commit_message="End of training",
+                             private=args.hub_private_repo or None)
     return results
 
 

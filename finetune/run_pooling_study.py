@@ -34,7 +34,8 @@ from pathlib import Path
 
 from modeling_ponet import POOLING_MODES, parse_pooling_modes
 from ponet_training.engine import run
-from ponet_training.engine.output_dir import check_output_dir, prepare_output_dir, releases_output_dir
+from ponet_training.engine.run_folder import RunFolder
+from ponet_training.provenance import write_provenance
 from ponet_training.tasks.pooling_study import report, runs, store
 from ponet_training.tasks.pooling_study.data import baseline_scores, load_sentiment_data
 from ponet_training.tasks.pooling_study.settings import (
@@ -213,62 +214,64 @@ class StudyResult:
     figure_path: Path | None
 
 
-@releases_output_dir
 def main(argv=None) -> StudyResult:
     args = parse_args(argv)
-    # The study resumes by being run again: its own record in --output_dir is the one content allowed there.
-    check_output_dir(args, resuming=(Path(args.output_dir) / RESULTS_CSV).is_file())
-    accelerator = run.build_accelerator(args)
-    run.setup_logging(accelerator)
-    prepare_output_dir(accelerator, args)
-    accelerator.print(f"Pooling study on {accelerator.num_processes} process(es), device {accelerator.device}, "
-                      f"mixed precision {accelerator.mixed_precision}")
-    output_dir = Path(args.output_dir)
-    csv_path = output_dir / RESULTS_CSV
-    rows = store.open_record(accelerator, args)
-    done = {tuple(str(row[k]) for k in RUN_KEY) for row in rows}
+    # The study resumes by being run again: its own record is the one content its folder may hold without a flag.
+    with RunFolder.for_run(args, own_record=RESULTS_CSV, how_to_resume=None) as folder:
+        accelerator = run.build_accelerator(args)
+        run.setup_logging(accelerator)
+        folder.claim(accelerator)
+        accelerator.print(f"Pooling study on {accelerator.num_processes} process(es), device {accelerator.device}, "
+                          f"mixed precision {accelerator.mixed_precision}")
+        output_dir = folder.path
+        csv_path = output_dir / RESULTS_CSV
+        rows = store.open_record(accelerator, folder, args)
+        done = {tuple(str(row[k]) for k in RUN_KEY) for row in rows}
 
-    specs = [RunSpec(b, r, p, s) for b in args.backbones for r in args.regimes for p in args.pooling
-             for s in args.seeds]
-    todo = [spec for spec in specs if spec.key() not in done]
-    num_skipped = len(specs) - len(todo)
-    if num_skipped:
-        logger.info("Resuming: %d of the %d runs of this sweep are already in %s and are skipped", num_skipped,
-                    len(specs), csv_path)
-    run.init_tracking(accelerator, args, "pooling_study")
+        specs = [RunSpec(b, r, p, s) for b in args.backbones for r in args.regimes for p in args.pooling
+                 for s in args.seeds]
+        todo = [spec for spec in specs if spec.key() not in done]
+        num_skipped = len(specs) - len(todo)
+        if num_skipped:
+            logger.info("Resuming: %d of the %d runs of this sweep are already in %s and are skipped", num_skipped,
+                        len(specs), csv_path)
+        run.init_tracking(accelerator, args, "pooling_study")
 
-    data = load_sentiment_data(args) if todo else None
-    if data is not None and args.metric == "f1" and data.num_labels != 2:
-        logger.info("%d classes: the 'f1' column holds macro-F1", data.num_labels)
-    settings = store.study_settings(args, accelerator.num_processes, accelerator.mixed_precision)
-    baselines = baseline_scores(data) if data is not None and accelerator.is_main_process else None
-    title = args.figure_title or f"data: {report.describe_data(args)}"
-    trained = 0
-    for backbone_name in dict.fromkeys(spec.backbone for spec in todo):
-        backbone = runs.load_backbone(accelerator, args, backbone_name, data)
-        for spec in [s for s in todo if s.backbone == backbone_name]:
-            logger.info("Run %d/%d: %s", num_skipped + trained + 1, len(specs), spec)
-            row = runs.train_and_evaluate(accelerator, args, backbone, spec, data)
-            if accelerator.is_main_process:
-                store.record_run(output_dir, settings, row, baselines)
-                # After every run, so that an interrupted sweep still has its table and figure.
-                report.write_summary(output_dir, args.metric, title=title)
-            accelerator.wait_for_everyone()
-            rows.append(row)
-            trained += 1
-            logger.info("Finished %s: accuracy %.4f, f1 %.4f (%.1f s)", spec, row["accuracy"], row["f1"],
-                        row["train_time_s"] + row["eval_time_s"])
-        del backbone
-        gc.collect()
+        data = load_sentiment_data(args) if todo else None
+        if data is not None and args.metric == "f1" and data.num_labels != 2:
+            logger.info("%d classes: the 'f1' column holds macro-F1", data.num_labels)
+        settings = store.study_settings(args, accelerator.num_processes, accelerator.mixed_precision)
+        baselines = baseline_scores(data) if data is not None and accelerator.is_main_process else None
+        title = args.figure_title or f"data: {report.describe_data(args)}"
+        trained = 0
+        for backbone_name in dict.fromkeys(spec.backbone for spec in todo):
+            backbone = runs.load_backbone(accelerator, args, backbone_name, data)
+            for spec in [s for s in todo if s.backbone == backbone_name]:
+                logger.info("Run %d/%d: %s", num_skipped + trained + 1, len(specs), spec)
+                row = runs.train_and_evaluate(accelerator, args, backbone, spec, data)
+                if accelerator.is_main_process:
+                    store.record_run(folder, settings, row, baselines)
+                    if trained == 0:  # what made the runs of this session (a resumed study keeps the earlier ones)
+                        write_provenance(output_dir, keep_earlier=True)
+                    # After every run, so that an interrupted sweep still has its table and figure.
+                    report.write_summary(output_dir, args.metric, title=title)
+                accelerator.wait_for_everyone()
+                rows.append(row)
+                trained += 1
+                logger.info("Finished %s: accuracy %.4f, f1 %.4f (%.1f s)", spec, row["accuracy"], row["f1"],
+                            row["train_time_s"] + row["eval_time_s"])
+            del backbone
+            gc.collect()
 
-    table_path = figure_path = None
-    if accelerator.is_main_process and rows:
-        report.write_summary(output_dir, args.metric, title=title)
-        table_path, figure_path = output_dir / TABLE_MD, output_dir / FIGURE_PNG
-        logger.info("Pooling study (%d runs in %s):\n%s", len(rows), csv_path, (output_dir / TABLE_MD).read_text())
-    if args.with_tracking:
-        accelerator.end_training()
-    accelerator.print(f"Trained {trained} run(s), skipped {num_skipped} finished run(s); results in {csv_path}")
+        table_path = figure_path = None
+        if accelerator.is_main_process and rows:
+            report.write_summary(output_dir, args.metric, title=title)
+            table_path, figure_path = output_dir / TABLE_MD, output_dir / FIGURE_PNG
+            logger.info("Pooling study (%d runs in %s):\n%s", len(rows), csv_path,
+                        (output_dir / TABLE_MD).read_text())
+        if args.with_tracking:
+            accelerator.end_training()
+        accelerator.print(f"Trained {trained} run(s), skipped {num_skipped} finished run(s); results in {csv_path}")
     return StudyResult(num_trained=trained, num_skipped=num_skipped, rows=rows, csv_path=csv_path,
                        table_path=table_path, figure_path=figure_path)
 

@@ -27,8 +27,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ponet_training.engine.settings import describe_differences, run_settings, settings_differences
-from ponet_training.tasks import glue_tasks
+from ponet_training.engine.run_folder import RunFolder
+from ponet_training.engine.settings import check_settings_record, run_settings, write_settings_record
+from ponet_training.script_loading import load_script
+from ponet_training.tasks.glue import registry as glue_tasks
 
 
 logger = logging.getLogger(__name__)
@@ -102,20 +104,17 @@ def sweep_settings(args) -> dict:
     return run_settings(args, exclude=SWEEP_AXES)
 
 
+SETTINGS_JSON = "sweep_settings.json"
+
+
 def record_settings(args) -> dict:
     """Write the sweep's settings to `sweep_settings.json`, or check them against those already there: runs
     made under other settings must not be mixed into one table. Returns the settings."""
     settings = sweep_settings(args)
-    path = Path(args.output_dir) / "sweep_settings.json"
-    if path.is_file():
-        differences = settings_differences(json.loads(path.read_text()), settings)
-        if differences:
-            raise ValueError(f"{args.output_dir} holds a sweep with other settings "
-                             f"({describe_differences(differences, None)}); use another --output_dir or the same "
-                             "settings")
-        return settings
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    path = Path(args.output_dir) / SETTINGS_JSON
+    check_settings_record(path, settings, f"The sweep in {args.output_dir}", "Use another --output_dir or the same "
+                                                                              "settings")
+    write_settings_record(path, settings)
     return settings
 
 
@@ -147,12 +146,7 @@ def grid_argv(args, task: str, batch: int, lr: float) -> list[str]:
 def launch(args, argv: list[str]) -> None:
     """Run one configuration; raise if it fails."""
     if args.in_process:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("run_glue", RUN_GLUE)
-        run_glue = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(run_glue)
-        run_glue.main(argv)
+        load_script(RUN_GLUE).main(argv)
         return
     if args.launcher:
         prefix = shlex.split(args.launcher)
@@ -218,20 +212,25 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     args = parse_args(argv)
     total = len(args.batch_sizes) * len(args.learning_rates)
-    record_settings(args)
-    if not args.report_only:
-        for task in args.task_list:
-            for batch in args.batch_sizes:
-                for lr in args.learning_rates:
-                    if (run_dir(args.output_dir, task, batch, lr) / "all_results.json").is_file():
-                        logger.info("Skipping %s bs=%d lr=%g: already finished", task, batch, lr)
-                        continue
-                    launch(args, run_glue_argv(args, task, batch, lr))
-    summary = collect(args)
-    report = markdown_report(summary, total)
-    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    (Path(args.output_dir) / "sweep_results.md").write_text(report + "\n")
-    (Path(args.output_dir) / "sweep_results.json").write_text(json.dumps(summary, indent=2))
+    # The sweep's folder follows the rule of every run folder; running it again (its settings record is there)
+    # picks up where it stopped. Each grid point is a run_glue.py run with a folder of its own inside.
+    with RunFolder(args.output_dir, own_record=SETTINGS_JSON, how_to_resume=None,
+                   inputs={"glue_root": Path(args.glue_root).resolve()} if args.glue_root else None) as folder:
+        folder.claim()
+        record_settings(args)
+        if not args.report_only:
+            for task in args.task_list:
+                for batch in args.batch_sizes:
+                    for lr in args.learning_rates:
+                        if (run_dir(args.output_dir, task, batch, lr) / "all_results.json").is_file():
+                            logger.info("Skipping %s bs=%d lr=%g: already finished", task, batch, lr)
+                            continue
+                        launch(args, run_glue_argv(args, task, batch, lr))
+                        folder.record_outputs()
+        summary = collect(args)
+        report = markdown_report(summary, total)
+        (folder.path / "sweep_results.md").write_text(report + "\n")
+        (folder.path / "sweep_results.json").write_text(json.dumps(summary, indent=2))
     print(report)
     return summary
 

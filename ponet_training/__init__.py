@@ -5,11 +5,12 @@ Folders by job, one job per module; import the one you need (nothing heavy is im
 index of every module (a test keeps it complete):
 
 - `engine/`, what every training script runs:
-  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `output_dir` (the run-directory rule:
-  refusal, overwrite, the lock, the manifest), `settings` (the settings that change a result: the one fingerprint),
-  `dataloaders` (resumable batch order), `optimization` (optimizer, schedule, one update), `loop` (the train and
-  predict loops, the progress bar), `checkpoints` (save, resume, atomic model saves), `best_model` (the best dev
-  checkpoint, the final model), `precision` (what each inference precision means), `quantization` (dynamic int8).
+  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `run_folder` (`RunFolder`: the one owner of
+  a run's output folder: refusal, overwrite, the lock, the manifest, the checkpoint to resume, `best_model/`, the
+  release), `settings` (the settings that change a result: the one fingerprint and the one refusal),
+  `dataloaders` (resumable batch order, the padding multiple), `optimization` (optimizer, schedule, one update),
+  `loop` (the train and predict loops, the progress bar), `checkpoints` (the checkpoint writer, resume, atomic model
+  saves), `best_model` (the best dev model, the final model).
 - `data/`, readers and the real data:
   `tables` (the csv / tsv / json / jsonl reader and the label-name rule), `segments` (sentences -> segment ids),
   `truncation` (linear-time truncation), `tokenizer_loading` (never an empty tokenizer; token-id checks),
@@ -22,16 +23,24 @@ index of every module (a test keeps it complete):
   files), `snakes` (our Pathfinder generator), `pathfinder` (its release layout), `images` (CIFAR-10 grey, the
   Fashion-MNIST stand-in), `text` (IMDb bytes), `retrieval` (AAN pairs), `tasks` (the data registry and
   `load_lra_dataset`).
+- `models/`, model code the library adds to the model package: `pooled_classifier` (any backbone +
+  `SequencePooler` + a linear head), `lra` (the Long Range Arena encoder: one pre-LayerNorm shell whose mixer is
+  PoNet's own, softmax attention or FNet).
 - `tasks/`, one job each:
-  `pretraining` (model, tokenizer, losses and evaluation of MLM + SSO), `pretraining_corpus` (the data flags,
-  the documents), `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking,
-  the causal-LM batches),
-  `glue_tasks` (the GLUE registry), `glue_data`, `glue_submission` (benchmark files), `metrics`, `finetuning`
-  (what the fine-tuning scripts share: model loading, the best-model metric, prediction files, the card),
-  `long_documents`, `pooled_classifier` (any backbone + `SequencePooler` + a linear head), `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`).
-- `models/`, model code beyond the Hub package: `lra` (the Long Range Arena encoder: one pre-LayerNorm shell whose
-  mixer is PoNet's own, softmax attention or FNet).
+  `pretraining/` (`corpus`: the data flags and the documents; `sso_examples`: documents -> MLM + SSO examples;
+  `collators`: padding, masking, the causal-LM batches; `vocabulary`: the tokenizer, pretrained or trained
+  WordPiece; `objectives`: the model of each objective and its loss; `evaluation`: MLM / SSO evaluation and its
+  history),
+  `glue/` (`registry`: the nine tasks and the paper's grid; `data`: their files and labels; `submission`: benchmark
+  files), `metrics`, `finetuning` (what the fine-tuning scripts share: model loading, the best-model metric,
+  prediction files, the card), `long_documents`, `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`),
+  `lra/` (`settings`: the published settings per task and the model; `batches`: fixed-length padding).
+- `inference/`, tools no training script runs: `precision` (what each inference precision means), `quantization`
+  (dynamic int8).
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).
 - `sentence_transformers`: export a model as a sentence-transformers folder (`sentence_transformers_files/`: the
   module shipped inside it).
+- `script_loading`: a Python file (a script of `pretrain/` or `finetune/`) imported as a module.
+- `provenance`: what made a results folder (command, commit, CPU and its flags, threads, versions), written
+  beside it as `provenance.json`.
 """

@@ -16,6 +16,10 @@ tokenizer at the root, then one pooling module:
 MODEL may be a plain backbone, a pooling-study `PooledSequenceClassifier` folder or a
 `PoNetForSequenceClassification` fine-tuned with `classifier_pooling`: from a classifier only the encoder and its
 pooling (trained weights included) are exported, and its pooling is the default.
+
+OUTPUT_DIR follows the rule of every run folder (`engine.run_folder.RunFolder`): a non-empty folder is refused, and
+`--overwrite_output_dir` deletes only what an earlier export or run wrote there, never a file it did not write and
+never the model being exported.
 """
 
 import argparse
@@ -32,8 +36,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 import modeling_ponet
 from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
-from ponet_training.tasks.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
 from ponet_training.data.tokenizer_loading import load_tokenizer
+from ponet_training.engine.run_folder import RunFolder
+from ponet_training.models.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
 
 
 logger = logging.getLogger(__name__)
@@ -143,16 +148,24 @@ def export_sentence_transformer(
         max_seq_length: truncation length; default the tokenizer's `model_max_length`, capped by the position table.
         tokenizer_name: where the tokenizer is, when not in `model_name_or_path`.
         trust_remote_code: for backbones whose code lives with their weights (not needed for PoNet here).
-        overwrite_output_dir: replace the files of a non-empty `output_dir`.
+        overwrite_output_dir: replace what an earlier export (or run) wrote in a non-empty `output_dir`; a file it
+            did not write, and the model being exported, are never deleted (the export is refused instead).
     """
     if pooling is not None:
         try:
             parse_pooling_modes(pooling)
         except ValueError as err:
             raise ValueError(f"`pooling` {pooling!r}: {err}") from None
-    output = Path(output_dir)
-    if output.is_dir() and any(output.iterdir()) and not overwrite_output_dir:
-        raise FileExistsError(f"{output_dir} is not empty: choose another folder or pass overwrite_output_dir")
+    sources = {"model_name_or_path": model_name_or_path, "tokenizer_name": tokenizer_name}
+    folder = RunFolder(output_dir, overwrite=overwrite_output_dir, name="output_dir", how_to_resume=None,
+                       inputs={flag: Path(path).resolve() for flag, path in sources.items()
+                               if path is not None and Path(path).exists()})
+    with folder:
+        folder.claim()
+        return _export(model_name_or_path, folder.path, pooling, max_seq_length, tokenizer_name, trust_remote_code)
+
+
+def _export(model_name_or_path, output: Path, pooling, max_seq_length, tokenizer_name, trust_remote_code) -> Path:
     _check_has_weights(model_name_or_path)
 
     encoder, trained_pooling, trained_state, cls_from_pooler = _load_source(model_name_or_path, trust_remote_code)
@@ -166,9 +179,6 @@ def export_sentence_transformer(
     tokenizer = load_tokenizer(str(tokenizer_name or model_name_or_path), trust_remote_code=trust_remote_code)
     tokenizer.model_max_length = _max_seq_length(tokenizer, encoder.config, max_seq_length)
 
-    if output.is_dir() and overwrite_output_dir:
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(output)  # PoNet writes its remote-code files next to the weights
     tokenizer.save_pretrained(output)
     hidden_size = encoder.config.hidden_size
@@ -222,7 +232,8 @@ def main(argv=None):
                         help="Truncation length (default: the tokenizer's model_max_length).")
     parser.add_argument("--tokenizer_name", default=None, help="Tokenizer folder or id, if not model_name_or_path.")
     parser.add_argument("--trust_remote_code", action="store_true", help="Allow a backbone's own remote code.")
-    parser.add_argument("--overwrite_output_dir", action="store_true", help="Replace a non-empty output_dir.")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="Replace what an earlier export wrote in a non-empty output_dir (other files are kept).")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     export_sentence_transformer(**vars(args))

@@ -1,6 +1,8 @@
-"""Shared fixtures: everything offline, tiny and made here (no Hub access at test time): tokenizers and configs,
-the published checkpoint's layout, a tiny pretrained PoNet for the fine-tuning scripts (`checkpoint`), a topic
-corpus and the flags of a tiny pretraining run (`corpus`, `TINY`, `PRETRAIN`, `pretraining_args`).
+"""Shared fixtures and helpers: everything offline, tiny and made here (no Hub access at test time): tokenizers and
+configs, the published checkpoint's layout, a tiny pretrained PoNet for the fine-tuning scripts (`checkpoint`), a
+topic corpus and the flags of a tiny pretraining run (`corpus`, `TINY`, `PRETRAIN`, `pretraining_args`); the scripts
+run in this process (`finetune_script`, `common`) or in a child (`run_pretraining`, `run_script`); the naive
+reference of the model (`naive_forward`, `make_batch`, `random_weights`). No test imports another test file.
 
 Float tolerances (tests/tolerance.py): the suite must pass on any CPU torch supports (AVX2, AVX-512, AMX GEMM
 kernels) at any thread count, where the same value computed another way (another kernel, batch shape, process or
@@ -20,7 +22,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
 import random  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -30,6 +37,7 @@ from fixtures.published_checkpoint import write_published_repo  # noqa: E402
 from modeling_ponet import PoNetForPreTraining  # noqa: E402
 from ponet_training.data import toy_pairs  # noqa: E402
 from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer  # noqa: E402
+from ponet_training.script_loading import load_script  # noqa: E402
 
 
 TOY_CORPUS = [
@@ -175,3 +183,185 @@ def pretraining_args(corpus, tmp_path_factory):
     fixed_tokenizer = [a for a in TINY if a not in ("--train_tokenizer", "--vocab_size", "300")]
     return ["--train_file", train, "--validation_file", valid, *fixed_tokenizer, "--tokenizer_name", tokenizer_dir,
             *PRETRAIN]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scripts: in this process (their `main(argv)`) or in a child process
+# ---------------------------------------------------------------------------------------------------------------
+
+PRETRAIN_SCRIPT = ROOT / "pretrain" / "run_pretraining.py"
+
+
+def finetune_script(name: str):
+    """`finetune/<name>.py` as a module: `finetune_script("run_glue").main(argv)` runs it in this process."""
+    return load_script(ROOT / "finetune" / f"{name}.py")
+
+
+def common(checkpoint, output_dir, *extra):
+    """run_glue.py flags of a tiny fine-tuning run of `checkpoint` into `output_dir`, then `extra`."""
+    return ["--model_name_or_path", str(checkpoint), "--output_dir", str(output_dir), "--max_length", "32",
+            "--per_device_eval_batch_size", "32", *extra]
+
+
+def run_pretraining(args, launcher=None, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+    """pretrain/run_pretraining.py with `args` in a child process (`launcher`: e.g. an `accelerate launch` prefix)."""
+    command = (launcher or [sys.executable]) + [str(PRETRAIN_SCRIPT)] + [str(a) for a in args]
+    return subprocess.run(command, capture_output=True, text=True, env=child_env(**(env_extra or {})),
+                          timeout=timeout, cwd=ROOT)
+
+
+def run_script(args, launcher=None, env_extra=None, timeout=300) -> subprocess.CompletedProcess:
+    """`run_pretraining`, asserting that it succeeded."""
+    result = run_pretraining(args, launcher, env_extra, timeout)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def results_of(output_dir: Path) -> dict:
+    return json.loads((Path(output_dir) / "all_results.json").read_text())
+
+
+def pretraining_data_args(*argv):
+    """The pretraining data flags (`tasks.pretraining.corpus.add_pretraining_data_args`) parsed from `argv`."""
+    from ponet_training.tasks.pretraining.corpus import add_pretraining_data_args
+
+    parser = add_pretraining_data_args(argparse.ArgumentParser())
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--preprocessing_num_workers", type=int, default=None)
+    parser.add_argument("--overwrite_cache", action="store_true")
+    return parser.parse_args([str(a) for a in argv])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The model's naive reference (tests/test_modeling.py holds it to the model; PEFT and the published checkpoint use it)
+# ---------------------------------------------------------------------------------------------------------------
+
+CLS, SEP, PAD = 2, 3, 0  # tiny_tokenizer's ids
+# The tiny models' longest sum (intermediate_size in conftest.py): it sets the float tolerance (tests/tolerance.py).
+REDUCTION = 64
+NEG = -10000.0  # the published code's "large negative"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A deliberately naive reference, one example at a time, loops over heads, segments and windows (the paper's GA,
+# SMP, LMP and PF, with the published implementation's masking)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def naive_segments_from_special(special):
+    """Each CLS/SEP is its own segment; the tokens between two of them form one."""
+    ids, seg = [], 0
+    for i in range(len(special)):
+        if i > 0 and (special[i] or special[i - 1]):
+            seg += 1
+        ids.append(seg)
+    return ids
+
+
+def naive_mixer(mixer, x, valid, special, segments, clsgsepg, window, num_heads):
+    """x: [L, H] one example; valid/special: lists of bools; segments: list of ints. Returns Y [L, H], probs [nh, L]."""
+    length, hidden = x.shape
+    d = hidden // num_heads
+    Q, K, O = mixer.dense_q(x), mixer.dense_k(x), mixer.dense_o(x)
+    S, Lc = mixer.dense_segment(x).clone(), mixer.dense_local(x).clone()
+    # GA
+    g = torch.zeros(hidden)
+    probs = torch.zeros(num_heads, length)
+    for h in range(num_heads):
+        cols = slice(h * d, (h + 1) * d)
+        real = [i for i in range(length) if valid[i]]
+        q = sum(Q[i, cols] for i in real) / len(real)
+        logits = torch.stack([q @ K[i, cols] / math.sqrt(d) + (0.0 if valid[i] else NEG) for i in range(length)])
+        a = logits.softmax(-1)
+        probs[h] = a
+        g[cols] = sum(a[i] * K[i, cols] for i in range(length))
+    # SMP
+    for i in range(length):
+        if not valid[i]:
+            S[i] = NEG
+    S_out = torch.empty_like(S)
+    for i in range(length):
+        members = [j for j in range(length) if segments[j] == segments[i]]
+        S_out[i] = torch.stack([S[j] for j in members]).max(0).values
+    # LMP
+    for i in range(length):
+        if not valid[i] or (clsgsepg and special[i]):
+            Lc[i] = NEG
+    half = window // 2
+    L_out = torch.empty_like(Lc)
+    for i in range(length):
+        members = range(max(0, i - half), min(length, i + half + 1))
+        L_out[i] = torch.stack([Lc[j] for j in members]).max(0).values
+    if clsgsepg:
+        for i in range(length):
+            if special[i]:
+                S_out[i] = 0.0
+                L_out[i] = 0.0
+    # PF
+    Y = (g + S_out) * O + L_out
+    for i in range(length):
+        if not valid[i]:
+            Y[i] = 0.0
+    return Y, probs
+
+
+def naive_forward(model, input_ids=None, attention_mask=None, segment_ids=None, inputs_embeds=None,
+                  token_type_ids=None):
+    """Reference last_hidden_state [B, L, H] and GA probs per layer, computed example by example."""
+    config = model.config
+    reference = input_ids if input_ids is not None else inputs_embeds
+    batch, length = reference.shape[:2]
+    outs, all_probs = [], []
+    for b in range(batch):
+        valid = [True] * length if attention_mask is None else [bool(v) for v in attention_mask[b]]
+        if input_ids is not None:
+            special = [int(t) in (config.cls_token_id, config.sep_token_id) for t in input_ids[b]]
+        else:
+            special = [False] * length
+        if segment_ids is not None:
+            segments = [int(s) for s in segment_ids[b]]
+        elif config.segment_size is not None:
+            segments = [i // config.segment_size for i in range(length)]
+        elif input_ids is not None:
+            segments = naive_segments_from_special(special)
+        else:
+            segments = [0] * length
+        emb = model.embeddings(
+            input_ids=None if input_ids is None else input_ids[b : b + 1],
+            inputs_embeds=None if inputs_embeds is None else inputs_embeds[b : b + 1],
+            token_type_ids=None if token_type_ids is None else token_type_ids[b : b + 1],
+        )[0]
+        x, probs_b = emb, []
+        for layer in model.encoder.layer:
+            attn = layer.attention
+            Y, probs = naive_mixer(attn.self, x, valid, special, segments, config.clsgsepg,
+                                   config.local_window_size, config.num_attention_heads)
+            h = attn.output.LayerNorm(x + attn.output.dense(Y))
+            x = layer.output.LayerNorm(h + layer.output.dense(layer.intermediate(h)))
+            probs_b.append(probs)
+        outs.append(x)
+        all_probs.append(probs_b)
+    per_layer = [torch.stack([all_probs[b][l] for b in range(batch)]) for l in range(config.num_hidden_layers)]
+    return torch.stack(outs), per_layer
+
+
+def make_batch():
+    """Two rows: `[CLS] a b [SEP] c [SEP] PAD ...` with heavy padding, and a full row with three SEPs."""
+    ids = torch.tensor(
+        [
+            [CLS, 10, 11, SEP, 12, SEP, PAD, PAD, PAD, PAD, PAD, PAD],
+            [CLS, 20, 21, 22, SEP, 23, 24, SEP, 25, 26, 27, SEP],
+        ]
+    )
+    return ids, (ids != PAD).long()
+
+
+def random_weights(model):
+    """Larger-than-init weights so that every max and mask matters numerically."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" not in name:
+                p.normal_(0, 0.3)
+    return model
+
+

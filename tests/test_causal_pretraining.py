@@ -15,8 +15,9 @@ from accelerate import Accelerator
 from transformers import AutoModel, AutoTokenizer
 
 from ponet_training.data import minilm
-from ponet_training.tasks.pretraining import build_pretraining_model, evaluate_pretraining, objective
-from ponet_training.tasks.pretraining_collators import (DataCollatorForCausalPretraining,
+from ponet_training.tasks.pretraining.evaluation import evaluate_pretraining
+from ponet_training.tasks.pretraining.objectives import build_pretraining_model, objective
+from ponet_training.tasks.pretraining.collators import (DataCollatorForCausalPretraining,
                                                         DataCollatorForPoNetPretraining, pretraining_collator)
 
 

@@ -51,7 +51,7 @@ def test_documents_are_the_prose_paragraphs_of_each_section(html_dir, caplog):
 
 
 def test_write_corpus_gives_files_run_pretraining_reads(html_dir, tmp_path):
-    from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args, load_pretraining_corpus
+    from ponet_training.tasks.pretraining.corpus import add_pretraining_data_args, load_pretraining_corpus
 
     out = tmp_path / "corpus"
     info = python_docs.write_corpus(out, html_dir=html_dir)

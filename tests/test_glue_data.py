@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from ponet_training.tasks import glue_data, metrics, glue_submission, glue_tasks
+from ponet_training.tasks import metrics
+from ponet_training.tasks.glue import data as glue_data, submission as glue_submission, registry as glue_tasks
 from ponet_training.data import toy_pairs
 from ponet_training.tasks.metrics import classification_metrics
 

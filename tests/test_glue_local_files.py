@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from ponet_training.data import tables
-from test_glue_run import common, run_glue, sweep_glue
+from conftest import common, finetune_script
+
+run_glue, sweep_glue = finetune_script("run_glue"), finetune_script("sweep_glue")
 
 
 WORDS = {"neg": "terrible boring bad", "neu": "the movie was a movie", "pos": "great wonderful good"}
@@ -20,6 +22,32 @@ def write_csv(path, header, rows):
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def front_matter(readme):
+    import yaml
+
+    return yaml.safe_load(readme.read_text().split("---\n")[1])
+
+
+def test_local_files_read_as_a_glue_task_are_recorded_as_those_files_not_as_glue(checkpoint, tmp_path):
+    """Movie sentences fine-tuned with `--task_name sst2` are not GLUE SST-2: the card and all_results.json name the
+    files, carry no GLUE scores and no GLUE model-index entry; a run on the GLUE distribution's folder is GLUE."""
+    rows = [(f"{WORDS[label]} {i}", {"neg": 0, "pos": 1}[label]) for i in range(24) for label in ("neg", "pos")]
+    train = write_csv(tmp_path / "movies_train.csv", ["sentence", "label"], rows)
+    dev = write_csv(tmp_path / "movies_dev.csv", ["sentence", "label"], rows[:10])
+    out = tmp_path / "out"
+    results = run_glue.main(common(checkpoint, out, "--task_name", "sst2", "--train_file", str(train),
+                                   "--validation_file", str(dev), "--max_train_steps", "2", "--no_predict"))
+    saved = json.loads((out / "all_results.json").read_text())
+    assert saved["data_files"] == {"train": str(train), "validation": str(dev)} == results["data_files"]
+    assert "movies_train.csv" in saved["data"] and "glue_scores" not in saved
+    card = (out / "README.md").read_text()
+    metadata = front_matter(out / "README.md")
+    assert "fine-tuned on GLUE SST-2" not in card and "movies_train.csv" in card
+    assert "datasets" not in metadata
+    names = {result["dataset"]["name"] for entry in metadata["model-index"] for result in entry["results"]}
+    assert names == {"movies_dev.csv"}
 
 
 def test_text_label_csv_trains_binary_with_accuracy_and_f1(checkpoint, tmp_path):

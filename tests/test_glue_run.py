@@ -1,6 +1,5 @@
 """finetune/run_glue.py end to end on local files with a tiny PoNet (CPU, offline)."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,27 +14,15 @@ from safetensors.torch import load_file
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
-from conftest import child_env
+from conftest import child_env, common, finetune_script
 from ponet_training.data import toy_pairs
 
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "finetune" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_glue = load_script("run_glue")
-sweep_glue = load_script("sweep_glue")
-
-
-def common(checkpoint, output_dir, *extra):
-    return ["--model_name_or_path", str(checkpoint), "--output_dir", str(output_dir), "--max_length", "32",
-            "--per_device_eval_batch_size", "32", *extra]
+run_glue = finetune_script("run_glue")
+sweep_glue = finetune_script("sweep_glue")
 
 
 def read_predictions(path, regression=False):

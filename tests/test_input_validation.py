@@ -7,10 +7,11 @@ import math
 
 import pytest
 
-from ponet_training.tasks import glue_data, long_documents, glue_tasks
+from ponet_training.tasks import long_documents
+from ponet_training.tasks.glue import data as glue_data, registry as glue_tasks
 from ponet_training.data import tables
-from ponet_training.tasks.pretraining_corpus import load_pretraining_corpus
-from test_pretraining_data import data_args as corpus_args
+from ponet_training.tasks.pretraining.corpus import load_pretraining_corpus
+from conftest import pretraining_data_args as corpus_args
 
 
 def write(path, text, encoding="utf-8"):

@@ -1,6 +1,5 @@
 """finetune/run_long_doc.py: position tiling, sentence-level segment ids, metrics, errors."""
 
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -11,15 +10,13 @@ import torch
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
 
-from conftest import TOY_CORPUS, save_tiny_ponet
+from conftest import TOY_CORPUS, finetune_script, save_tiny_ponet
 from ponet_training.tasks import long_documents as L
 from ponet_training.data.segments import sentence_spans, tokenize_with_segment_ids
 
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("run_long_doc", ROOT / "finetune" / "run_long_doc.py")
-run_long_doc = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_long_doc)
+run_long_doc = finetune_script("run_long_doc")
 
 SENTENCES = ["The dog sleeps all day.", "A fox is quick.", "Rivers flow to the sea.",
              "Mountains rise above the clouds.", "The weather changes quickly.", "Tests keep code honest."]

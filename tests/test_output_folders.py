@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import child_env
-from ponet_training.engine import output_dir as run_folder
+from conftest import PRETRAIN_SCRIPT, child_env, common, finetune_script, run_pretraining
+from ponet_training.engine import run_folder
 from ponet_training.data import toy_pairs
-from test_glue_run import common, run_glue
-from test_run_directories import run_pretraining
-from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
+
+run_glue = finetune_script("run_glue")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +81,28 @@ def test_overwrite_never_deletes_files_no_run_of_ours_wrote(checkpoint, toy_glue
     assert (out / "notes.txt").read_text() == "mine" and (out / "model.safetensors").is_file()
 
 
+def test_every_writer_of_a_folder_goes_through_the_one_rule(tmp_path):
+    """The pooling study and the GLUE sweep write folders too: a folder holding a file none of ours wrote is refused,
+    with or without --overwrite_output_dir, and the file stays (run_glue: above; the export: its own tests)."""
+    study, sweep = finetune_script("run_pooling_study"), finetune_script("sweep_glue")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    write_sentiment_csv(tmp_path / "train.csv")
+    with pytest.raises(ValueError, match=r"out is not empty \(notes.txt\)"):
+        study.main(["--train_file", str(tmp_path / "train.csv"), "--output_dir", str(out)])
+    with pytest.raises(ValueError, match=r"holds notes.txt, which no run of these scripts wrote"):
+        study.main(["--train_file", str(tmp_path / "train.csv"), "--output_dir", str(out), "--overwrite_output_dir"])
+    with pytest.raises(ValueError, match=r"out is not empty \(notes.txt\)"):
+        sweep.main(["--tasks", "mrpc", "--output_dir", str(out), "--report_only"])
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    # A sweep's own folder is its to add to: run again, it reports on what is there.
+    sweep.main(["--tasks", "mrpc", "--output_dir", str(tmp_path / "sweep"), "--report_only"])
+    sweep.main(["--tasks", "mrpc", "--output_dir", str(tmp_path / "sweep"), "--report_only"])
+    assert run_folder.written_entries(tmp_path / "sweep") == {"sweep_results.json", "sweep_results.md",
+                                                                "sweep_settings.json"}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2. A run owns its folder while it runs; the lock of a killed run is recovered
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,6 +164,23 @@ def test_resuming_an_explicit_checkpoint_with_changed_settings_is_refused_with_e
     assert results["resumed_from"] == str(out / "step_4")
     assert (out / "step_6").is_dir()
 
+
+
+def test_the_checkpoint_to_resume_is_looked_up_once_per_run(corpus, tmp_path):
+    """The run folder resolves `latest` once: the tokenizer loader, the checkpoint loader and the evaluation history
+    all take its answer (each used to rescan the folder and log its warnings again, three times per run)."""
+    from conftest import PRETRAIN, TINY
+
+    train, valid = corpus
+    out = tmp_path / "out"
+    args = ["--train_file", train, "--validation_file", valid, *TINY, *PRETRAIN, "--output_dir", out]
+    assert run_pretraining(args).returncode == 0
+    (out / "step_8.tmp").mkdir()  # an interrupted save: `latest` passes over it, with a warning
+    resumed = run_pretraining([*args, "--resume_from_checkpoint", "latest"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count("Skipping ") == 1 and "step_8.tmp" in resumed.stderr, resumed.stderr[-3000:]
+    assert "Using the tokenizer trained by the interrupted run, saved in " + str(out / "step_6") in resumed.stderr
+    assert json.loads((out / "all_results.json").read_text())["resumed_from"] == str(out / "step_6")
 
 
 def test_pretraining_resumed_with_another_batch_size_is_refused_and_trains_nothing(pretraining_args, tmp_path):
@@ -283,10 +321,8 @@ def test_a_truncated_weights_file_is_an_error_naming_the_file(checkpoint, toy_gl
 
 
 def test_run_long_doc_help_does_not_claim_no_gradient_checkpointing_is_on(capsys):
-    from test_glue_run import load_script
-
     with pytest.raises(SystemExit):
-        load_script("run_long_doc").parse_args(["--help"])
+        finetune_script("run_long_doc").parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     flag = help_text[help_text.index("--no_gradient_checkpointing Disable"):]
     assert flag.startswith("--no_gradient_checkpointing Disable gradient checkpointing (on by default for long inputs).")

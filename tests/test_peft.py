@@ -3,7 +3,7 @@
 import pytest
 import torch
 from tolerance import assert_close
-from test_modeling import REDUCTION, make_batch, naive_forward, random_weights
+from conftest import REDUCTION, make_batch, naive_forward, random_weights
 from torch import nn
 
 import modeling_ponet as mp

@@ -1,16 +1,18 @@
 """PooledSequenceClassifier: any backbone (encoder or decoder) + SequencePooler + a linear classifier."""
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
 from tolerance import assert_close
 from torch.nn import functional as F
 from transformers import AutoModel, BertConfig, BertModel, GPT2Config, GPT2Model, PreTrainedTokenizerFast
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from modeling_ponet import PoNetModel
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token, infer_problem_type
+from modeling_ponet import PoNetConfig, PoNetForSequenceClassification, PoNetModel
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
 
 
 SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
@@ -80,9 +82,13 @@ def test_losses_follow_bert_problem_type_conventions():
     out = multi(ids, mask, labels=multi_hot)
     torch.testing.assert_close(out.loss, F.binary_cross_entropy_with_logits(out.logits, multi_hot))
 
-    assert infer_problem_type(1, targets) == "regression"
-    assert infer_problem_type(3, labels) == "single_label_classification"
-    assert infer_problem_type(3, multi_hot) == "multi_label_classification"
+    # The classifier's rule (transformers' sequence-classification loss) is PoNet's head's: same logits, same loss.
+    for num_labels, wanted in ((3, labels), (3, multi_hot), (1, targets)):
+        head = PoNetForSequenceClassification(PoNetConfig(vocab_size=60, num_labels=num_labels, **SIZE)).eval()
+        out = head(ids, mask, labels=wanted)
+        rule = SimpleNamespace(num_labels=num_labels, problem_type=None)
+        torch.testing.assert_close(out.loss, ForSequenceClassificationLoss(wanted, out.logits, rule))
+        assert head.config.problem_type == rule.problem_type
     with pytest.raises(ValueError, match="problem_type"):
         PooledSequenceClassifier(backbone, "mean", problem_type="ranking")
 

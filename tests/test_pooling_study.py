@@ -3,9 +3,7 @@ outputs (CSV, markdown table, PNG) and its errors."""
 
 import csv
 import json
-import importlib.util
 import logging
-import os
 import random
 import statistics
 import subprocess
@@ -20,6 +18,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, GPT2TokenizerFast, PreTrainedTokenizerFast
 
 from modeling_ponet import PoNetModel
+from conftest import child_env
+from ponet_training.engine.settings import describe_differences, run_settings, settings_differences
+from ponet_training.script_loading import load_script
 from ponet_training.tasks.pooling_study import report, runs, store
 from ponet_training.tasks.pooling_study.data import load_sentiment_data
 from ponet_training.tasks.pooling_study.settings import FIGURE_PNG, RESULTS_CSV, TABLE_MD
@@ -100,10 +101,7 @@ def env(tmp_path_factory):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("run_pooling_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def study_argv(env: Path, output_dir: Path, backbones=("tiny-ponet", "tiny-bert", "tiny-gpt2"),
@@ -139,7 +137,7 @@ def parse_markdown_table(text: str) -> tuple[list[str], dict]:
 def test_study_runs_end_to_end_on_tiny_ponet_bert_gpt2_and_resumes(env, tmp_path, caplog):
     output_dir = tmp_path / "study"
     result = subprocess.run([sys.executable, str(SCRIPT), *study_argv(env, output_dir)], capture_output=True,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=600)
+                            text=True, env=child_env(OMP_NUM_THREADS="1"), cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     log = result.stdout + result.stderr
     assert "has no pad token: using its EOS token" in log  # GPT-2: pad = eos, said out loud
@@ -224,6 +222,8 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
     assert (resumed.num_trained, resumed.num_skipped) == (2, 2)
     rows = store.read_results(output_dir / RESULTS_CSV)
     assert len(rows) == 4 and rows[:2] == first  # finished runs kept as they were
+    provenance = json.loads((output_dir / "provenance.json").read_text())  # what made each session's runs
+    assert len(provenance["earlier"]) == 1 and provenance["git_commit"] == provenance["earlier"][0]["git_commit"]
     assert len({(r["pooling"], r["seed"]) for r in rows}) == 4
 
     # Extending the sweep (one more seed) runs only the new cells.
@@ -239,24 +239,25 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(env, tmp_pat
 
 
 def test_the_study_records_the_run_fingerprint_but_its_axes_and_no_checkpoint_summary(env, tmp_path):
-    # The generic checkpoint fingerprint (`args.run_settings`) holds the study's axes: once recorded, extending the
+    # The generic checkpoint fingerprint (`run_settings(args)`) holds the study's axes: once recorded, extending the
     # sweep by a seed or a backbone was refused as "other settings". The record is that fingerprint minus the axes.
     args = load_cli().parse_args(study_argv(env, tmp_path / "s", extra=("--lr_scheduler_type", "constant")))
-    assert "seeds" in args.run_settings
+    fingerprint = run_settings(args)
+    assert "seeds" in fingerprint
     settings = store.study_settings(args, num_processes=2, mixed_precision="bf16")
-    assert "run_settings" not in settings and not set(settings) & store.STUDY_AXES - {"mixed_precision", "backbones"}
-    expected = {k: v for k, v in args.run_settings.items() if k not in store.STUDY_AXES}
+    assert not set(settings) & store.STUDY_AXES - {"mixed_precision", "backbones"}
+    expected = {k: v for k, v in fingerprint.items() if k not in store.STUDY_AXES}
     assert {k: v for k, v in settings.items() if k in expected} == expected
     assert settings["lr_scheduler_type"] == "constant" and settings["train_file"] == str(env / "train.csv")
     assert (settings["total_train_batch_size"], settings["mixed_precision"]) == (32, "bf16")
     # A record made before the bookkeeping flags were left out (it holds --trust_remote_code) still matches.
-    assert store.settings_differences({**settings, "trust_remote_code": False}, settings) == []
+    assert settings_differences({**settings, "trust_remote_code": False}, settings) == {}
     more_seeds = load_cli().parse_args(study_argv(env, tmp_path / "s", seeds=("1", "2", "3"),
                                                   extra=("--lr_scheduler_type", "constant")))
-    assert store.settings_differences(settings, store.study_settings(more_seeds, 2, "bf16")) == []
+    assert settings_differences(settings, store.study_settings(more_seeds, 2, "bf16")) == {}
     other = load_cli().parse_args(study_argv(env, tmp_path / "s", extra=("--weight_decay", "0.5")))
-    assert store.settings_differences(settings, store.study_settings(other, 2, "bf16")) == [
-        "--lr_scheduler_type 'constant' (now 'linear')", "--weight_decay 0.01 (now 0.5)"]
+    assert describe_differences(settings_differences(settings, store.study_settings(other, 2, "bf16"))) == (
+        "--lr_scheduler_type 'constant' (now 'linear'), --weight_decay 0.01 (now 0.5)")
 
 
 def test_a_backbone_with_a_tokenizer_config_but_no_vocabulary_has_no_tokenizer(env, tmp_path):
@@ -414,7 +415,7 @@ def test_config_only_folder_is_a_random_init_backbone_with_its_own_learning_rate
     assert "bert-config (random init)" in (output_dir / TABLE_MD).read_text()
 
     # Another learning rate for a recorded backbone is another setting: refused, naming it.
-    with pytest.raises(ValueError, match=r"full_learning_rate of random-init:.*recorded 0.003, now 0.001"):
+    with pytest.raises(ValueError, match=r"full_learning_rate of random-init:.* 0.003 \(now 0.001\)"):
         run_in_process(argv[:-3] + ["bert-config (random init)=1e-3", "--full_num_train_epochs", "2"])
     # A config-only folder given as a pretrained backbone, or without a tokenizer: one clear error each.
     with pytest.raises(ValueError, match="without weights.*--config_name"):

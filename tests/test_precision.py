@@ -22,8 +22,8 @@ from torch import nn
 
 from modeling_ponet import PoNetForPreTraining, PoNetForSequenceClassification, PoNetModel
 from modeling_ponet.modeling_ponet import PoNetPoolingFunction, global_aggregation
-from ponet_training.engine.precision import in_precision
-from ponet_training.engine.quantization import quantize_dynamic_int8
+from ponet_training.inference.precision import in_precision
+from ponet_training.inference.quantization import quantize_dynamic_int8
 
 # benchmarks/ is a folder of scripts, not a package (pysbd installs an unrelated top-level `benchmarks` package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import child_env
+
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "precision_accuracy.py"
 PRECISIONS = ["fp32", "bf16_autocast", "bf16_weights", "int8"]
 DEV_ROWS = 24
@@ -24,7 +26,7 @@ def tiny_run(tmp_path_factory):
         [sys.executable, str(SCRIPT), "--output_dir", str(out), "--max_train_samples", "16",
          "--max_eval_samples", str(DEV_ROWS), "--max_length", "16", "--batch_size", "8", "--ponet_pretrain_steps", "2",
          "--ponet_num_train_epochs", "1", "--threads", "1"],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, env=child_env(),
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     return out, json.loads((out / "precision_accuracy.json").read_text())
@@ -41,7 +43,8 @@ def test_every_encoder_is_fine_tuned_in_fp32_and_bf16_and_evaluated_in_every_pre
         assert row["precisions"]["fp32"]["changed"] == 0
         for result in row["precisions"].values():
             assert 0 <= result["accuracy"] <= 100 and 0 <= result["changed"] <= DEV_ROWS
-    assert len(report["verdicts"]) == 2 * 4  # three inference precisions + bf16 training, per encoder
+    assert len(report["gaps"]) == 2 * 4  # three inference precisions + bf16 training, per encoder
+    assert not [line for line in report["gaps"] if "within" in line]  # measurements, no verdict against a bound
 
 
 def test_fp32_evaluation_agrees_with_run_glue_on_the_same_dev_rows(tiny_run):
@@ -59,4 +62,5 @@ def test_the_training_sample_holds_both_classes_and_the_markdown_every_run(tiny_
     assert len(labels) == 16 and set(labels) == {"0", "1"}  # the vader files are ordered by class
     table = (out / "precision_accuracy.md").read_text()
     assert table.count("| all-MiniLM-L6-v2") == 2 and table.count("| PoNet tiny") == 2
-    assert all(verdict in table for verdict in report["verdicts"])
+    assert all(gap in table for gap in report["gaps"])
+    assert "experiments/precision_accuracy.py" in json.loads((out / "provenance.json").read_text())["command"]

@@ -1,6 +1,5 @@
 """The pretraining data pipeline: corpus loading, SSO examples, and the MLM masking collator."""
 
-import argparse
 import json
 import logging
 import math
@@ -10,23 +9,17 @@ from collections import Counter
 import pytest
 import torch
 
-from ponet_training.tasks.pretraining_collators import DataCollatorForPoNetPretraining
-from ponet_training.tasks.pretraining_corpus import add_pretraining_data_args, load_pretraining_corpus
-from ponet_training.tasks.sso_examples import SSO_IN_ORDER, SSO_RANDOM, SSO_SWAPPED, build_sso_dataset, create_sso_examples
+from conftest import pretraining_data_args
+from ponet_training.tasks.pretraining.collators import DataCollatorForPoNetPretraining
+from ponet_training.tasks.pretraining.corpus import load_pretraining_corpus
+from ponet_training.tasks.pretraining.sso_examples import (SSO_IN_ORDER, SSO_RANDOM, SSO_SWAPPED, build_sso_dataset,
+                                                           create_sso_examples)
 from ponet_training.data.stdlib_docstrings import stdlib_documents
 from ponet_training.data.segments import split_sentences
 from ponet_training.data.wordpiece import train_wordpiece_tokenizer
 
 
 CLS, SEP = 2, 3
-
-
-def data_args(*argv):
-    parser = add_pretraining_data_args(argparse.ArgumentParser())
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--preprocessing_num_workers", type=int, default=None)
-    parser.add_argument("--overwrite_cache", action="store_true")
-    return parser.parse_args([str(a) for a in argv])
 
 
 def synthetic_documents(num_documents=60, seed=0):
@@ -140,7 +133,7 @@ def fruit_tokenizer():
 def test_text_pipeline_aligns_segments_with_sentences(tmp_path, fruit_tokenizer):
     train = tmp_path / "train.txt"
     train.write_text("\n".join(fruit_corpus()) + "\n")  # one document per line
-    args = data_args("--train_file", train, "--validation_file", train, "--max_seq_length", 40)
+    args = pretraining_data_args("--train_file", train, "--validation_file", train, "--max_seq_length", 40)
     corpus = load_pretraining_corpus(args)
     assert corpus["train"].num_rows == len(FRUITS)
     examples = build_sso_dataset(corpus["train"], fruit_tokenizer, args)
@@ -167,13 +160,13 @@ def test_text_pipeline_aligns_segments_with_sentences(tmp_path, fruit_tokenizer)
 def test_blank_line_separated_documents_and_jsonl_columns(tmp_path, fruit_tokenizer):
     text_file = tmp_path / "docs.txt"
     text_file.write_text("\n\n".join(doc.replace(". ", ".\n") for doc in fruit_corpus()))
-    corpus = load_pretraining_corpus(data_args("--train_file", text_file, "--validation_split_percentage", 20))
+    corpus = load_pretraining_corpus(pretraining_data_args("--train_file", text_file, "--validation_split_percentage", 20))
     assert corpus["train"].num_rows + corpus["validation"].num_rows == len(FRUITS)
     assert all(row["text"].count("\n") == len(NUMBERS) - 1 for row in corpus["train"])
 
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text("".join(json.dumps({"body": doc, "id": i}) + "\n" for i, doc in enumerate(fruit_corpus())))
-    corpus = load_pretraining_corpus(data_args("--train_file", jsonl, "--validation_file", jsonl,
+    corpus = load_pretraining_corpus(pretraining_data_args("--train_file", jsonl, "--validation_file", jsonl,
                                                "--text_column_name", "body"))
     assert corpus["validation"].column_names == ["text"]
     assert corpus["validation"][0]["text"] == fruit_corpus()[0]
@@ -181,14 +174,14 @@ def test_blank_line_separated_documents_and_jsonl_columns(tmp_path, fruit_tokeni
 
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train_file.*nowhere.txt"):
-        load_pretraining_corpus(data_args("--train_file", tmp_path / "nowhere.txt"))
+        load_pretraining_corpus(pretraining_data_args("--train_file", tmp_path / "nowhere.txt"))
 
 
 def test_missing_text_column_is_a_clear_error(tmp_path):
     jsonl = tmp_path / "docs.jsonl"
     jsonl.write_text(json.dumps({"body": "One. Two."}) + "\n" + json.dumps({"body": "Three. Four."}) + "\n")
     with pytest.raises(ValueError, match="'content' is not a column.*body"):
-        load_pretraining_corpus(data_args("--train_file", jsonl, "--validation_file", jsonl,
+        load_pretraining_corpus(pretraining_data_args("--train_file", jsonl, "--validation_file", jsonl,
                                           "--text_column_name", "content"))
 
 
@@ -196,22 +189,22 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n   \n")
     with pytest.raises(ValueError, match="empty"):
-        load_pretraining_corpus(data_args("--train_file", empty, "--validation_file", empty,
+        load_pretraining_corpus(pretraining_data_args("--train_file", empty, "--validation_file", empty,
                                           "--document_format", "line"))
 
 
 def test_single_sentence_documents_are_counted_and_an_all_single_corpus_raises(tmp_path, fruit_tokenizer, caplog):
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("\n".join(fruit_corpus() + ["Just one sentence here.", "Another lonely line."]) + "\n")
-    args = data_args("--train_file", mixed, "--validation_file", mixed, "--max_seq_length", 40)
+    args = pretraining_data_args("--train_file", mixed, "--validation_file", mixed, "--max_seq_length", 40)
     corpus = load_pretraining_corpus(args)
-    with caplog.at_level(logging.WARNING, logger="ponet_training.tasks.sso_examples"):
+    with caplog.at_level(logging.WARNING, logger="ponet_training.tasks.pretraining.sso_examples"):
         build_sso_dataset(corpus["train"], fruit_tokenizer, args)
     assert "2 of 12 documents have fewer than two sentences" in caplog.text
 
     single = tmp_path / "single.txt"
     single.write_text("Just one sentence here.\nAnother lonely line.\n")
-    args = data_args("--train_file", single, "--validation_file", single)
+    args = pretraining_data_args("--train_file", single, "--validation_file", single)
     corpus = load_pretraining_corpus(args)
     with pytest.raises(ValueError, match="no document with two or more sentences"):
         build_sso_dataset(corpus["train"], fruit_tokenizer, args)

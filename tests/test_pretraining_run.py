@@ -1,6 +1,5 @@
 """pretrain/run_pretraining.py end to end: a tiny run, exact resume, 2-process DDP, the embedded demo corpus."""
 
-import importlib.util
 import json
 import os
 import socket
@@ -13,29 +12,12 @@ import torch
 from tolerance import float_tolerance
 from safetensors.torch import load_file
 
-from conftest import TINY, child_env
+from conftest import PRETRAIN_SCRIPT, TINY, child_env, results_of, run_script
+from ponet_training.script_loading import load_script
 
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "pretrain" / "run_pretraining.py"
-
-def run_script(args, launcher=None, env_extra=None, timeout=300):
-    env = child_env(**(env_extra or {}))
-    command = (launcher or [sys.executable]) + [str(SCRIPT)] + [str(a) for a in args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    return result
-
-
-def results_of(output_dir: Path) -> dict:
-    return json.loads((output_dir / "all_results.json").read_text())
-
-
-def load_script_module():
-    spec = importlib.util.spec_from_file_location("run_pretraining", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = PRETRAIN_SCRIPT
 
 
 def test_tiny_run_lowers_mlm_loss_and_saves_a_reloadable_hub_ready_folder(corpus, tmp_path):
@@ -147,7 +129,7 @@ def test_two_process_ddp_run_keeps_replicas_identical_and_checkpoints(corpus, tm
 
 
 def test_the_demo_is_an_explicit_preset_whose_settings_flags_still_override():
-    module = load_script_module()
+    module = load_script(SCRIPT)
     demo = module.parse_args(["--preset", "demo"])
     assert demo.embedded_corpus and demo.train_tokenizer
     assert (demo.hidden_size, demo.max_seq_length) == (module.DEMO_DEFAULTS["hidden_size"],
@@ -163,7 +145,7 @@ def test_the_demo_is_an_explicit_preset_whose_settings_flags_still_override():
 
 
 def test_no_data_flags_and_no_preset_is_an_error_not_a_hidden_demo():
-    module = load_script_module()
+    module = load_script(SCRIPT)
     with pytest.raises(ValueError, match="No corpus: pass --train_file .* or --preset demo"):
         module.parse_args([])
     with pytest.raises(ValueError, match="No corpus"):
@@ -171,7 +153,7 @@ def test_no_data_flags_and_no_preset_is_an_error_not_a_hidden_demo():
 
 
 def test_bad_flag_combinations_get_one_clear_error():
-    module = load_script_module()
+    module = load_script(SCRIPT)
     with pytest.raises(ValueError, match="No tokenizer"):
         module.parse_args(["--train_file", "x.txt"])
     with pytest.raises(ValueError, match="either --tokenizer_name or --train_tokenizer"):
@@ -181,7 +163,7 @@ def test_bad_flag_combinations_get_one_clear_error():
 
 
 def test_missing_train_file_fails_before_training(tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    env = child_env()
     result = subprocess.run([sys.executable, str(SCRIPT), "--train_file", str(tmp_path / "absent.txt"), *TINY,
                              "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env,
                             timeout=120)

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TINY
-from test_pretraining_run import results_of, run_script
+from conftest import results_of, run_script
 
 
 def test_the_default_sparse_run_trains_as_the_dense_one_and_saves_a_dense_config(corpus, tiny_tokenizer_dir, tmp_path):

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 from tolerance import assert_close
-from test_modeling import naive_forward
-from test_remote_code import AUTO_HEADS, auto_class_inputs, load_without_this_package, saved_model_case
+from conftest import naive_forward
+from without_package import AUTO_HEADS, auto_class_inputs, load_without_this_package, saved_model_case
 from transformers import (
     AutoConfig,
     AutoModel,

@@ -5,6 +5,7 @@ test, not in the library), then resume with `--resume_from_checkpoint latest` an
 an uninterrupted run's.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -17,13 +18,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ponet_training.engine import checkpoints, settings
+from ponet_training.engine import checkpoints
+from ponet_training.engine.run_folder import RunFolder
 from ponet_training.data import toy_pairs
-from conftest import PRETRAIN, TINY, child_env
-from test_glue_run import common, run_glue
-from test_pretraining_run import SCRIPT as PRETRAIN_SCRIPT
+from conftest import PRETRAIN, PRETRAIN_SCRIPT, TINY, child_env, common, finetune_script, run_pretraining
 
 
+run_glue = finetune_script("run_glue")
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs a script and SIGKILLs it at KILL_POINT of its KILL_AT_SAVE-th checkpoint save (1-based): "model" after the
@@ -170,33 +171,33 @@ class FakeAccelerator:
         pass
 
 
-def namespace(output_dir, **flags):
-    import argparse
+def run_folder(output_dir, resume_from="latest", learning_rate=1e-3):
+    """The `RunFolder` of a run with these flags."""
+    args = argparse.Namespace(output_dir=str(output_dir), resume_from_checkpoint=resume_from,
+                              learning_rate=learning_rate)
+    return RunFolder.for_run(args)
 
-    args = argparse.Namespace(output_dir=str(output_dir), resume_from_checkpoint="latest", learning_rate=1e-3,
-                              checkpointing_steps=1, **flags)
-    args.run_settings = settings.run_settings(args)
-    return args
+
+def save(folder, step):
+    """The run's checkpoint writer (saving at every update) after update `step`."""
+    return checkpoints.CheckpointWriter(folder, every=1).maybe_save(FakeAccelerator(),
+                                                                    checkpoints.TrainingProgress(0, step, step))
 
 
 def test_latest_takes_only_complete_checkpoints_of_this_run_and_logs_the_rest(tmp_path, caplog):
     out = tmp_path / "out"
-    accelerator = FakeAccelerator()
-    ours = namespace(out)
+    ours = run_folder(out)
     for step in (2, 4):
-        checkpoints.maybe_save_checkpoint(accelerator, ours, checkpoints.TrainingProgress(0, step, step))
+        save(ours, step)
     # A folder torn while being rewritten in place (the old layout): a stale progress file, no marker.
     torn = out / "step_6"
     torn.mkdir()
     (torn / "training_progress.json").write_text(json.dumps({"epoch": 0, "batches_in_epoch": 6, "completed_steps": 6}))
     # A save interrupted before its rename, and a complete checkpoint of a run with another learning rate.
     (out / "step_8.tmp").mkdir()
-    other = namespace(out)
-    other.learning_rate = 5e-2
-    other.run_settings = settings.run_settings(other)
-    checkpoints.maybe_save_checkpoint(accelerator, other, checkpoints.TrainingProgress(0, 10, 10))
+    save(run_folder(out, learning_rate=5e-2), 10)
     with caplog.at_level(logging.WARNING, logger="ponet_training.engine.checkpoints"):
-        assert checkpoints.resolve_checkpoint(ours) == out / "step_4"
+        assert ours.resume_checkpoint == out / "step_4"
     log = caplog.text
     assert "step_8.tmp" in log and "interrupted" in log
     assert "step_6: it has no checkpoint_complete.json" in log
@@ -205,30 +206,20 @@ def test_latest_takes_only_complete_checkpoints_of_this_run_and_logs_the_rest(tm
 
 def test_a_checkpoint_missing_files_is_one_clear_error(tmp_path):
     out = tmp_path / "out"
-    args = namespace(out)
-    path = checkpoints.maybe_save_checkpoint(FakeAccelerator(), args, checkpoints.TrainingProgress(0, 2, 2))
-    args.resume_from_checkpoint = str(path)
+    path = save(run_folder(out), 2)
     (path / "optimizer.bin").unlink()
     with pytest.raises(FileNotFoundError, match=r"step_2 cannot be resumed: it lacks optimizer.bin"):
-        checkpoints.resolve_checkpoint(args)
+        run_folder(out, str(path)).resume_checkpoint
     # Only the interrupted save of the first checkpoint: `latest` says there is nothing complete.
-    args.resume_from_checkpoint = "latest"
     os.rename(path, out / "step_2.tmp")
     with pytest.raises(FileNotFoundError, match="no complete step_N/epoch_N checkpoint of this run"):
-        checkpoints.resolve_checkpoint(args)
+        run_folder(out, "latest").resume_checkpoint
     # A foreign checkpoint (no marker) is checked for what load_state reads.
     foreign = tmp_path / "foreign" / "step_3"
     foreign.mkdir(parents=True)
     (foreign / "model.safetensors").write_text("x")
-    args.resume_from_checkpoint = str(foreign)
     with pytest.raises(FileNotFoundError, match="lacks optimizer.bin, random_states_0.pkl"):
-        checkpoints.resolve_checkpoint(args)
-
-
-def run_pretraining(args):
-    result = subprocess.run([sys.executable, str(PRETRAIN_SCRIPT), *map(str, args)], capture_output=True, text=True,
-                            env=child_env(), cwd=ROOT, timeout=300)
-    return result
+        run_folder(out, str(foreign)).resume_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from transformers import BertConfig, BertModel
 from ponet_training.engine import run
 from ponet_training.data import toy_pairs
 from conftest import TINY, child_env
-from test_glue_run import run_glue
-from test_pretraining_run import load_script_module, run_script
+from conftest import PRETRAIN_SCRIPT, finetune_script, run_script
+from ponet_training.script_loading import load_script
+
+run_glue = finetune_script("run_glue")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +71,7 @@ def test_a_config_only_folder_without_tokenizer_files_is_one_clear_error(checkpo
 
 
 def test_the_demo_takes_a_tokenizer_name_without_complaining_about_train_tokenizer(tmp_path):
-    script = load_script_module()
+    script = load_script(PRETRAIN_SCRIPT)
     args = script.parse_args(["--preset", "demo", "--tokenizer_name", "bert-base-uncased"])
     assert args.embedded_corpus and not args.train_tokenizer and args.tokenizer_name == "bert-base-uncased"
     assert script.parse_args(["--preset", "demo"]).train_tokenizer  # the plain demo trains its own

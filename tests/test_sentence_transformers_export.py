@@ -18,7 +18,8 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 import modeling_ponet as mp
 from modeling_ponet.pooling import POOLING_MODES, SequencePooler
 from ponet_training.data.minilm import minilm_path
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier
+from ponet_training.engine import run_folder
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier
 from ponet_training.sentence_transformers import ST_POOLING_MODES, export_sentence_transformer, main
 from without_package import HIDE_THIS_PROJECT
 
@@ -224,14 +225,33 @@ def test_a_folder_without_a_tokenizer_asks_for_tokenizer_name(tiny_config, tiny_
     assert (tmp_path / "out" / "tokenizer.json").is_file()
 
 
-def test_a_non_empty_output_dir_is_kept_unless_overwrite_is_asked(ponet_dir, tmp_path):
+def test_overwriting_an_export_deletes_only_what_an_export_wrote_never_a_foreign_file_or_its_source(ponet_dir,
+                                                                                                   tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="is not empty"):
+    with pytest.raises(ValueError, match=r"out is not empty \(notes.txt\)"):
         export_sentence_transformer(ponet_dir, out)
-    export_sentence_transformer(ponet_dir, out, overwrite_output_dir=True)
-    assert not (out / "notes.txt").exists() and (out / "modules.json").is_file()
+    # The rule of every run folder: --overwrite_output_dir never deletes a file no run or export wrote.
+    with pytest.raises(ValueError, match=r"holds notes.txt, which no run of these scripts wrote"):
+        export_sentence_transformer(ponet_dir, out, overwrite_output_dir=True)
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "modules.json").exists()
+    (out / "notes.txt").unlink()
+    export_sentence_transformer(ponet_dir, out, pooling="max")
+    export_sentence_transformer(ponet_dir, out, overwrite_output_dir=True)  # replaces the earlier export
+    assert json.loads((out / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "mean"
+    assert not (out / run_folder.LOCK_FILE).exists()
+    # Its own source is never deleted: an export into the folder it reads is refused, the source intact.
+    weights = (ponet_dir / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"`--model_name_or_path` .*out is read by this run, but "
+                                         r"--overwrite_output_dir would delete"):
+        export_sentence_transformer(out, out, overwrite_output_dir=True)
+    assert (out / "model.safetensors").is_file() and (out / "modules.json").is_file()
+    # A source inside the folder is an input: kept when the export overwrites around it.
+    export_sentence_transformer(ponet_dir, out / "source_copy")
+    export_sentence_transformer(out / "source_copy", out, overwrite_output_dir=True)
+    assert (out / "source_copy" / "model.safetensors").is_file() and (out / "modules.json").is_file()
+    assert (ponet_dir / "model.safetensors").read_bytes() == weights
 
 
 def test_command_line_writes_the_pooling_and_the_sequence_length(ponet_dir, tmp_path):

@@ -127,8 +127,8 @@ def test_baselines_match_a_naive_recomputation_on_the_written_rows(prepared, sdi
 
 
 def test_written_files_are_readable_as_an_sst2_style_task(prepared):
-    from ponet_training.tasks.glue_data import load_local_split
-    from ponet_training.tasks.glue_tasks import get_task
+    from ponet_training.tasks.glue.data import load_local_split
+    from ponet_training.tasks.glue.registry import get_task
 
     out, _ = prepared
     dataset = load_local_split(get_task("sst2"), out / "tweets" / "dev.csv", labelled=True)

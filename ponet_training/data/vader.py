@@ -23,7 +23,6 @@ Files written per domain (`python -m ponet_training.data.vader --output_dir data
 import argparse
 import csv
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ import tarfile
 from pathlib import Path
 
 from ponet_training.data.cache import cache_dir, filling
+from ponet_training.script_loading import load_script
 from ponet_training.data.vader_ratings import (
     DOMAINS,
     SDIST_ENV,
@@ -112,10 +112,7 @@ def load_vader_analyzer(sdist: str | os.PathLike):
                 if member is None:
                     raise ValueError(f"{sdist} has no {SDIST_ROOT}/vaderSentiment/{name}")
                 (scratch / name).write_bytes(member.read())
-    spec = importlib.util.spec_from_file_location("ponet_training._vader_sentiment", target / "vaderSentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SentimentIntensityAnalyzer()
+    return load_script(target / "vaderSentiment.py", "ponet_training._vader_sentiment").SentimentIntensityAnalyzer()
 
 
 def _correlations(xs: list[float], ys: list[float]) -> tuple[float, float]:

@@ -1,10 +1,10 @@
-"""The best dev checkpoint and the final model of a training run (fine-tuning and pretraining).
+"""The best dev model and the final model of a training run (fine-tuning and pretraining).
 
-- `BestModelTracker`: after each `loop.Update`, evaluate when it is due, keep the best model in
-  `output_dir/best_model` (no `metric`: the last model is the final one), and `save_checkpoint` with the tracker
-  in it.
-- `resume(accelerator, args, batches_per_epoch, tracker)`: `checkpoints.resume_state` plus the tracker.
-- `promote_best_model`, `finalize_model`: at the end, the best checkpoint made the final model.
+- `BestModelTracker(folder, metric)`: handed the run's `RunFolder`; after each `loop.Update` it evaluates when that is
+  due, keeps the best model in the folder's `best_model/` (no `metric`: the last model is the final one), and has
+  the run's `checkpoints.CheckpointWriter` save a checkpoint with the tracker in it. `resume` loads the checkpoint
+  the folder resumes and the tracker stored there.
+- `promote_best_model`, `finalize_model`: at the end, the best model becomes the final model.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ponet_training.engine.checkpoints import (
-    BEST_MODEL_DIR, BEST_STATE_FILE, TrainingProgress, _resume_from, maybe_save_checkpoint, resolve_checkpoint,
-    save_model,
-)
+from ponet_training.engine.checkpoints import BEST_STATE_FILE, CheckpointWriter, TrainingProgress, resume_state, save_model
 from ponet_training.engine.loop import log_metrics
 
 
@@ -38,13 +35,13 @@ def is_better(candidate: float | None, best: float | None, greater_is_better: bo
 
 @dataclasses.dataclass
 class BestModelTracker:
-    """Keeps the best dev score seen so far and the model that reached it (in `output_dir/best_model`).
+    """Keeps the best dev score seen so far and the model that reached it (in the run folder's `best_model/`).
 
     `metric` is a key of the metrics dict the evaluation returns (e.g. "eval_f1"); None keeps the last model.
     Its state is written into every training checkpoint, so a resumed run knows what to beat.
     """
 
-    output_dir: str | None
+    folder: object = dataclasses.field(repr=False)  # the run's `RunFolder`
     metric: str | None
     greater_is_better: bool = True
     best_value: float | None = None
@@ -53,7 +50,7 @@ class BestModelTracker:
 
     @property
     def best_dir(self) -> Path | None:
-        return None if self.output_dir is None else Path(self.output_dir) / BEST_MODEL_DIR
+        return self.folder.best_model_dir
 
     def update(self, accelerator, model, tokenizer, metrics: dict, step: int) -> bool:
         """Record `metrics` of the model at `step`; save the model when it is the best so far."""
@@ -78,17 +75,14 @@ class BestModelTracker:
         return True
 
     def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress,
-                     checkpoint_tokenizer: bool = False, checkpoint_files=None) -> None:
+                     checkpoints: CheckpointWriter) -> None:
         """What every training loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
-        update asks for it (`loop.evaluation_due`) and keep the best model; then checkpoint. `checkpoint_tokenizer`
-        saves the tokenizer into each checkpoint too (one trained by the run); `checkpoint_files()` returns more
-        JSON files for it ({name: content})."""
+        update asks for it (`loop.evaluation_due`) and keep the best model; then let the run's checkpoint writer save
+        what is due, with this tracker in it (a resume knows what to beat)."""
         if update.evaluate:
             self.record(accelerator, args, model, tokenizer, evaluate(), update.epoch, update.step)
         if update.checkpoint:
-            self.save_checkpoint(accelerator, args, progress, update.end_of_epoch,
-                                 tokenizer=tokenizer if checkpoint_tokenizer else None,
-                                 extra_json=checkpoint_files() if checkpoint_files else None)
+            checkpoints.maybe_save(accelerator, progress, update.end_of_epoch, extra_json={BEST_STATE_FILE: self.state()})
 
     def record(self, accelerator, args, model, tokenizer, metrics: dict, epoch: int, step: int) -> dict:
         """An evaluation during training: its figures (with `epoch` and `step`) to the log and the trackers, then
@@ -98,14 +92,15 @@ class BestModelTracker:
         self.update(accelerator, model, tokenizer, metrics, step)
         return metrics
 
-    def save_checkpoint(self, accelerator, args, progress: TrainingProgress, end_of_epoch: bool = False,
-                        tokenizer=None, extra_json: dict | None = None) -> Path | None:
-        """`maybe_save_checkpoint`, with this tracker stored in the checkpoint so that a resume knows what to beat."""
-        return maybe_save_checkpoint(accelerator, args, progress, end_of_epoch=end_of_epoch, tokenizer=tokenizer,
-                                     extra_json={**(extra_json or {}), BEST_STATE_FILE: self.state()})
+    def resume(self, accelerator, args, batches_per_epoch: int | None) -> TrainingProgress:
+        """`checkpoints.resume_state` of the run folder, plus this tracker as stored in the checkpoint resumed."""
+        progress = resume_state(accelerator, self.folder, args, batches_per_epoch)
+        if self.folder.resume_checkpoint is not None:
+            self.restore_from(self.folder.resume_checkpoint)
+        return progress
 
     def state(self) -> dict:
-        return {key: value for key, value in dataclasses.asdict(self).items() if key != "output_dir"}
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "folder"}
 
     def restore_from(self, checkpoint: str | Path) -> None:
         """Load the tracker stored in a checkpoint folder (if any)."""
@@ -123,8 +118,8 @@ class BestModelTracker:
         return path.is_file() and json.loads(path.read_text()).get("best_step") == self.best_step
 
 
-def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str | Path) -> bool:
-    """Move the files of `best_model/` into `output_dir` (the final model) and remove the folder.
+def promote_best_model(accelerator, tracker: BestModelTracker) -> bool:
+    """Move the files of `best_model/` into the run folder (the final model) and remove `best_model/`.
 
     Each file moves with one atomic rename and `best_model_state.json` goes last: a promotion killed midway leaves
     `best_model/` still current, and the resumed run (`--resume_from_checkpoint latest`) finishes the move rather
@@ -140,7 +135,7 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
         for item in sorted(tracker.best_dir.iterdir()):
             if item.name == BEST_STATE_FILE:
                 continue
-            target = Path(output_dir) / item.name
+            target = tracker.folder.path / item.name
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
@@ -150,25 +145,16 @@ def promote_best_model(accelerator, tracker: BestModelTracker, output_dir: str |
     return True
 
 
-def finalize_model(accelerator, args, model, tokenizer, tracker: BestModelTracker, load_model):
-    """The model to evaluate and publish: the best dev checkpoint, moved into `--output_dir` and re-loaded on this
-    process's device with `load_model(folder)` (the task's class: e.g. a sequence classifier), or (no best
-    checkpoint, or no `tracker.metric`) the last model, saved there. Without `--output_dir`, the last model."""
-    if args.output_dir is None:
+def finalize_model(accelerator, model, tokenizer, tracker: BestModelTracker, load_model):
+    """The model to evaluate and publish: the best dev model, moved into the run folder and re-loaded on this
+    process's device with `load_model(folder)` (the task's class: e.g. a sequence classifier), or (no best model, or
+    no `tracker.metric`) the last model, saved there. A run without a folder keeps the last model."""
+    folder = tracker.folder.path
+    if folder is None:
         return model
-    if not promote_best_model(accelerator, tracker, args.output_dir):
-        save_model(accelerator, model, tokenizer, args.output_dir)
+    if not promote_best_model(accelerator, tracker):
+        save_model(accelerator, model, tokenizer, folder)
         return model
     logger.info("Keeping the best checkpoint: %s = %.4f at step %d", tracker.metric, tracker.best_value,
                 tracker.best_step)
-    return load_model(args.output_dir).to(accelerator.device)
-
-
-
-def resume(accelerator, args, batches_per_epoch: int, tracker: BestModelTracker) -> TrainingProgress:
-    """`resume_state` plus the best-model tracker stored in the checkpoint resumed from."""
-    path = resolve_checkpoint(args)
-    progress = _resume_from(accelerator, args, path, batches_per_epoch)
-    if path is not None:
-        tracker.restore_from(path)
-    return progress
+    return load_model(folder).to(accelerator.device)

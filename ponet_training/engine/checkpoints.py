@@ -1,18 +1,20 @@
-"""Checkpoints, exact resume and the best model: the one place a run saves and reloads its state.
+"""Checkpoints, exact resume and atomic model saves: the one place a run saves and reloads its state.
 
 - `TrainingProgress`: where the loop stands (epoch, batches consumed in it, optimizer updates).
-- `save_checkpoint`, `maybe_save_checkpoint`: `step_N` / `epoch_N` folders written with
-  `accelerator.save_state`, plus `training_progress.json` (and the tokenizer, the best-model tracker), first into
-  `step_N.tmp`, then the completion marker `checkpoint_complete.json` (the run's settings, every file) is written
-  last and the folder renamed into place: a kill at any point leaves no folder that looks complete.
-- The settings stored in each checkpoint and compared on resume: `settings.py`.
-- `list_checkpoints`, `resolve_checkpoint`, `resume_state`: find and load `--resume_from_checkpoint`; `latest` takes
-  the newest complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a
-  file resume needs is one clear error.
+- `CheckpointWriter(folder, every)`: the checkpoint writer of a run, handed its `RunFolder`; `maybe_save` writes a
+  `step_N` / `epoch_N` folder when `--checkpointing_steps` asks for one (`save_checkpoint`): `accelerator.save_state`,
+  `training_progress.json`, the tokenizer and extra JSON files, first into `step_N.tmp`, then the completion marker
+  `checkpoint_complete.json` (the run's settings, every file) written last and the folder renamed into place: a kill
+  at any point leaves no folder that looks complete.
+- `list_checkpoints`, `latest_checkpoint`, `check_checkpoint`, `resolve_checkpoint`: find and check the checkpoint
+  of `--resume_from_checkpoint` (`RunFolder.resume_checkpoint` calls it once per run); `latest` takes the newest
+  complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a file resume
+  needs, or made with other settings, is one clear error.
+- `resume_state(accelerator, folder, args, batches_per_epoch)`: load that checkpoint, return where the loop goes on.
 - `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
   save, e.g. a full disk, leaves no half-written file; its error names the file); training-only config switches
   (`TRAINING_ONLY_CONFIG`: sparse prediction) are saved at their inference values.
-- The best dev checkpoint and the final model: `best_model.py`.
+- The best dev model and the final model: `best_model.py`; the settings stored and compared: `settings.py`.
 
 Evaluate before saving a checkpoint at the same step (or use `dataloaders.build_eval_dataloader`, which never
 touches the global RNG) so that the saved RNG state is the one the next update starts from.
@@ -32,7 +34,8 @@ import shutil
 from pathlib import Path
 
 from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
-from ponet_training.engine.settings import RESUMABLE_CHANGES, describe_differences, settings_differences
+from ponet_training.engine.settings import (RESUMABLE_CHANGES, describe_differences, refuse_other_settings,
+                                            settings_differences)
 
 
 logger = logging.getLogger(__name__)
@@ -116,18 +119,14 @@ def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = Non
         if missing:
             logger.warning("Skipping checkpoint %s: files are missing (%s)", path, ", ".join(missing[:5]))
             continue
-        differences = _differences(marker, settings)
+        differences = {} if settings is None else settings_differences(marker.get("settings", {}), settings,
+                                                                        RESUMABLE_CHANGES)
         if differences:
             logger.warning("Skipping checkpoint %s: it belongs to a run with other settings: %s", path,
                            describe_differences(differences))
             continue
         return path
     return None
-
-
-def _differences(marker: dict, settings: dict | None) -> dict:
-    """How a checkpoint's recorded settings differ from this run's (None: not compared), but what a resume may change."""
-    return {} if settings is None else settings_differences(marker.get("settings", {}), settings, RESUMABLE_CHANGES)
 
 
 def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer: bool = False) -> None:
@@ -138,12 +137,12 @@ def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer
     marker = _read_marker(path)
     if marker is not None:
         missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
-        differences = _differences(marker, settings)
-        if differences:
-            raise ValueError(f"Checkpoint {path} was made with other settings: {describe_differences(differences, None)}."
-                             " A resume continues the same run: pass the checkpoint's settings (only "
-                             "--max_train_steps / --num_train_epochs and the eval, logging and checkpointing cadence "
-                             "may change), or start a new run in another --output_dir")
+        if settings is not None:
+            refuse_other_settings(marker.get("settings", {}), settings, f"Checkpoint {path}",
+                                  "A resume continues the same run: pass the checkpoint's settings (only "
+                                  "--max_train_steps / --num_train_epochs and the eval, logging and checkpointing "
+                                  "cadence may change), or start a new run in another --output_dir",
+                                  may_change=RESUMABLE_CHANGES)
     else:  # a checkpoint of transformers' examples, or a torn one: check what `load_state` reads
         names = {item.name for item in path.iterdir()}
         needs = {"model weights (model.safetensors / pytorch_model.bin)":
@@ -159,12 +158,13 @@ def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer
                                 + ". Resume from another checkpoint.")
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progress: TrainingProgress,
-                    tokenizer=None, extra_json: dict | None = None, settings: dict | None = None) -> Path:
+def save_checkpoint(accelerator, folder, name: str, progress: TrainingProgress, tokenizer=None,
+                    extra_json: dict | None = None) -> Path:
     """`accelerator.save_state` (model, optimizer, scheduler, scaler, RNG states), the loop position
-    (`training_progress.json`), the tokenizer and `extra_json` ({file name: dict}) into `output_dir/name.tmp`; then
-    the completion marker (`settings` and the file list) is written last and the folder renamed to `name`."""
-    final = Path(output_dir) / name
+    (`training_progress.json`), the tokenizer and `extra_json` ({file name: dict}) into `folder.path/name.tmp`; then
+    the completion marker (the folder's settings and the file list) is written last, the folder renamed to `name` and
+    recorded in the run folder's manifest."""
+    final = folder.path / name
     staging = final.with_name(name + ".tmp")
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)  # the leftover of an interrupted save
@@ -179,12 +179,10 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, name: str, progr
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         files = sorted(str(f.relative_to(staging)) for f in staging.rglob("*") if f.is_file())
-        marker = {"progress": dataclasses.asdict(progress), "settings": settings or {}, "files": files}
+        marker = {"progress": dataclasses.asdict(progress), "settings": folder.settings, "files": files}
         _write_json_atomically(staging / COMPLETE_FILE, marker)
         _publish(staging, final)
-        from ponet_training.engine.output_dir import record_outputs
-
-        record_outputs(output_dir)
+        folder.record_outputs()
     accelerator.wait_for_everyone()
     logger.info(f"Saved checkpoint {final} ({progress})")
     return final
@@ -212,41 +210,50 @@ def _publish(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
-def maybe_save_checkpoint(accelerator, args: argparse.Namespace, progress: TrainingProgress,
-                          end_of_epoch: bool = False, tokenizer=None, extra_json: dict | None = None) -> Path | None:
-    """Save a checkpoint when `--checkpointing_steps` asks for one (with the tokenizer when given).
+class CheckpointWriter:
+    """The checkpoint writer of a run: `maybe_save` after every update writes `step_{completed_steps}` when that is a
+    multiple of `every` (an integer), and, at an epoch's end (after `progress.end_epoch()`), `epoch_{finished epoch}`
+    when `every` is "epoch"; nothing when `every` is None or the run has no folder. `tokenizer` (a vocabulary the run
+    trained) and `extra_files()` ({name: content}, e.g. the training clock) go into every checkpoint."""
 
-    Call after every update (`step_{completed_steps}` when it is a multiple of N) and, with
-    `end_of_epoch=True`, after `progress.end_epoch()` (`epoch_{finished epoch}` for "epoch").
-    """
-    every = getattr(args, "checkpointing_steps", None)
-    if every is None or args.output_dir is None:
+    def __init__(self, folder, every: int | str | None, tokenizer=None, extra_files=None):
+        self.folder = folder
+        self.every = every if folder.path is not None else None
+        self.tokenizer = tokenizer
+        self.extra_files = extra_files
+
+    def due(self, progress: TrainingProgress, end_of_epoch: bool = False) -> str | None:
+        """The name of the checkpoint due now, or None."""
+        if end_of_epoch and self.every == "epoch":
+            return f"epoch_{progress.epoch - 1}"
+        if not end_of_epoch and isinstance(self.every, int) and progress.completed_steps % self.every == 0:
+            return f"step_{progress.completed_steps}"
         return None
-    if end_of_epoch and every == "epoch":
-        name = f"epoch_{progress.epoch - 1}"
-    elif not end_of_epoch and isinstance(every, int) and progress.completed_steps % every == 0:
-        name = f"step_{progress.completed_steps}"
-    else:
-        return None
-    return save_checkpoint(accelerator, args.output_dir, name, progress, tokenizer=tokenizer, extra_json=extra_json,
-                           settings=getattr(args, "run_settings", None))
+
+    def maybe_save(self, accelerator, progress: TrainingProgress, end_of_epoch: bool = False,
+                   extra_json: dict | None = None) -> Path | None:
+        """Save the checkpoint that is due (with `extra_json` besides the writer's own files); None when none is."""
+        name = self.due(progress, end_of_epoch)
+        if name is None:
+            return None
+        files = {**(self.extra_files() if self.extra_files else {}), **(extra_json or {})}
+        return save_checkpoint(accelerator, self.folder, name, progress, tokenizer=self.tokenizer, extra_json=files)
 
 
-def resolve_checkpoint(args: argparse.Namespace, require_tokenizer: bool = False) -> Path | None:
-    """The folder `--resume_from_checkpoint` names (a path, or "latest": the newest complete `step_N`/`epoch_N` of
-    this run's settings in `--output_dir`), checked by `check_checkpoint`; None when not resuming. Raises
-    FileNotFoundError when there is nothing (complete) to resume."""
-    target = getattr(args, "resume_from_checkpoint", None)
+def resolve_checkpoint(output_dir: str | os.PathLike | None, target: str | None, settings: dict | None = None,
+                       require_tokenizer: bool = False) -> Path | None:
+    """The folder `--resume_from_checkpoint` (`target`) names: a path, or "latest" (the newest complete
+    `step_N`/`epoch_N` of this run's `settings` in `output_dir`), checked by `check_checkpoint`; None when not
+    resuming. Raises FileNotFoundError when there is nothing (complete) to resume."""
     if not target:
         return None
-    settings = getattr(args, "run_settings", None)
     if target == "latest":
-        if args.output_dir is None:
+        if output_dir is None:
             raise ValueError("`--resume_from_checkpoint latest` needs `--output_dir` to look in")
-        path = latest_checkpoint(args.output_dir, settings)
+        path = latest_checkpoint(output_dir, settings)
         if path is None:
             raise FileNotFoundError(f"`--resume_from_checkpoint latest`: no complete step_N/epoch_N checkpoint of this "
-                                    f"run in {args.output_dir} (see the warnings above for the folders skipped)")
+                                    f"run in {output_dir} (see the warnings above for the folders skipped)")
     else:
         path = Path(target)
         if not path.is_dir():
@@ -255,25 +262,24 @@ def resolve_checkpoint(args: argparse.Namespace, require_tokenizer: bool = False
     return path
 
 
-def resume_state(accelerator, args: argparse.Namespace, batches_per_epoch: int | None = None) -> TrainingProgress:
-    """Load `--resume_from_checkpoint` (see `resolve_checkpoint`) with `accelerator.load_state` and return
-    where the loop continues; a fresh `TrainingProgress` when not resuming.
+def resume_state(accelerator, folder, args: argparse.Namespace, batches_per_epoch: int | None = None
+                 ) -> TrainingProgress:
+    """Load the checkpoint the run folder resumes (`folder.resume_checkpoint`) with `accelerator.load_state` and
+    return where the loop continues (also recorded as `folder.resumed_at_step`); a fresh `TrainingProgress` when not
+    resuming. `args` gives the length of the run (`--max_train_steps`, `--num_train_epochs`) and the accumulation.
 
     Call after `accelerator.prepare` (and after registering anything with `register_for_checkpointing`).
     Checkpoints without `training_progress.json` (e.g. from transformers' examples) are located from
     their `step_N` / `epoch_N` name, which needs `batches_per_epoch` (per process, prepared loader).
     """
-    return _resume_from(accelerator, args, resolve_checkpoint(args), batches_per_epoch)
-
-
-def _resume_from(accelerator, args, path: Path | None, batches_per_epoch: int | None) -> TrainingProgress:
+    path = folder.resume_checkpoint
     if path is None:
         return TrainingProgress()
     accelerator.print(f"Resumed from checkpoint: {path}")
     accelerator.load_state(str(path))
     progress = _read_progress(path) or _progress_from_name(args, path, batches_per_epoch)
     _check_steps_left(args, path, progress)
-    args.resumed_from, args.resumed_at_step = str(path), progress.completed_steps  # for the run's record
+    folder.resumed_at_step = progress.completed_steps
     return progress
 
 
@@ -382,11 +388,11 @@ def _raise_save_error(err: OSError, staging: Path, output_dir: Path, written_bef
 __all__ = [
     "BEST_MODEL_DIR",
     "COMPLETE_FILE",
+    "CheckpointWriter",
     "TrainingProgress",
     "check_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
-    "maybe_save_checkpoint",
     "resolve_checkpoint",
     "resume_state",
     "save_checkpoint",

@@ -5,6 +5,7 @@
 - `build_train_dataloader(...)` / `build_eval_dataloader(...)`: loaders that never draw from the global RNG.
 - `epoch_dataloader(accelerator, dataloader, epoch, skip_batches)`: the loader for one epoch (set_epoch on
   everything that shuffles or masks per epoch; the first batches skipped when resuming mid-epoch).
+- `pad_to_multiple_of(accelerator)`: what every collator rounds a padded length up to.
 """
 
 import torch
@@ -94,4 +95,11 @@ def epoch_dataloader(accelerator, dataloader, epoch: int, skip_batches: int = 0)
     return dataloader
 
 
-__all__ = ["EpochShuffleSampler", "build_eval_dataloader", "build_train_dataloader", "epoch_dataloader"]
+def pad_to_multiple_of(accelerator) -> int | None:
+    """8 under mixed precision (fp16, bf16, fp8: tensor-core / AMX tiles want lengths divisible by 8), else None
+    (pad to the longest example only)."""
+    return 8 if accelerator.mixed_precision != "no" else None
+
+
+__all__ = ["EpochShuffleSampler", "build_eval_dataloader", "build_train_dataloader", "epoch_dataloader",
+           "pad_to_multiple_of"]

@@ -4,16 +4,19 @@ The scripts read like transformers' `run_*_no_trainer.py` examples; what they wo
 another lives here, as plain functions:
 
 - `add_training_args(parser)`, `check_training_args(args)`, `checkpointing_steps_type`: the community's
-  optimisation / loop / output / Hub flags.
-- `start_run(args)`: the output-dir rule (`output_dir.py`), the accelerator (`build_accelerator`, with `--mixed_precision`), logging
-  (`setup_logging`, which also quiets datasets' and transformers' bars), the seed and, with `--push_to_hub`, the Hub
-  repository.
+  optimisation / loop / output / Hub flags; `check_sequence_length(args, flag)`: the shortest sequence a run takes.
+- `start_run(args, folder)`: the accelerator (`build_accelerator`, with `--mixed_precision`), logging
+  (`setup_logging`, which also quiets datasets' and transformers' bars), the seed, and the claim of the run's
+  `RunFolder` (`run_folder.py`).
+- `total_train_batch_size(args, num_processes)`: examples per optimizer update.
 - `init_tracking(accelerator, args, project_name)`: the experiment trackers of `--report_to`.
 - `write_all_results(output_dir, results)`: `all_results.json`.
-- `finish_run(accelerator, args)`: end the trackers and, with `--push_to_hub`, upload the output folder.
+- `finish_run(accelerator, args)`: end the trackers and wait for every process (the `with RunFolder` block of the
+  script releases the folder; the Hub upload is `hub.push`, called by the scripts).
 
 The rest of a loop: `dataloaders.py` (resumable batch order), `optimization.py` (optimizer, schedule, one update),
-`checkpoints.py` (save / resume / best model), `loop.py` (the classifier train and predict loops, progress bar).
+`checkpoints.py` (save / resume), `best_model.py` (the best and the final model), `loop.py` (the train and
+predict loops, progress bar).
 """
 
 import argparse
@@ -25,8 +28,7 @@ from pathlib import Path
 
 from transformers import SchedulerType
 
-from ponet_training.engine.output_dir import check_output_dir, prepare_output_dir, release_output_dir
-from ponet_training.engine.settings import plain, run_settings
+from ponet_training.engine.settings import plain
 
 
 logger = logging.getLogger(__name__)
@@ -145,7 +147,21 @@ def check_training_args(args: argparse.Namespace) -> None:
     if args.overwrite_output_dir and args.resume_from_checkpoint:
         raise ValueError("`--overwrite_output_dir` deletes the checkpoints that `--resume_from_checkpoint` would "
                          "continue from: pass one of them")
-    args.run_settings = run_settings(args)  # taken now, before scripts add derived values to `args`
+
+
+# Below this, a sequence has no room for PoNet's [CLS]/[SEP] and a sentence or two: a flag set this short is a typo.
+MIN_SEQUENCE_LENGTH = 8
+
+
+def check_sequence_length(args: argparse.Namespace, flag: str) -> None:
+    """Raise one clear error when `--{flag}` (`max_length`, `max_seq_length`) is shorter than `MIN_SEQUENCE_LENGTH`."""
+    if getattr(args, flag) < MIN_SEQUENCE_LENGTH:
+        raise ValueError(f"`--{flag}` must be at least {MIN_SEQUENCE_LENGTH}, got {getattr(args, flag)}")
+
+
+def total_train_batch_size(args: argparse.Namespace, num_processes: int) -> int:
+    """Examples per optimizer update: the per-device batch on every process, times the accumulated batches."""
+    return args.per_device_train_batch_size * num_processes * args.gradient_accumulation_steps
 
 
 class _StripAnsi(logging.Filter):
@@ -225,7 +241,6 @@ def init_tracking(accelerator, args: argparse.Namespace, project_name: str) -> N
         else:
             config[key] = str(value)
     config.pop("hub_token", None)  # never log secrets
-    config.pop("run_settings", None)  # the flags themselves are there
     accelerator.init_trackers(project_name, config)
 
 
@@ -238,51 +253,38 @@ def write_all_results(output_dir: str | os.PathLike, results: dict) -> Path:
     return path
 
 
-def start_run(args: argparse.Namespace, **accelerator_kwargs):
-    """Check `--output_dir` (`check_output_dir`), build the accelerator, set up logging and the seed, clear
-    `--output_dir` with `--overwrite_output_dir`, and with `--push_to_hub` create the Hub repository now, so that a
-    bad token fails before any training. Returns the accelerator."""
+def start_run(args: argparse.Namespace, folder, **accelerator_kwargs):
+    """Build the accelerator, set up logging and the seed, then claim the run's `folder` (`RunFolder.claim`: the lock,
+    `--overwrite_output_dir`, the checkpoint to resume). Returns the accelerator. The folder was checked when it was
+    made, so a folder that cannot take the run fails before anything is built."""
     from accelerate.utils import set_seed
 
-    check_output_dir(args)
     accelerator = build_accelerator(args, **accelerator_kwargs)
     setup_logging(accelerator)
     logger.info(accelerator.state)
     logger.info("Mixed precision: %s", accelerator.mixed_precision)
     set_seed(args.seed)
-    prepare_output_dir(accelerator, args)
-    if accelerator.is_main_process and args.output_dir is not None:
-        if getattr(args, "push_to_hub", False):
-            from ponet_training.hub.push import create_hub_repo
-
-            create_hub_repo(args.output_dir, args.hub_model_id, args.hub_token, private=args.hub_private_repo)
-    accelerator.wait_for_everyone()
+    folder.claim(accelerator)
     return accelerator
 
 
-def finish_run(accelerator, args: argparse.Namespace, commit_message: str = "End of training") -> None:
-    """End the trackers, wait for every process, release `--output_dir` and, with `--push_to_hub`, upload it (main
-    process)."""
+def finish_run(accelerator, args: argparse.Namespace) -> None:
+    """End the trackers and wait for every process."""
     if args.with_tracking:
         accelerator.end_training()
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        release_output_dir(args.output_dir)
-    if getattr(args, "push_to_hub", False) and accelerator.is_main_process:
-        from ponet_training.hub.push import push_to_hub
-
-        push_to_hub(args.output_dir, args.hub_model_id, args.hub_token, commit_message=commit_message,
-                    private=args.hub_private_repo or None)
 
 
 __all__ = [
     "add_training_args",
     "build_accelerator",
     "check_training_args",
+    "check_sequence_length",
     "checkpointing_steps_type",
     "finish_run",
     "init_tracking",
     "setup_logging",
     "start_run",
+    "total_train_batch_size",
     "write_all_results",
 ]

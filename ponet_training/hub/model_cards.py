@@ -13,8 +13,12 @@ results) read by the Hub, then a markdown body rendered from a Jinja2 template. 
 package (`ponet_training/hub/templates/`, also reachable as the repository's `model_cards/`), so they are found
 whether the package is installed editable or not; `template_path=` takes your own.
 
-- `write_model_card(output_dir, kind, **facts)`, `render_model_card(...)`, `template_path_for(kind)`.
-- `eval_results_from_metrics(metrics, ...)`, `glue_eval_results(task, eval_metrics)`: model-index entries.
+- `write_model_card(output_dir, kind, hub_model_id=None, **facts)`, `render_model_card(...)`,
+  `template_path_for(kind)`; the card's title and model-index name are the repository it is pushed to
+  (`push.hub_repo_id`: `--hub_model_id`, else the folder's name).
+- `eval_results_from_metrics(metrics, ...)`: model-index entries.
+
+A leaf of the library: it knows cards and the Hub, no task (a task turns its metrics into `EvalResult`s itself).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ponet_training.tasks.glue_tasks import GLUE_HUB_ID, GlueTask, split_suffix
+from ponet_training.hub.push import hub_repo_id
 
 
 logger = logging.getLogger(__name__)
@@ -128,22 +132,6 @@ def eval_results_from_metrics(
                 metric_value=round(float(value), 4),
             )
         )
-    return results
-
-
-def glue_eval_results(task: GlueTask, eval_metrics: dict, dataset_type: str = GLUE_HUB_ID,
-                      prefix: str = "eval_") -> list:
-    """Model-index entries (`huggingface_hub.EvalResult`) for the dev metrics of a run, one group per dev set."""
-    results = []
-    for split in task.eval_splits:
-        suffix = split_suffix(split)
-        metrics = {key[len(prefix):-len(suffix) if suffix else None]: value for key, value in eval_metrics.items()
-                   if key.startswith(prefix) and (key.endswith(suffix) if suffix else not key.endswith("_mm"))}
-        metrics = {key: value for key, value in metrics.items() if key in (*task.metrics, "combined_score")}
-        name = f"GLUE {task.pretty_name}" + ({"validation_matched": " (matched)",
-                                               "validation_mismatched": " (mismatched)"}.get(split, ""))
-        results += eval_results_from_metrics(metrics, task_type="text-classification", dataset_type=dataset_type,
-                                             dataset_name=name, dataset_config=task.name, dataset_split=split)
     return results
 
 
@@ -263,11 +251,14 @@ def render_model_card(
     )
 
 
-def write_model_card(output_dir: str | os.PathLike, kind: str, **facts) -> Path:
+def write_model_card(output_dir: str | os.PathLike, kind: str, hub_model_id: str | None = None, **facts) -> Path:
     """Render the `kind` ("pretrained" or "finetuned") card and write it to `output_dir/README.md`.
 
+    `hub_model_id`: the repository the folder is pushed to; the card's title and model-index name are
+    `push.hub_repo_id(output_dir, hub_model_id)` (the folder's name without one), unless `model_id` is given.
+
     Keyword facts (all optional):
-        model_id: the Hub id or name shown in the title and model-index (default "ponet").
+        model_id: the Hub id or name shown in the title and model-index.
         base_model: Hub id the model was fine-tuned from (e.g. "chtan/ponet-base-uncased").
         base_model_name: how the card's text names the base model (default: `base_model`; see
             `base_model_reference` for a local folder, which is no Hub id).
@@ -282,6 +273,7 @@ def write_model_card(output_dir: str | os.PathLike, kind: str, **facts) -> Path:
         Anything else is passed to the template.
     Returns the path of the written README.md.
     """
+    facts["model_id"] = facts.get("model_id") or hub_repo_id(output_dir, hub_model_id)
     card = render_model_card(kind, **facts)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +305,6 @@ __all__ = [
     "PONET_CITATION",
     "TEMPLATE_DIR",
     "eval_results_from_metrics",
-    "glue_eval_results",
     "render_model_card",
     "template_path_for",
     "write_model_card",

@@ -10,7 +10,8 @@ loading before it; the best-model metric, the prediction files and the model car
   labels in another order.
 - `selection_metric(requested, default, allowed, what)`: the dev metric that picks the kept checkpoint.
 - `write_predictions(path, indices, predictions, label_names, references)`: one split's predictions as a TSV.
-- `card_hyperparameters(args, accelerator, total_batch, selection)`, `write_finetuned_card(...)`: the model card.
+- `card_hyperparameters(args, accelerator, total_batch, selection)`, `write_finetuned_card(...)`: the model card;
+  `glue_eval_results(task, eval_metrics, dataset_type)`: its model-index entries for a GLUE task.
 
 The loop itself is `engine/loop.py`; checkpoints and the best model are `engine/checkpoints.py` and
 `engine/best_model.py`.
@@ -195,16 +196,37 @@ def card_hyperparameters(args, accelerator, total_batch: int, selection: str | N
     }
 
 
-def write_finetuned_card(accelerator, args, config, model, *, trained_on: str, datasets: list[str] | None,
-                         training_data: str | None, eval_results: list, hyperparameters: dict) -> Path:
-    """`README.md` of the fine-tuned model in `--output_dir`: its base model, the data (`datasets`: Hub ids, or a
-    description in `training_data`), `eval_results` for the model index, the hyperparameters and the architecture."""
-    from ponet_training.hub import model_cards, push
+def glue_eval_results(task, eval_metrics: dict, dataset_type: str, prefix: str = "eval_") -> list:
+    """Model-index entries (`huggingface_hub.EvalResult`) for the dev metrics of a GLUE run, one group per dev set
+    (`dataset_type`: the Hub dataset the data came from, e.g. nyu-mll/glue)."""
+    from ponet_training.hub.model_cards import eval_results_from_metrics
+    from ponet_training.tasks.glue.registry import split_suffix
+
+    results = []
+    for split in task.eval_splits:
+        suffix = split_suffix(split)
+        metrics = {key[len(prefix):-len(suffix) if suffix else None]: value for key, value in eval_metrics.items()
+                   if key.startswith(prefix) and (key.endswith(suffix) if suffix else not key.endswith("_mm"))}
+        metrics = {key: value for key, value in metrics.items() if key in (*task.metrics, "combined_score")}
+        name = f"GLUE {task.pretty_name}" + ({"validation_matched": " (matched)",
+                                               "validation_mismatched": " (mismatched)"}.get(split, ""))
+        results += eval_results_from_metrics(metrics, task_type="text-classification", dataset_type=dataset_type,
+                                             dataset_name=name, dataset_config=task.name, dataset_split=split)
+    return results
+
+
+def write_finetuned_card(accelerator, args, output_dir, config, model, *, trained_on: str,
+                         datasets: list[str] | None, training_data: str | None, eval_results: list,
+                         hyperparameters: dict) -> Path:
+    """`README.md` of the fine-tuned model in `output_dir` (the run folder): its base model, the data (`datasets`:
+    Hub ids, or a description in `training_data`), `eval_results` for the model index, the hyperparameters and the
+    architecture."""
+    from ponet_training.hub import model_cards
 
     base_model, base_model_name = model_cards.base_model_reference(args.model_name_or_path, config)
     return model_cards.write_model_card(
-        args.output_dir, "finetuned",
-        model_id=push.hub_repo_id(args.output_dir, args.hub_model_id),
+        output_dir, "finetuned",
+        hub_model_id=args.hub_model_id,
         base_model=base_model,
         base_model_name=base_model_name,
         datasets=datasets,
@@ -216,6 +238,6 @@ def write_finetuned_card(accelerator, args, config, model, *, trained_on: str, d
     )
 
 
-__all__ = ["add_finetuning_args", "card_hyperparameters", "classifier_loader", "label_permutation",
+__all__ = ["add_finetuning_args", "card_hyperparameters", "classifier_loader", "glue_eval_results", "label_permutation",
            "load_model_and_tokenizer", "readable_weights", "selection_metric", "write_finetuned_card",
            "write_predictions"]

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from ponet_training.tasks.glue_tasks import GlueTask, get_task
+from ponet_training.tasks.glue.registry import GlueTask, get_task
 
 
 def _arrays(predictions, references):

@@ -28,7 +28,7 @@ from ponet_training.engine import dataloaders, loop, optimization
 from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files, load_tokenizer
 from ponet_training.engine.checkpoints import TrainingProgress
 from ponet_training.tasks.metrics import classification_metrics
-from ponet_training.tasks.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
+from ponet_training.models.pooled_classifier import PooledSequenceClassifier, ensure_pad_token
 from ponet_training.tasks.pooling_study.data import SentimentData, tokenize_for_backbone
 from ponet_training.tasks.pooling_study.settings import RANDOM_INIT_PREFIX, RunSpec, display_name
 
@@ -182,8 +182,8 @@ def train_and_evaluate(accelerator, args, backbone: Backbone, spec: RunSpec, dat
     )
     if not frozen:
         optimization.maybe_enable_gradient_checkpointing(model.backbone, run_args)
-    pad_multiple = 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
-    collator = collate_states if cached else DataCollatorWithPadding(backbone.tokenizer, pad_to_multiple_of=pad_multiple)
+    collator = collate_states if cached else DataCollatorWithPadding(
+        backbone.tokenizer, pad_to_multiple_of=dataloaders.pad_to_multiple_of(accelerator))
     train_data, eval_data = (train_states, eval_states) if cached else (backbone.train_dataset, backbone.eval_dataset)
     train_dataloader = dataloaders.build_train_dataloader(train_data, args.per_device_train_batch_size,
                                                           collate_fn=collator, seed=spec.seed,

@@ -1,11 +1,11 @@
 """The pooling study's record: `pooling_study.csv` (one row per finished run, appended at once) and
 `study_settings.json` (the settings that change results; a resumed study must match them).
 
-- `open_record(accelerator, args)`: on the main process, prepare `--output_dir` (`--overwrite_output_dir`
-  starts over), check or write the settings and read the finished runs; every process gets the rows (or the error).
+- `open_record(accelerator, folder, args)`: on the main process, check the settings against those recorded in the
+  study's `RunFolder` (claimed, and cleared by `--overwrite_output_dir`, before) and read the finished runs; every
+  process gets the rows (or the error).
 - `read_results(csv_path)`, `append_result(csv_path, row)`.
-- `study_settings(args, num_processes, mixed_precision)`, `check_settings(output_dir, settings)`,
-  `record_run(output_dir, settings, row, baselines)`.
+- `study_settings(args, num_processes, mixed_precision)`, `record_run(folder, settings, row, baselines)`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import logging
 import os
 from pathlib import Path
 
-from ponet_training.engine.settings import describe_differences, run_settings
-from ponet_training.engine.settings import settings_differences as flag_differences
-from ponet_training.tasks.pooling_study.settings import BASELINES_JSON, CSV_COLUMNS, FIGURE_PNG, RESULTS_CSV, RUN_KEY, SETTINGS_JSON, TABLE_MD
+from ponet_training.engine.run import total_train_batch_size
+from ponet_training.engine.settings import check_settings_record, run_settings, write_settings_record
+from ponet_training.tasks.pooling_study.settings import BASELINES_JSON, CSV_COLUMNS, RESULTS_CSV, RUN_KEY, SETTINGS_JSON
 
 
 logger = logging.getLogger(__name__)
@@ -76,74 +76,44 @@ def study_settings(args: argparse.Namespace, num_processes: int, mixed_precision
     `backbones`: each backbone's own settings (learning rate and epochs per regime, tokenizer). Runs recorded under
     other settings are not comparable."""
     settings = run_settings(args, exclude=STUDY_AXES)
-    settings["total_train_batch_size"] = (args.per_device_train_batch_size * num_processes
-                                          * args.gradient_accumulation_steps)
+    settings["total_train_batch_size"] = total_train_batch_size(args, num_processes)
     settings["mixed_precision"] = mixed_precision
     settings["backbones"] = {name: dict(values) for name, values in args.backbone_settings.items()}
     return settings
 
 
-def settings_differences(recorded: dict, settings: dict) -> list[str]:
-    """What differs between recorded and current settings (the flags as in `engine.settings`), and per
-    backbone; a backbone only one of them has is no difference."""
-    flags = flag_differences({k: v for k, v in recorded.items() if k != "backbones"},
-                             {k: v for k, v in settings.items() if k != "backbones"})
-    differing = [describe_differences({key: change}) for key, change in flags.items()]
-    old_backbones = recorded.get("backbones", {})
-    for backbone, values in settings.get("backbones", {}).items():
-        for k, v in values.items():
-            if backbone in old_backbones and old_backbones[backbone].get(k) != v:
-                differing.append(f"{k} of {backbone}: recorded {old_backbones[backbone].get(k)!r}, now {v!r}")
-    return differing
-
-
 def check_settings(output_dir: Path, settings: dict) -> None:
-    """Refuse to add runs to a study whose recorded runs were made with other settings (one error naming them)."""
-    path = output_dir / SETTINGS_JSON
-    if not (path.is_file() and (output_dir / RESULTS_CSV).is_file()):
-        return
-    differing = settings_differences(json.loads(path.read_text()), settings)
-    if differing:
-        raise ValueError(f"{output_dir} holds runs made with other settings ({'; '.join(differing)}). Their results "
-                         "would not be comparable: use another --output_dir, or --overwrite_output_dir to start over.")
+    """Refuse to add runs to a study whose recorded runs were made with other settings (one error naming them; a
+    backbone only one side has is no difference: a study may gain backbones)."""
+    if (output_dir / RESULTS_CSV).is_file():
+        check_settings_record(output_dir / SETTINGS_JSON, settings, f"The study in {output_dir}",
+                              "Its results would not be comparable: use another --output_dir, or "
+                              "--overwrite_output_dir to start over.")
 
 
-def write_settings(output_dir: Path, settings: dict) -> None:
-    """Record the settings (backbones merged with the recorded ones), next to the first finished run."""
-    path = output_dir / SETTINGS_JSON
-    recorded = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {**settings, "backbones": {**recorded.get("backbones", {}), **settings["backbones"]}}
-    path.write_text(json.dumps(merged, indent=2, sort_keys=True))
-
-
-def record_run(output_dir: Path, settings: dict, row: dict, baselines: dict | None) -> None:
-    """Append a finished run, with the settings (and the data's baselines) it was made with; the folder and the
-    settings file appear only now, so a study that fails before its first run leaves nothing behind."""
+def record_run(folder, settings: dict, row: dict, baselines: dict | None) -> None:
+    """Append a finished run to the study's run folder, with the settings (and the data's baselines) it was made
+    with; the folder's files appear only now, so a study that fails before its first run leaves nothing behind."""
+    output_dir = folder.path
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_settings(output_dir, settings)
+    write_settings_record(output_dir / SETTINGS_JSON, settings)
     if baselines is not None:
         (output_dir / BASELINES_JSON).write_text(json.dumps(baselines, indent=2))
     append_result(output_dir / RESULTS_CSV, row)
+    folder.record_outputs()
 
 
-def open_record(accelerator, args: argparse.Namespace) -> list[dict]:
-    """The finished runs of the study in `--output_dir`, read by the main process (after `--overwrite_output_dir`
-    and the settings check) and shared with every process, which must skip the same runs; so is an error.
-    Nothing is created here (see `record_run`)."""
+def open_record(accelerator, folder, args: argparse.Namespace) -> list[dict]:
+    """The finished runs of the study in its run folder, read by the main process (after the settings check) and
+    shared with every process, which must skip the same runs; so is an error. Nothing is created here (see
+    `record_run`)."""
     from accelerate.utils import broadcast_object_list
 
-    output_dir = Path(args.output_dir)
     shared = [None, None]
     if accelerator.is_main_process:
         try:
-            if output_dir.exists() and not output_dir.is_dir():
-                raise ValueError(f"--output_dir {output_dir} is a file, not a folder")
-            if args.overwrite_output_dir and output_dir.is_dir():
-                for name in (RESULTS_CSV, TABLE_MD, FIGURE_PNG, SETTINGS_JSON, BASELINES_JSON, "all_results.json"):
-                    (output_dir / name).unlink(missing_ok=True)
-                logger.info("--overwrite_output_dir: starting the study in %s over", output_dir)
-            check_settings(output_dir, study_settings(args, accelerator.num_processes, accelerator.mixed_precision))
-            shared[0] = read_results(output_dir / RESULTS_CSV)
+            check_settings(folder.path, study_settings(args, accelerator.num_processes, accelerator.mixed_precision))
+            shared[0] = read_results(folder.path / RESULTS_CSV)
         except (OSError, ValueError) as err:
             shared[1] = err
     broadcast_object_list(shared)
@@ -153,5 +123,4 @@ def open_record(accelerator, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-__all__ = ["append_result", "check_settings", "open_record", "read_results", "record_run", "settings_differences",
-           "study_settings", "write_settings"]
+__all__ = ["append_result", "check_settings", "open_record", "read_results", "record_run", "study_settings"]

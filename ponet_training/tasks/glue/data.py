@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ponet_training.data.tables import infer_label_names, is_missing_label, label_id, labels_are_scores, read_table
-from ponet_training.tasks.glue_tasks import COMMON_COLUMN_ALIASES, AX_TASK, GLUE_HUB_ID, GlueTask, local_task
+from ponet_training.tasks.glue.registry import COMMON_COLUMN_ALIASES, AX_TASK, GLUE_HUB_ID, GlueTask, local_task
 
 
 logger = logging.getLogger(__name__)

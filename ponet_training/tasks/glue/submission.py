@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ponet_training.tasks.glue_tasks import GlueTask
+from ponet_training.tasks.glue.registry import GlueTask
 
 
 def submission_file_name(task: GlueTask, split: str) -> str:

@@ -7,7 +7,7 @@
   column, `text`, one document per row; `train` and `validation` splits.
 - `corpus_text_batches(...)`: the documents' text in batches, e.g. to train a tokenizer.
 
-The next steps: `sso_examples` (documents -> MLM + SSO examples), `pretraining_collators` (padding, masking).
+The next steps: `sso_examples` (documents -> MLM + SSO examples), `collators` (padding, masking).
 """
 
 import argparse

@@ -8,9 +8,9 @@ ICLR 2022, arXiv:2110.02442, and the original repository github.com/lxchtan/PoNe
    sentences of ANOTHER document), each with probability 1/3. Inputs are `[CLS] A [SEP] B [SEP]` with token
    types and sentence-level `segment_ids`. Both steps are batched datasets `map`s (multiprocess, cached),
    and the examples are a pure function of (seed, batch of documents).
-3. `build_sso_dataset(...)`: steps 1 and 2 over a corpus split (`pretraining_corpus.load_pretraining_corpus`).
+3. `build_sso_dataset(...)`: steps 1 and 2 over a corpus split (`corpus.load_pretraining_corpus`).
 
-The masks are drawn later, on the fly, by `pretraining_collators`.
+The masks are drawn later, on the fly, by `collators`.
 """
 
 import argparse

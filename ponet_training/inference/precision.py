@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from ponet_training.engine.quantization import quantize_dynamic_int8
+from ponet_training.inference.quantization import quantize_dynamic_int8
 
 
 INFERENCE_PRECISIONS = ("fp32", "bf16_autocast", "bf16_weights", "int8")

@@ -2,22 +2,25 @@
 
 `PooledSequenceClassifier` puts one pooling head on top of whatever `AutoModel` returns (BERT, PoNet,
 RoBERTa, GPT-2, Llama, ...), so that the pooling strategy is the only thing that changes between two
-runs of the pooling study. The loss follows `BertForSequenceClassification` (`problem_type`:
-regression / single-label / multi-label classification), and `freeze_backbone=True` gives the
-linear-probe regime (only the pooler's learned weights, if any, and the classifier train).
+runs of the pooling study. The loss is transformers' own sequence-classification loss (`ForSequenceClassificationLoss`,
+the `problem_type` rule of BERT and of `PoNetForSequenceClassification`: regression / single-label / multi-label
+classification), and `freeze_backbone=True` gives the linear-probe regime (only the pooler's learned weights, if
+any, and the classifier train).
 
 - `PooledSequenceClassifier`, `PooledClassifierOutput`.
-- `ensure_pad_token(tokenizer, config, use_eos_as_pad)`, `infer_problem_type(num_labels, labels)`.
+- `ensure_pad_token(tokenizer, config, use_eos_as_pad)`.
 """
 
 import json
 import logging
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.utils import ModelOutput
 
 from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
@@ -74,15 +77,6 @@ def ensure_pad_token(
     if config is not None and config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id
     return tokenizer
-
-
-def infer_problem_type(num_labels: int, labels: torch.Tensor) -> str:
-    """`BertForSequenceClassification`'s rule: one label -> regression; integer labels -> single-label; else multi-label."""
-    if num_labels == 1:
-        return "regression"
-    if labels.dtype in (torch.long, torch.int):
-        return "single_label_classification"
-    return "multi_label_classification"
 
 
 def _default_dropout(config: PretrainedConfig) -> float:
@@ -306,17 +300,12 @@ class PooledSequenceClassifier(nn.Module):
 
         loss = None
         if labels is not None:
-            labels = labels.to(logits.device)
-            problem_type = self.problem_type or infer_problem_type(self.num_labels, labels)
-            if problem_type == "regression":
-                loss = nn.functional.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype)) \
-                    if self.num_labels == 1 else nn.functional.mse_loss(logits, labels.to(logits.dtype))
-            elif problem_type == "single_label_classification":
-                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+            if labels.is_floating_point():  # regression / multi-hot targets in the logits' dtype
+                labels = labels.to(logits.dtype)
+            # The problem type is inferred per call when not set (this head has no config of its own to keep it in).
+            rule = SimpleNamespace(num_labels=self.num_labels, problem_type=self.problem_type)
+            loss = ForSequenceClassificationLoss(labels, logits, rule)
         return PooledClassifierOutput(loss=loss, logits=logits, pooled_output=pooled, hidden_states=hidden_states)
 
 
-__all__ = ["PooledSequenceClassifier", "PooledClassifierOutput", "ensure_pad_token", "infer_problem_type",
-           "PROBLEM_TYPES"]
+__all__ = ["PooledSequenceClassifier", "PooledClassifierOutput", "ensure_pad_token", "PROBLEM_TYPES"]

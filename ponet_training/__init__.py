@@ -34,7 +34,8 @@ index of every module (a test keeps it complete):
   `glue/` (`registry`: the nine tasks and the paper's grid; `data`: their files and labels; `submission`: benchmark
   files), `metrics`, `finetuning` (what the fine-tuning scripts share: model loading, the best-model metric,
   prediction files, the card), `long_documents`, `pooling_study/` (`settings`, `data`, `runs`, `store`, `report`),
-  `lra/` (`settings`: the published settings per task and the model; `batches`: fixed-length padding).
+  `lra/` (`settings`: the published settings per task and the model; `batches`: fixed-length padding; `report`:
+  the runs beside the paper's table).
 - `inference/`, tools no training script runs: `precision` (what each inference precision means), `quantization`
   (dynamic int8).
 - `hub/`: `model_cards` (cards; templates in `hub/templates/`), `push` (Hub uploads).

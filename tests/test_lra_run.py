@@ -132,3 +132,17 @@ def test_bad_flags_are_refused_before_anything_runs(tmp_path):
         run_lra.parse_args(["--task", "nystrom"])
     with pytest.raises(ValueError, match="--generated_size"):
         run_lra.parse_args(["--task", "listops", "--generated_size", "0"])
+
+
+def test_the_report_puts_each_run_beside_the_papers_number_and_no_stand_in_beside_cifar(lra_files, tmp_path):
+    from ponet_training.tasks.lra import report
+
+    run_lra.main(tiny_flags("listops", lra_files["listops"], tmp_path / "runs" / "listops-fnet", "--mixer", "fnet"))
+    run_lra.main(tiny_flags("fashion_mnist_standin", None, tmp_path / "runs" / "fmnist-ponet"))
+    report.main([str(tmp_path / "runs")])
+    rows = (tmp_path / "runs" / report.RESULTS_FILE).read_text().splitlines()[-2:]
+    fmnist, listops_row = (row.split(" | ") for row in rows)
+    assert fmnist[1:3] == ["fashion_mnist_standin", "ponet"] and fmnist[-1] == "— (a stand-in for image) |"
+    assert listops_row[1:4] == ["listops", "fnet", "4 of 5,000 x 2"] and listops_row[-1] == "37.40 |"
+    saved = json.loads((tmp_path / "runs" / "listops-fnet" / "all_results.json").read_text())
+    assert listops_row[5] == f"{100 * saved['test_accuracy']:.2f}"

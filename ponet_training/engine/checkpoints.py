@@ -356,7 +356,8 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
             with inference_config(unwrapped):
                 unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
             written = _files(staging)
-            tokenizer.save_pretrained(staging)
+            if tokenizer is not None:  # models of ids (LRA) have none
+                tokenizer.save_pretrained(staging)
     except OSError as err:
         if accelerator.is_main_process:
             _raise_save_error(err, staging, output_dir, written)

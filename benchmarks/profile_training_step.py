@@ -99,7 +99,8 @@ def profile_pooling(spec: dict, steps: int) -> dict:
 
     def step():
         mixed = LabelledPooling.apply(ko, segment, ql, None, inputs.valid, inputs.blocked, inputs.segment_index,
-                                      spec["num_heads"], config.local_window_size)
+                                      inputs.block_size, inputs.any_blocked, spec["num_heads"],
+                                      config.local_window_size)
         mixed.backward(grad)
 
     step()

@@ -207,6 +207,17 @@ def _mean_weights(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (valid / count).to(dtype)
 
 
+def _per_head_dot(tokens: torch.Tensor, vectors: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """`[batch, length, hidden]` . `[batch, hidden]` per head -> `[batch, length, heads]`. float32 and float64: a
+    product and a sum over each head's channels (an `[L, hidden] @ [hidden, heads]` GEMM is slow for so few
+    columns); lower precisions: that GEMM, which sums in float32 where the product would round each term."""
+    if tokens.dtype in (torch.float32, torch.float64):
+        batch, length, hidden = tokens.shape
+        per_head = tokens.unflatten(-1, (num_heads, -1)) * vectors.view(batch, 1, num_heads, -1)
+        return per_head.sum(dim=-1)
+    return torch.bmm(tokens, _block_diagonal(vectors, num_heads))
+
+
 def global_aggregation(
     query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -226,7 +237,7 @@ def global_aggregation(
     # Stage 1: the masked mean as one GEMM with weights valid / count (a mean cannot overflow in half precision).
     mean_query = torch.bmm(_mean_weights(valid, query.dtype).transpose(1, 2), query).squeeze(1)
     # Stage 2: the mean query attends over the keys: `[L, hidden] @ [hidden, heads]` keeps the heads apart.
-    scores = torch.bmm(key, _block_diagonal(mean_query, num_heads)).float() / math.sqrt(hidden // num_heads)
+    scores = _per_head_dot(key, mean_query, num_heads).float() / math.sqrt(hidden // num_heads)
     probs = scores.masked_fill_(~valid, torch.finfo(torch.float32).min).softmax(dim=1)
     attentions = probs.to(key.dtype).transpose(1, 2)
     g = _diagonal_blocks(torch.bmm(attentions, key))
@@ -420,7 +431,7 @@ def _global_aggregation_backward(grad_g, key, probs, mean_query, valid, num_head
     """
     dtype, hidden = key.dtype, key.shape[-1]
     grad_g_heads = _block_diagonal(grad_g, num_heads)  # [batch, hidden, heads]
-    grad_probs = torch.bmm(key, grad_g_heads.to(dtype)).float()
+    grad_probs = _per_head_dot(key, grad_g.to(dtype), num_heads).float()
     grad_scores = probs * (grad_probs - (probs * grad_probs).sum(dim=1, keepdim=True))
     grad_scores *= 1.0 / math.sqrt(hidden // num_heads)
     # dK = probs @ blockdiag(dg)^T + dscores @ blockdiag(mean_query)^T, as one GEMM.

@@ -1,5 +1,6 @@
 """The reports of benchmarks/bench_speed.py: results.md (tables and the ratios of the measurements), the plot, and
-the merge of a run into an earlier one (`--append`)."""
+the merge of a run into an earlier one (`--append`). `python benchmarks/speed_report.py FOLDER` redraws a results
+folder's plots from its results.json."""
 
 import json
 import os
@@ -240,52 +241,95 @@ def _precision_tables(table, mode, precision, batch, models, lengths) -> list[st
     return out + [""]
 
 
+def best_precision_series(report: dict, model: str, mode: str, batch_size: int) -> list[tuple[int, str, dict]]:
+    """(length, precision, result) of the fastest precision `model` was measured at in `mode`, at each length."""
+    table, series = _index(report), []
+    for length in sorted({r["length"] for r in report["results"]}):
+        best = None
+        for precision in PRECISIONS:
+            result = _lookup(table, model, mode, precision, length, batch_size)
+            if _ok(result) and (best is None or result["time_ms"] < best[1]["time_ms"]):
+                best = (precision, result)
+        if best:
+            series.append((length, *best))
+    return series
+
+
+# Short precision names written beside a point of the "how fast" panels where a model's best precision changes.
+_SHORT_PRECISIONS = {"fp32": "fp32", "bf16_autocast": "bf16a", "bf16_weights": "bf16w", "fp16_autocast": "fp16a",
+                     "fp16_weights": "fp16w", "int8": "int8"}
+
+
 def plot(report: dict, path: str, batch_size: int):
-    """Time and peak memory against length, log-log, one column per mode; colour = model, line style = precision."""
+    """Four panels, one question each, log-log against length: how fast is each model's forward, and its training
+    step, at its best precision (written where it changes); what does PoNet's pooling cost (PoNet / floor; colour =
+    precision, solid = training step, dashed = forward); how much memory does each model's training step take (at
+    that best precision). Where a model ran out of memory or time at every precision: a cross at the bottom. The
+    compiled PoNet is left out (its points sit on PoNet's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [r for r in report["results"] if r["batch_size"] == batch_size]
-    models = _present(report, "model", MODELS)
-    modes = _present(report, "mode", MODES)
-    colours = dict(zip(MODELS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    styles = dict(zip(PRECISIONS, ("-", "--", ":", "-.", (0, (1, 4)), (0, (5, 2, 1, 2)))))
-    figure, axes = plt.subplots(2, len(modes), figsize=(7 * len(modes), 9), squeeze=False)
-    settings = report["settings"]
-    for column, mode in enumerate(modes):
-        for row, (field, label) in enumerate((("time_ms", "time (ms)"), ("peak_memory_mb", "peak memory (MiB)"))):
-            axis = axes[row][column]
-            for model in models:
-                if model == "gemm" and field == "peak_memory_mb":
-                    continue
-                for precision in PRECISIONS:
-                    series = sorted(
-                        (r["length"], r) for r in results
-                        if r["model"] == model and r["mode"] == mode and r["precision"] == precision
-                    )
-                    points = [(n, r[field]) for n, r in series if _ok(r)]
-                    if points:
-                        xs, ys = zip(*points)
-                        axis.plot(xs, ys, marker="o", markersize=3, color=colours[model], linestyle=styles[precision],
-                                  label=f"{LABELS[model]}, {PRECISION_LABELS[precision]}")
-            failed = sorted({r["length"] for r in results if r["mode"] == mode and r["status"] in ("oom", "timeout")})
-            if failed and axis.lines:  # where a model fell over: a cross on the x axis
-                axis.plot(failed, [axis.get_ylim()[0]] * len(failed), "x", color="red")
-            axis.set_xscale("log", base=2)
+    table, settings = _index(report), report["settings"]
+    lengths = sorted({r["length"] for r in report["results"] if r["batch_size"] == batch_size})
+    models = [m for m in _present(report, "model", MODELS) if m != "ponet_compile"]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours, precision_colours = dict(zip(MODELS, cycle)), dict(zip(PRECISIONS, cycle))
+    figure, axes = plt.subplots(2, 2, figsize=(13, 10))
+    speed_axes = {"forward": axes[0][0], "train": axes[0][1]}
+    ratio_axis, memory_axis = axes[1][0], axes[1][1]
+    best = {(model, mode): best_precision_series(report, model, mode, batch_size) for model in models for mode in MODES}
+    for mode, axis in speed_axes.items():
+        for model in models:
+            if not best[(model, mode)]:
+                continue
+            xs, precisions, results = zip(*best[(model, mode)])
+            times = [r["time_ms"] for r in results]
+            axis.plot(xs, times, "o-", color=colours[model], label=LABELS[model])
+            for i, (length, precision, value) in enumerate(zip(xs, precisions, times)):
+                if i == 0 or precision != precisions[i - 1]:
+                    axis.annotate(_SHORT_PRECISIONS[precision], (length, value), fontsize=7, xytext=(3, 3),
+                                  textcoords="offset points", color=colours[model])
+            if mode == "train" and model != "gemm":
+                memory_axis.plot(xs, [r["peak_memory_mb"] for r in results], "o-", color=colours[model],
+                                 label=LABELS[model])
+        axis.set_title(f"How fast? {mode}, each model at its best precision, batch {batch_size}", fontsize=10)
+        axis.set_ylabel("time (ms)")
+    for mode in MODES:
+        for precision in PRECISIONS:
+            pairs = [(n, _lookup(table, "ponet", mode, precision, n, batch_size),
+                      _lookup(table, "floor", mode, precision, n, batch_size)) for n in lengths]
+            points = [(n, a["time_ms"] / b["time_ms"]) for n, a, b in pairs if _ok(a) and _ok(b)]
+            if points:
+                ratio_axis.plot(*zip(*points), "o-" if mode == "train" else "s--", color=precision_colours[precision],
+                                label=f"{mode}, {PRECISION_LABELS[precision]}")
+    ratio_axis.axhline(1.0, color="black", linewidth=0.8)
+    ratio_axis.set_title("What does the pooling cost? PoNet time / floor time (the network without it)", fontsize=10)
+    ratio_axis.set_ylabel("time ratio")
+    memory_axis.set_title(f"How much memory? Training step at the best precision, batch {batch_size}", fontsize=10)
+    memory_axis.set_ylabel("peak memory (MiB)")
+    for mode, axis in (*speed_axes.items(), ("train", memory_axis)):
+        bottom = axis.get_ylim()[0]
+        for model in models:
+            failed = sorted({r["length"] for r in report["results"] if r["model"] == model and r["mode"] == mode
+                             and r["batch_size"] == batch_size and r["status"] in ("oom", "timeout")}
+                            - {n for n, *_ in best[(model, mode)]})
+            if failed and axis.lines:
+                axis.plot(failed, [bottom] * len(failed), "x", color=colours[model], markersize=9,
+                          label=f"{LABELS[model]}: out of memory or time")
+    for axis in (*speed_axes.values(), ratio_axis, memory_axis):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(lengths, [str(n) for n in lengths])
+        if axis is not ratio_axis:
             axis.set_yscale("log")
-            axis.set_xlabel("sequence length (tokens)")
-            axis.set_ylabel(label)
-            axis.set_title(f"{mode}, batch {batch_size}")
-            axis.grid(True, which="both", alpha=0.3)
-            if axis.lines:
-                axis.legend(fontsize=6, ncol=2)
+        axis.set_xlabel("sequence length (tokens)")
+        axis.grid(True, which="both", alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=7)
     hardware = report["machine"].get("gpu", report["machine"]["cpu"])
-    figure.suptitle(
-        f"{settings['device']} ({hardware}, {settings['threads']} threads), "
-        f"hidden {settings['hidden_size']} x {settings['num_layers']} layers; colour = model, line = precision"
-    )
+    figure.suptitle(f"{settings['device']} ({hardware}, {settings['threads']} threads), hidden "
+                    f"{settings['hidden_size']} x {settings['num_layers']} layers")
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
@@ -342,11 +386,32 @@ def write_json_and_markdown(report: dict, output_dir: str, text: str) -> list[st
     return paths
 
 
-def write_reports(report: dict, output_dir: str) -> list[str]:
-    paths = write_json_and_markdown(report, output_dir, markdown(report))
-    device = report["settings"]["device"].split(":")[0]
+def write_plots(report: dict, output_dir: str) -> list[str]:
+    """One plot per device and batch size, `speed_<device>_b<batch>.png`; returns their paths."""
+    device, paths = report["settings"]["device"].split(":")[0], []
     for batch in sorted({r["batch_size"] for r in report["results"]}):
-        path = os.path.join(output_dir, f"speed_{device}_b{batch}.png")
-        plot(report, path, batch)
-        paths.append(path)
+        paths.append(os.path.join(output_dir, f"speed_{device}_b{batch}.png"))
+        plot(report, paths[-1], batch)
     return paths
+
+
+def write_reports(report: dict, output_dir: str) -> list[str]:
+    return write_json_and_markdown(report, output_dir, markdown(report)) + write_plots(report, output_dir)
+
+
+def main(argv=None):
+    """Redraw the plots of a bench_speed results folder from its results.json (its provenance.json keeps the run's
+    record under `earlier` and records this command)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("(")[0].strip())
+    parser.add_argument("folder", help="a folder bench_speed.py wrote (with results.json)")
+    folder = parser.parse_args(argv).folder
+    with open(os.path.join(folder, "results.json")) as handle:
+        report = _with_precision(json.load(handle))
+    paths = write_plots(report, folder) + [str(write_provenance(folder, keep_earlier=True))]
+    print("\n".join(f"wrote {path}" for path in paths))
+
+
+if __name__ == "__main__":
+    main()

@@ -260,3 +260,41 @@ def test_the_ratios_are_measurements_with_no_verdict_against_a_goal():
     assert "FNet at its best (fp32) / PoNet bf16 (bf16 autocast), forward at 4096: 0.80x\n" in text
     assert not any(word in text for word in ("meets", "misses", "target", ">=", "<="))
     assert "PoNet int8 dynamic forward at 4096: 2000 ms, 3.00x faster than fp32" in text
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The plot: one question per panel
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_each_model_is_drawn_at_its_fastest_measured_precision_at_each_length():
+    results = [
+        record(time_ms=10.0, length=512), record(time_ms=4.0, precision="bf16_autocast", length=512),
+        record(time_ms=3.0, precision="int8", length=512, status="oom"),  # failed: never the best
+        record(time_ms=30.0, length=1024), record(time_ms=40.0, precision="bf16_weights", length=1024),
+        record(precision="fp32", length=2048, status="timeout"),  # nothing measured at 2048: no point
+        record(time_ms=1.0, length=512, model="floor"),  # another model
+        {**record(time_ms=2.0, precision="bf16_weights", length=1024), "batch_size": 4},  # another batch
+    ]
+    series = speed_report.best_precision_series(report_of(*results), "ponet", "forward", 1)
+    assert [(n, precision, r["time_ms"]) for n, precision, r in series] == [(512, "bf16_autocast", 4.0),
+                                                                            (1024, "fp32", 30.0)]
+    assert speed_report.best_precision_series(report_of(*results), "ponet", "train", 1) == []
+
+
+def test_speed_report_redraws_a_folder_and_keeps_the_runs_provenance(tmp_path):
+    grid = [(model, ms, mode, precision, length) for model, ms in (("ponet", 2.0), ("floor", 1.8), ("fnet", 1.5))
+            for mode in speed_measure.MODES for precision in ("fp32", "bf16_autocast") for length in (512, 1024, 2048)]
+    results = [{**record(model, time_ms=ms * length / 512, precision=precision, length=length), "mode": mode,
+                "peak_memory_mb": 100.0 * length / 512} for model, ms, mode, precision, length in grid]
+    results.append({**record("bert", status="oom", length=4096), "mode": "train"})
+    (tmp_path / "results.json").write_text(json.dumps({**report_of(*results), "machine": {"cpu": "test CPU"}}))
+    (tmp_path / "provenance.json").write_text(json.dumps({"command": ["benchmarks/bench_speed.py", "--x"]}))
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "speed_report.py"), str(tmp_path)],
+                               capture_output=True, text=True, timeout=300, env=child_env())
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    png = tmp_path / "speed_cpu_b1.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert "benchmarks/speed_report.py" in provenance["command"]
+    assert provenance["earlier"] == [{"command": ["benchmarks/bench_speed.py", "--x"]}]

@@ -31,7 +31,7 @@ from ponet_training.tasks import finetuning
 from ponet_training.tasks.glue import data as glue_data, submission as glue_submission
 from ponet_training.hub import model_cards, push
 from ponet_training.data import tables
-from ponet_training.tasks.metrics import compute_glue_metrics
+from ponet_training.tasks.metrics import compute_glue_metrics, predicted_classes
 from ponet_training.data.tokenizer_loading import check_token_ids
 from ponet_training.data.truncation import tokenize_truncated
 from ponet_training.tasks.glue.registry import (AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS,
@@ -275,9 +275,14 @@ def main(argv=None):
         final_model = best_model.finalize_model(accelerator, model, tokenizer, tracker,
                                                 load_model=finetuning.classifier_loader(args))
         eval_metrics = evaluate(final_model)
+        predicted = {}  # a model that predicts one class says so, beside its accuracy
+        for split, (preds, _) in ({} if task.is_regression else dev_predictions).items():
+            predicted.update({f"eval_{key}{split_suffix(split)}": value for key, value
+                              in predicted_classes(preds, list(task.label_names), split).items()})
 
         results = {
             **eval_metrics,
+            **predicted,
             "task_name": task.name,
             "data": data["data"],
             "data_files": data["data_files"],

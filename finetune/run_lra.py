@@ -28,6 +28,7 @@ from ponet_training.models.lra import LRA_MIXERS, LRA_POOLING, LRAForSequenceCla
 from ponet_training.provenance import write_provenance
 from ponet_training.tasks.lra import settings as lra_settings
 from ponet_training.tasks.lra.batches import PaddedBatches
+from ponet_training.tasks.metrics import predicted_classes
 
 
 logger = logging.getLogger(__name__)
@@ -141,11 +142,14 @@ def main(argv=None):
 
         evaluation_seconds = 0.0
 
+        final_predictions = {}  # split -> predictions of the latest evaluation
+
         def evaluate(eval_model=None, split="validation") -> dict:
             nonlocal evaluation_seconds
             started = time.perf_counter()
             predictions, references = loop.predict(accelerator, eval_model or model, eval_dataloaders[split])
             evaluation_seconds += time.perf_counter() - started
+            final_predictions[split] = predictions
             return {f"{prefix(split)}_accuracy": accuracy(predictions, references)}
 
         tracker = best_model.BestModelTracker(folder, "eval_accuracy")
@@ -170,12 +174,16 @@ def main(argv=None):
         final_model = best_model.finalize_model(accelerator, model, None, tracker,
                                                 load_model=LRAForSequenceClassification.from_pretrained)
         scores = {}
-        for split in splits:  # every dev and test example
+        predicted = {}
+        for split in splits:  # every dev and test example; a model that predicts one class says so
             scores.update(evaluate(final_model, split))
+            predicted.update({f"{prefix(split)}_{key}": value for key, value
+                              in predicted_classes(final_predictions[split], task.label_names, split).items()})
         majority = int(np.bincount(np.asarray(raw["train"]["label"])).argmax())
         steps_run = progress.completed_steps - resumed_at
         results = {
             **scores,
+            **predicted,
             "task": task.name,
             "task_description": task.description,
             "data_source": task.source,

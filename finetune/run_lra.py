@@ -45,6 +45,9 @@ def parse_args(argv=None):
                       help="PoNet's fixed segment block (default: the published one of the task).")
     task.add_argument("--softmax_implementation", type=str, default="sdpa", choices=("sdpa", "eager"),
                       help="The softmax mixer's kernel (the same numbers).")
+    task.add_argument("--attention_probs_dropout_prob", type=float, default=None,
+                      help="The softmax mixer's attention dropout (default: the published 0.1). On CPU, PyTorch's "
+                           "fused attention kernel has no dropout: with it, sdpa falls back to the unfused kernel.")
     task.add_argument("--classifier_pooling", type=str, default="mean_with_padding", choices=LRA_POOLING,
                       help="The head's mean: over every position as published, or over the real tokens.")
     data = parser.add_argument_group("data")
@@ -74,6 +77,8 @@ def parse_args(argv=None):
     if args.num_warmup_steps is None:
         args.num_warmup_steps = lra_settings.scaled_warmup(published, args.max_train_steps)
     run.check_training_args(args)
+    if args.attention_probs_dropout_prob is not None and not 0.0 <= args.attention_probs_dropout_prob < 1.0:
+        raise ValueError(f"`--attention_probs_dropout_prob` must be in [0, 1), got {args.attention_probs_dropout_prob}")
     for flag in ("segment_size", "generated_size", "max_train_samples", "max_eval_samples"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ValueError(f"`--{flag}` must be at least 1, got {getattr(args, flag)}")
@@ -125,8 +130,9 @@ def main(argv=None):
         # Model: the paper's LRA model for the task, with the chosen mixer.
         overrides = {"softmax_implementation": args.softmax_implementation,
                      "classifier_pooling": args.classifier_pooling}
-        if args.segment_size is not None:
-            overrides["segment_size"] = args.segment_size
+        for name in ("segment_size", "attention_probs_dropout_prob"):
+            if getattr(args, name) is not None:
+                overrides[name] = getattr(args, name)
         model = lra_settings.build_lra_model(args.task, args.mixer, **overrides)
         config = model.config
         optimization.maybe_enable_gradient_checkpointing(model, args)
@@ -204,6 +210,7 @@ def main(argv=None):
             "total_train_batch_size": total_batch,
             "padded_length": published.padded_length,
             "segment_size": config.segment_size if args.mixer == "ponet" else None,
+            "attention_probs_dropout_prob": config.attention_probs_dropout_prob if args.mixer == "softmax" else None,
             "learning_rate": args.learning_rate,
             "max_train_steps": args.max_train_steps,
             "num_warmup_steps": args.num_warmup_steps,

@@ -325,7 +325,7 @@ def plot(report: dict, path: str, batch_size: int):
             axis.set_yscale("log")
         axis.set_xlabel("sequence length (tokens)")
         axis.grid(True, which="both", alpha=0.3)
-        if axis.lines:
+        if axis.get_legend_handles_labels()[0]:  # the ratio panel has only its line at 1 without a floor
             axis.legend(fontsize=7)
     hardware = report["machine"].get("gpu", report["machine"]["cpu"])
     figure.suptitle(f"{settings['device']} ({hardware}, {settings['threads']} threads), hidden "

@@ -152,9 +152,16 @@ def test_the_report_puts_each_run_beside_the_papers_number_and_no_stand_in_besid
 
     run_lra.main(tiny_flags("listops", lra_files["listops"], tmp_path / "runs" / "listops-fnet", "--mixer", "fnet"))
     run_lra.main(tiny_flags("fashion_mnist_standin", None, tmp_path / "runs" / "fmnist-ponet"))
+    # A run stopped after step 2 and resumed: its clock ran for steps 3-4 only.
+    resumed = tmp_path / "runs" / "resumed-listops-fnet"
+    shutil.copytree(tmp_path / "runs" / "listops-fnet" / "step_2", resumed / "step_2")
+    run_lra.main(tiny_flags("listops", lra_files["listops"], resumed, "--mixer", "fnet",
+                            "--resume_from_checkpoint", "latest"))
     report.main([str(tmp_path / "runs")])
-    rows = (tmp_path / "runs" / report.RESULTS_FILE).read_text().splitlines()[-2:]
-    fmnist, listops_row = (row.split(" | ") for row in rows)
+    rows = (tmp_path / "runs" / report.RESULTS_FILE).read_text().splitlines()[-3:]
+    fmnist, listops_row, resumed_row = (row.split(" | ") for row in rows)
+    assert resumed_row[8].endswith("(steps 2-4)") and not listops_row[8].endswith(")")
+    assert "lra.report" in json.loads((tmp_path / "runs" / "provenance.json").read_text())["command"]
     assert fmnist[1:3] == ["fashion_mnist_standin", "ponet"] and fmnist[-1] == "— (a stand-in for image) |"
     assert listops_row[1:4] == ["listops", "fnet", "4 of 5,000 x 2"] and listops_row[-1] == "37.40 |"
     saved = json.loads((tmp_path / "runs" / "listops-fnet" / "all_results.json").read_text())

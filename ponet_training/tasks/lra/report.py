@@ -1,10 +1,10 @@
 """The LRA results table: every run folder of `finetune/run_lra.py` under a folder, beside the paper's numbers.
 
-    python -m ponet_training.tasks.lra.report results/lra          # writes results/lra/RESULTS_TABLE.md
+    python -m ponet_training.tasks.lra.report results/lra   # writes results/lra/RESULTS_TABLE.md and provenance.json
 
 Each row is one run (its `all_results.json` and `provenance.json`): the task, the mixer, the steps it trained
 (of the published schedule), the dev and test accuracy, the majority-class baseline, the training speed and wall
-time, the CPU, and the paper's accuracy of the same mixer on the same task (Table 1). A stand-in task has no paper
+time (of the steps this process ran, for a resumed run), the CPU, and the paper's accuracy of the same mixer on the same task (Table 1). A stand-in task has no paper
 number: it is not the task the paper ran.
 """
 
@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from ponet_training.provenance import write_provenance
 
 
 # The PoNet paper's Table 1 (test accuracy, %): PoNet; the Transformer trained in the same PyTorch LRA codebase
@@ -42,6 +44,13 @@ def paper_cell(results: dict) -> str:
     return "fail" if value is None else (f"{value:.2f}" if isinstance(value, float) else value)
 
 
+def wall_cell(results: dict) -> str:
+    """Wall minutes of the run; a resumed run timed only its own part, so the cell says which steps."""
+    minutes = f"{results['train_runtime'] / 60:.1f}"
+    resumed_at = results.get("resumed_at_step")
+    return f"{minutes} (steps {resumed_at:,}-{results['train_steps']:,})" if resumed_at else minutes
+
+
 def row(folder: Path, root: Path) -> str:
     results = json.loads((folder / "all_results.json").read_text())
     provenance_file = folder / "provenance.json"
@@ -55,7 +64,7 @@ def row(folder: Path, root: Path) -> str:
         f"{results['train_steps']:,} of {results['published_max_train_steps']:,} x {results['total_train_batch_size']}",
         f"{100 * results['eval_accuracy']:.2f}", "—" if test is None else f"{100 * test:.2f}",
         f"{100 * results.get('test_majority_class_accuracy', results['eval_majority_class_accuracy']):.2f}",
-        "—" if speed is None else f"{speed:.3f}", f"{results['train_runtime'] / 60:.1f}",
+        "—" if speed is None else f"{speed:.3f}", wall_cell(results),
         f"{results['mixed_precision']}, {results['num_processes']} proc., seed {results['seed']}", cpu,
         paper_cell(results),
     ]
@@ -81,6 +90,8 @@ def main(argv=None):
             f"{args.root}` from the run folders below (each has its command, commit and CPU in provenance.json).\n\n"
             + table(args.root))
     (args.root / RESULTS_FILE).write_text(text)
+    given = sys.argv[1:] if argv is None else list(argv)
+    write_provenance(args.root, argv=["-m", "ponet_training.tasks.lra.report", *given])
     sys.stdout.write(text)
 
 

@@ -1,11 +1,13 @@
-"""Where the time of one pretraining optimizer step goes: torch.profiler over bench_training's step, PoNet against
-its floor (the same network without the pooling), the pooling's forward and backward broken down by operator.
+"""Where the time of one training step goes: torch.profiler over bench_training's pretraining step (or, with
+`--lra_text`, bench_lra's LRA Text step at width 64), PoNet against its floor (the same network without the
+pooling), the pooling's forward and backward broken down by operator.
 
     python benchmarks/profile_training_step.py --length 4096 --precision bf16_autocast --threads 2
+    python benchmarks/profile_training_step.py --lra_text --length 4096 --batch_size 32 --precision fp32 --threads 2
 
 `--pooling_only` profiles the pooling alone (random projections of one layer's shapes, in bf16 for bf16 autocast).
-Writes `<output_dir>/profile_<model>_<precision>_<length>.json` (per operator: self time, calls; inside the
-pooling's forward and backward: the same) and prints the summary. The pooling is `PoNetPoolingFunction` (GA, SMP,
+Writes `<output_dir>/profile_<model>_<precision>_<length>.json` (`profile_lra_<model>_...` with `--lra_text`): per
+operator, self time and calls; inside the pooling's forward and backward, the same and prints the summary. The pooling is `PoNetPoolingFunction` (GA, SMP,
 LMP and PF with the hand-written backward); the profile labels its forward and backward by wrapping it.
 """
 
@@ -20,7 +22,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import modeling_ponet.modeling_ponet as modeling
 from ponet_training.provenance import write_provenance
-from training_measure import build_pretraining_model, make_batch  # beside this script
+from lra_measure import build_lra_text_model, make_lra_batch  # beside this script
+from speed_measure import PRECISIONS
+from training_measure import build_pretraining_model, make_batch
 
 
 PoolingFunction = modeling.PoNetPoolingFunction  # the original, which the labelled one calls
@@ -52,18 +56,18 @@ def _inside(event, name: str) -> bool:
     return False
 
 
-def profile_step(spec: dict, steps: int) -> dict:
+def profile_step(spec: dict, steps: int, lra_text: bool = False) -> dict:
     modeling.PoNetPoolingFunction = LabelledPooling  # the mixer looks the name up at call time
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    model = build_pretraining_model(spec).train()
-    batch = make_batch(spec)
+    model = (build_lra_text_model if lra_text else build_pretraining_model)(spec).train()
+    batch = (make_lra_batch if lra_text else make_batch)(spec)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    autocast = spec["precision"] == "bf16_autocast"
+    autocast = PRECISIONS[spec["precision"]][1]
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext():
+        with torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast else nullcontext():
             with record_function("forward"):
                 loss = model(**batch).loss
         with record_function("backward"):
@@ -99,7 +103,8 @@ def profile_pooling(spec: dict, steps: int) -> dict:
 
     def step():
         mixed = LabelledPooling.apply(ko, segment, ql, None, inputs.valid, inputs.blocked, inputs.segment_index,
-                                      spec["num_heads"], config.local_window_size)
+                                      inputs.block_size, inputs.any_blocked, spec["num_heads"],
+                                      config.local_window_size)
         mixed.backward(grad)
 
     step()
@@ -147,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--num_heads", type=int, default=12)
     parser.add_argument("--intermediate_size", type=int, default=3072)
     parser.add_argument("--vocab_size", type=int, default=30522)
+    parser.add_argument("--lra_text", action="store_true",
+                        help="profile bench_lra's LRA Text step (width 64; the size arguments are ignored)")
     parser.add_argument("--pooling_only", action="store_true",
                         help="profile PoNetPoolingFunction alone at one layer's shapes (no model, no GEMMs)")
     parser.add_argument("--top", type=int, default=12, help="operators printed per table")
@@ -159,9 +166,11 @@ def main(argv=None):
         spec = dict(model=model, precision=args.precision, length=args.length, batch_size=args.batch_size,
                     device="cpu", threads=args.threads, hidden_size=args.hidden_size, num_layers=args.num_layers,
                     num_heads=args.num_heads, intermediate_size=args.intermediate_size, vocab_size=args.vocab_size)
-        result = {"spec": spec, "steps": args.steps,
-                  **(profile_pooling if args.pooling_only else profile_step)(spec, args.steps)}
-        path = os.path.join(args.output_dir, f"profile_{model}_{args.precision}_{args.length}.json")
+        profiled = profile_pooling(spec, args.steps) if args.pooling_only else profile_step(spec, args.steps,
+                                                                                             args.lra_text)
+        result = {"spec": spec, "steps": args.steps, **profiled}
+        name = f"lra_{model}" if args.lra_text else model
+        path = os.path.join(args.output_dir, f"profile_{name}_{args.precision}_{args.length}.json")
         with open(path, "w") as handle:
             json.dump(result, handle, indent=1)
         print(f"== {model} {args.precision} L={args.length}: step {result.get('step_ms', '-')} ms (profiled), "

@@ -75,20 +75,13 @@ def make_batch(spec: dict) -> dict:
     return batch
 
 
-def measure_training(spec: dict) -> dict:
-    """Time one optimizer step (zero_grad, forward under the precision's autocast, backward, AdamW step) and record
-    the peak memory (CPU: the process's peak resident set minus its resident set after building the model; CUDA:
-    `max_memory_allocated`). Returns a result dict (bench_speed's fields where they mean the same)."""
+def optimizer_step(model, batch: dict, optimizer, spec: dict):
+    """A callable that runs one optimizer step (zero_grad, the forward with labels under the precision's autocast,
+    backward, `optimizer.step()`; synchronized on CUDA) and returns its seconds."""
     import torch
 
-    torch.set_num_threads(spec["threads"])
-    torch.manual_seed(0)
-    model = build_pretraining_model(spec).train()
-    batch = make_batch(spec)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # tiny steps: the model stays near its init
     autocast_dtype = PRECISIONS[spec["precision"]][1]
     device_type = spec["device"].split(":")[0]
-    memory_before = psutil.Process().memory_info().rss
 
     def step() -> float:
         begin = time.perf_counter()
@@ -102,18 +95,40 @@ def measure_training(spec: dict) -> dict:
             torch.cuda.synchronize()
         return time.perf_counter() - begin
 
-    first_call_s = step()  # AdamW allocates its state; the compiled variant compiles
+    return step
+
+
+def timed_steps(step, spec: dict) -> dict:
+    """`step()` once untimed (AdamW allocates its state; a compiled model compiles), `spec["warmup"] - 1` more, then
+    up to `spec["repeats"]` timed (fewer once they took `spec["measure_budget_s"]`): `timing_fields`."""
+    first_call_s = step()
     for _ in range(max(0, spec["warmup"] - 1)):
         step()
     times = []
     while len(times) < spec["repeats"] and (not times or sum(times) < spec["measure_budget_s"]):
         times.append(step())
-    if device_type == "cuda":
+    return timing_fields(spec, times, first_call_s)
+
+
+def measure_training(spec: dict) -> dict:
+    """Time one optimizer step (zero_grad, forward under the precision's autocast, backward, AdamW step) and record
+    the peak memory (CPU: the process's peak resident set minus its resident set after building the model; CUDA:
+    `max_memory_allocated`). Returns a result dict (bench_speed's fields where they mean the same)."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    model = build_pretraining_model(spec).train()
+    batch = make_batch(spec)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)  # tiny steps: the model stays near its init
+    memory_before = psutil.Process().memory_info().rss
+    timing = timed_steps(optimizer_step(model, batch, optimizer, spec), spec)
+    if spec["device"].startswith("cuda"):
         peak_total, memory_before = torch.cuda.max_memory_allocated(), 0
     else:
         peak_total = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     return {
-        **timing_fields(spec, times, first_call_s),
+        **timing,
         "labelled_tokens": int((batch["labels"] != -100).sum()),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mb": max(0, peak_total - memory_before) / 2**20,

@@ -6,8 +6,9 @@ Reads like transformers' `run_glue_no_trainer.py`. The data is the Hub GLUE data
 csv / tsv (the original GLUE files too) / json files; the task's official metrics are computed offline; the
 checkpoint with the best dev score is kept; test predictions are written as GLUE benchmark submission files.
 Without --task_name, local files with any columns are read (--text_column_name, --text_pair_column_name,
---label_column_name): the label set comes from the training file (float labels: regression), the metrics fit it
-(accuracy + F1, accuracy + macro-F1, or Pearson + Spearman), and test predictions go to predictions/test.tsv.
+--label_column_name): the label set comes from the training file (integral labels are classes; non-integral ones,
+or --do_regression, make a regression), the metrics fit it (accuracy + F1, accuracy + macro-F1, or Pearson +
+Spearman), and test predictions go to predictions/test.tsv.
 
     python finetune/run_glue.py --model_name_or_path chtan/ponet-base-uncased --task_name mrpc \
         --per_device_train_batch_size 32 --learning_rate 5e-5 --output_dir out/mrpc
@@ -31,7 +32,7 @@ from ponet_training.tasks import finetuning
 from ponet_training.tasks.glue import data as glue_data, submission as glue_submission
 from ponet_training.hub import model_cards, push
 from ponet_training.data import tables
-from ponet_training.tasks.metrics import compute_glue_metrics
+from ponet_training.tasks.metrics import compute_glue_metrics, predicted_classes
 from ponet_training.data.tokenizer_loading import check_token_ids
 from ponet_training.data.truncation import tokenize_truncated
 from ponet_training.tasks.glue.registry import (AX_TASK, GLUE_HUB_ID, GLUE_TASKS, PAPER_MAX_LENGTH, PAPER_NUM_EPOCHS,
@@ -52,6 +53,9 @@ def parse_args(argv=None):
     data.add_argument("--text_pair_column_name", type=str, default=None,
                       help="Without --task_name: the second text of a pair.")
     data.add_argument("--label_column_name", type=str, default="label", help="Without --task_name: the label column.")
+    data.add_argument("--do_regression", action="store_true",
+                      help="Without --task_name: regress on the labels even when they are all integral (by default "
+                           "integral labels are classes, non-integral ones scores).")
     data.add_argument("--skip_malformed_rows", action="store_true",
                       help="Drop csv/tsv rows whose field count differs from the header's (counted in a warning) "
                            "instead of stopping.")
@@ -84,7 +88,7 @@ def parse_args(argv=None):
     run.check_training_args(args)
     if args.task_name is not None:
         args.task = get_task(args.task_name)
-        named = [flag for flag in ("text_column_name", "text_pair_column_name") if getattr(args, flag)]
+        named = [flag for flag in ("text_column_name", "text_pair_column_name", "do_regression") if getattr(args, flag)]
         if named or args.label_column_name != "label":
             raise ValueError(f"--{(named or ['label_column_name'])[0]} is for local files without --task_name; "
                              f"{args.task.pretty_name} has its own columns")
@@ -93,7 +97,8 @@ def parse_args(argv=None):
                          "classification data; --glue_dir needs --task_name)")
     else:
         args.task = glue_data.local_task_from_file(args.train_file, args.text_column_name, args.text_pair_column_name,
-                                                   args.label_column_name, args.skip_malformed_rows)
+                                                   args.label_column_name, args.skip_malformed_rows,
+                                                   regression=args.do_regression)
     run.check_sequence_length(args, "max_length")
     return args
 
@@ -149,10 +154,13 @@ def main(argv=None):
         # Data: local files or the Hub dataset, with the task's columns and validated labels.
         files = data_files(args)
         data = describe_data(args, task, files)
+        if task.label_typing:  # decided in parse_args, before the log was set up
+            logger.info(task.label_typing)
         with accelerator.main_process_first():
             raw = glue_data.load_glue(task, dataset_name=args.dataset_name,
                                       dataset_config_name=args.dataset_config_name, data_files=files,
-                                      cache_dir=args.cache_dir, skip_malformed_rows=args.skip_malformed_rows)
+                                      cache_dir=args.cache_dir, skip_malformed_rows=args.skip_malformed_rows,
+                                      glue_dir=args.glue_dir)
             if task.name == "mnli" and not args.no_predict and (args.ax_file or files is None):
                 try:
                     raw["ax"] = glue_data.load_ax(args.dataset_name, args.ax_file, cache_dir=args.cache_dir)
@@ -275,9 +283,14 @@ def main(argv=None):
         final_model = best_model.finalize_model(accelerator, model, tokenizer, tracker,
                                                 load_model=finetuning.classifier_loader(args))
         eval_metrics = evaluate(final_model)
+        predicted = {}  # a model that predicts one class says so, beside its accuracy
+        for split, (preds, _) in ({} if task.is_regression else dev_predictions).items():
+            predicted.update({f"eval_{key}{split_suffix(split)}": value for key, value
+                              in predicted_classes(preds, list(task.label_names), split).items()})
 
         results = {
             **eval_metrics,
+            **predicted,
             "task_name": task.name,
             "data": data["data"],
             "data_files": data["data_files"],

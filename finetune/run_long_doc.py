@@ -23,7 +23,7 @@ from ponet_training.engine.run_folder import RunFolder
 from ponet_training.tasks import finetuning, long_documents
 from ponet_training.hub import model_cards, push
 from ponet_training.data import tables
-from ponet_training.tasks.metrics import classification_metrics
+from ponet_training.tasks.metrics import classification_metrics, predicted_classes
 from ponet_training.data.segments import SEGMENT_MODES, tokenize_with_segment_ids
 from ponet_training.data.tokenizer_loading import check_token_ids
 
@@ -217,8 +217,14 @@ def main(argv=None):
                                                 load_model=finetuning.classifier_loader(args))
         final_metrics = evaluate(final_model, splits=eval_splits)
         logger.info("Final results: %s", final_metrics)
+        predicted = {}  # a model that predicts one class says so, beside its accuracy
+        for split in eval_splits:
+            prefix = "eval" if split == "validation" else split
+            predicted.update({f"{prefix}_{key}": value for key, value
+                              in predicted_classes(predictions[split][0], label_names, split).items()})
         results = {
             **final_metrics,
+            **predicted,
             "dataset": args.dataset or "local",
             "data": name,
             "data_files": {split: str(path) for split, path in files.items()} or None,

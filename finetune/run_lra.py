@@ -28,6 +28,7 @@ from ponet_training.models.lra import LRA_MIXERS, LRA_POOLING, LRAForSequenceCla
 from ponet_training.provenance import write_provenance
 from ponet_training.tasks.lra import settings as lra_settings
 from ponet_training.tasks.lra.batches import PaddedBatches
+from ponet_training.tasks.metrics import predicted_classes
 
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ def parse_args(argv=None):
                       help="PoNet's fixed segment block (default: the published one of the task).")
     task.add_argument("--softmax_implementation", type=str, default="sdpa", choices=("sdpa", "eager"),
                       help="The softmax mixer's kernel (the same numbers).")
+    task.add_argument("--attention_probs_dropout_prob", type=float, default=None,
+                      help="The softmax mixer's attention dropout (default: the published 0.1). On CPU, PyTorch's "
+                           "fused attention kernel has no dropout: with it, sdpa falls back to the unfused kernel.")
     task.add_argument("--classifier_pooling", type=str, default="mean_with_padding", choices=LRA_POOLING,
                       help="The head's mean: over every position as published, or over the real tokens.")
     data = parser.add_argument_group("data")
@@ -73,6 +77,8 @@ def parse_args(argv=None):
     if args.num_warmup_steps is None:
         args.num_warmup_steps = lra_settings.scaled_warmup(published, args.max_train_steps)
     run.check_training_args(args)
+    if args.attention_probs_dropout_prob is not None and not 0.0 <= args.attention_probs_dropout_prob < 1.0:
+        raise ValueError(f"`--attention_probs_dropout_prob` must be in [0, 1), got {args.attention_probs_dropout_prob}")
     for flag in ("segment_size", "generated_size", "max_train_samples", "max_eval_samples"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ValueError(f"`--{flag}` must be at least 1, got {getattr(args, flag)}")
@@ -124,8 +130,9 @@ def main(argv=None):
         # Model: the paper's LRA model for the task, with the chosen mixer.
         overrides = {"softmax_implementation": args.softmax_implementation,
                      "classifier_pooling": args.classifier_pooling}
-        if args.segment_size is not None:
-            overrides["segment_size"] = args.segment_size
+        for name in ("segment_size", "attention_probs_dropout_prob"):
+            if getattr(args, name) is not None:
+                overrides[name] = getattr(args, name)
         model = lra_settings.build_lra_model(args.task, args.mixer, **overrides)
         config = model.config
         optimization.maybe_enable_gradient_checkpointing(model, args)
@@ -141,11 +148,14 @@ def main(argv=None):
 
         evaluation_seconds = 0.0
 
+        final_predictions = {}  # split -> predictions of the latest evaluation
+
         def evaluate(eval_model=None, split="validation") -> dict:
             nonlocal evaluation_seconds
             started = time.perf_counter()
             predictions, references = loop.predict(accelerator, eval_model or model, eval_dataloaders[split])
             evaluation_seconds += time.perf_counter() - started
+            final_predictions[split] = predictions
             return {f"{prefix(split)}_accuracy": accuracy(predictions, references)}
 
         tracker = best_model.BestModelTracker(folder, "eval_accuracy")
@@ -170,12 +180,16 @@ def main(argv=None):
         final_model = best_model.finalize_model(accelerator, model, None, tracker,
                                                 load_model=LRAForSequenceClassification.from_pretrained)
         scores = {}
-        for split in splits:  # every dev and test example
+        predicted = {}
+        for split in splits:  # every dev and test example; a model that predicts one class says so
             scores.update(evaluate(final_model, split))
+            predicted.update({f"{prefix(split)}_{key}": value for key, value
+                              in predicted_classes(final_predictions[split], task.label_names, split).items()})
         majority = int(np.bincount(np.asarray(raw["train"]["label"])).argmax())
         steps_run = progress.completed_steps - resumed_at
         results = {
             **scores,
+            **predicted,
             "task": task.name,
             "task_description": task.description,
             "data_source": task.source,
@@ -196,6 +210,7 @@ def main(argv=None):
             "total_train_batch_size": total_batch,
             "padded_length": published.padded_length,
             "segment_size": config.segment_size if args.mixer == "ponet" else None,
+            "attention_probs_dropout_prob": config.attention_probs_dropout_prob if args.mixer == "softmax" else None,
             "learning_rate": args.learning_rate,
             "max_train_steps": args.max_train_steps,
             "num_warmup_steps": args.num_warmup_steps,

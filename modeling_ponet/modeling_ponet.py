@@ -87,12 +87,18 @@ class PoNetMixerInputs:
         segment_index: long `[batch * length]`, each real token's segment as a row of a `[batch * length + 1]`
             table (row `b` uses entries `b * length ... b * length + length - 1`), so one scatter covers the batch;
             padding tokens point at the extra last row, so they never reach a real token's segment maximum.
+            None when the segments are fixed blocks (`block_size`).
+        block_size: the segments are contiguous blocks of this many tokens (it divides the length): segment
+            max-pooling is then a reshape and a max. None for any other segments.
+        any_blocked: whether any row is blocked; False lets the mixers skip their masks.
         output_attentions: whether the mixers return their GA probabilities (differentiable ones).
     """
 
     valid: torch.Tensor
     blocked: torch.Tensor
-    segment_index: torch.Tensor
+    segment_index: torch.Tensor | None = None
+    block_size: int | None = None
+    any_blocked: bool = True
     output_attentions: bool = False
 
 
@@ -132,24 +138,38 @@ def build_mixer_inputs(
         if not torch.compiler.is_compiling() and bool((segment_ids[:, 1:] < segment_ids[:, :-1]).any()):
             raise ValueError("`segment_ids` must be non-decreasing along each row (contiguous segments)")
         segment_ids = compact_segment_ids(segment_ids)
-    elif config.segment_size is not None:
-        segment_ids = fixed_segment_ids(batch, length, config.segment_size, device)
-    elif special is not None:
+    block_size = None
+    if segment_ids is None and (config.segment_size is not None or special is None):
+        # Fixed blocks; inputs_embeds without segment information are one block of the whole sequence.
+        size = min(config.segment_size or length, length)
+        if length % size == 0:
+            block_size = size
+        else:  # a shorter last block: through the segment table
+            segment_ids = fixed_segment_ids(batch, length, size, device)
+    elif segment_ids is None:
         segment_ids = segment_ids_from_special_tokens(special)
-    else:  # inputs_embeds without segment information: the whole sequence is one segment
-        segment_ids = torch.zeros(batch, length, dtype=torch.long, device=device)
 
-    # One table row per (example, segment); padding tokens all point at the extra last row.
-    row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
-    segment_index = torch.where(valid, segment_ids + row_offsets, batch * length).reshape(-1)
+    segment_index = None
+    if block_size is None:
+        # One table row per (example, segment); padding tokens all point at the extra last row.
+        row_offsets = torch.arange(batch, device=device).unsqueeze(1) * length
+        segment_index = torch.where(valid, segment_ids + row_offsets, batch * length).reshape(-1)
 
     blocked = ~valid
-    if config.clsgsepg and special is not None:
+    clsgsepg = config.clsgsepg and special is not None
+    if clsgsepg:
         blocked = blocked | special
+    # Known without looking when nothing can be blocked; else one look per forward pass (the masked path under
+    # torch.compile, which cannot branch on data).
+    any_blocked = (attention_mask is not None or clsgsepg) and (
+        torch.compiler.is_compiling() or bool(blocked.any())
+    )
     return PoNetMixerInputs(
         valid=valid.unsqueeze(-1),
         blocked=blocked.unsqueeze(-1),
         segment_index=segment_index,
+        block_size=block_size,
+        any_blocked=any_blocked,
         output_attentions=output_attentions,
     )
 
@@ -187,6 +207,17 @@ def _mean_weights(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (valid / count).to(dtype)
 
 
+def _per_head_dot(tokens: torch.Tensor, vectors: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """`[batch, length, hidden]` . `[batch, hidden]` per head -> `[batch, length, heads]`. float32 and float64: a
+    product and a sum over each head's channels (an `[L, hidden] @ [hidden, heads]` GEMM is slow for so few
+    columns); lower precisions: that GEMM, which sums in float32 where the product would round each term."""
+    if tokens.dtype in (torch.float32, torch.float64):
+        batch, length, hidden = tokens.shape
+        per_head = tokens.unflatten(-1, (num_heads, -1)) * vectors.view(batch, 1, num_heads, -1)
+        return per_head.sum(dim=-1)
+    return torch.bmm(tokens, _block_diagonal(vectors, num_heads))
+
+
 def global_aggregation(
     query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor, num_heads: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -206,83 +237,230 @@ def global_aggregation(
     # Stage 1: the masked mean as one GEMM with weights valid / count (a mean cannot overflow in half precision).
     mean_query = torch.bmm(_mean_weights(valid, query.dtype).transpose(1, 2), query).squeeze(1)
     # Stage 2: the mean query attends over the keys: `[L, hidden] @ [hidden, heads]` keeps the heads apart.
-    scores = torch.bmm(key, _block_diagonal(mean_query, num_heads)).float() / math.sqrt(hidden // num_heads)
+    scores = _per_head_dot(key, mean_query, num_heads).float() / math.sqrt(hidden // num_heads)
     probs = scores.masked_fill_(~valid, torch.finfo(torch.float32).min).softmax(dim=1)
     attentions = probs.to(key.dtype).transpose(1, 2)
     g = _diagonal_blocks(torch.bmm(attentions, key))
     return g, attentions, probs, mean_query
 
 
-def segment_max_pooling(features: torch.Tensor, segment_index: torch.Tensor) -> torch.Tensor:
-    """SMP: every token gets the elementwise max of `features` over its segment.
+def _into(out: torch.Tensor, op, *args) -> torch.Tensor:
+    """`op(*args)` written into `out`, a strided view: as `out=` in eager mode, by a copy under torch.compile (which
+    takes no strided `out=`)."""
+    if torch.compiler.is_compiling():
+        return out.copy_(op(*args))
+    return op(*args, out=out)
+
+
+def _by_segment(x: torch.Tensor, mixer_inputs: PoNetMixerInputs) -> torch.Tensor:
+    """`[batch, length, hidden]` -> `[batch, segments, tokens, hidden]`, a view: the fixed blocks of
+    `mixer_inputs.block_size` tokens, else one row per token (whose segment maxima are then gathered per token)."""
+    return x.unflatten(1, (-1, mixer_inputs.block_size or 1))
+
+
+def segment_max_pooling(features: torch.Tensor, mixer_inputs: PoNetMixerInputs) -> torch.Tensor:
+    """SMP: the elementwise max of `features` over each segment; padding never counts.
 
     Args:
-        features: `[batch, length, hidden]`, contiguous (the scatter's fast path needs it).
-        segment_index: long `[batch * length]` (see `PoNetMixerInputs`).
+        features: `[batch, length, hidden]`.
     Returns:
-        `[batch, length, hidden]`; at padding rows, the max over the batch's padding (never used).
+        the maxima in the layout of `_by_segment`, to broadcast against it: `[batch, length / block, 1, hidden]`
+        for fixed blocks (a reshape and a max), else `[batch, length, 1, hidden]`, gathered per token from a table
+        with a row per segment (at padding rows: the max over the batch's padding, never used).
     """
     batch, length, hidden = features.shape
+    if mixer_inputs.block_size is not None:
+        if mixer_inputs.any_blocked:
+            features = features.masked_fill(~mixer_inputs.valid, torch.finfo(features.dtype).min)
+        blocks = _by_segment(features, mixer_inputs)
+        size = blocks.shape[2]
+        if size > 4:
+            return blocks.amax(dim=2, keepdim=True)
+        # Small blocks: a max of slices is faster than a reduction.
+        maxima = blocks[:, :, 0].clone() if size == 1 else torch.maximum(blocks[:, :, 0], blocks[:, :, 1])
+        for k in range(2, size):
+            torch.maximum(maxima, blocks[:, :, k], out=maxima)
+        return maxima.unsqueeze(2)
     # The table has a row per possible segment; only the rows that receive a token are written or read.
     table = features.new_empty(batch * length + 1, hidden)
     table.scatter_reduce_(
-        0, segment_index[:, None].expand(-1, hidden), features.reshape(batch * length, hidden), "amax",
+        0, mixer_inputs.segment_index[:, None].expand(-1, hidden), features.reshape(batch * length, hidden), "amax",
         include_self=False,
     )
-    return table.index_select(0, segment_index).view(batch, length, hidden)
+    return table.index_select(0, mixer_inputs.segment_index).view(batch, length, 1, hidden)
 
 
 def local_max_pooling(features: torch.Tensor, window_size: int) -> torch.Tensor:
     """LMP: a sliding max over `window_size` tokens (stride 1, centred; edges do not count).
 
     Args:
-        features: `[batch, length, hidden]`; rows that must not count are already filled with the dtype minimum.
+        features: `[batch, length, hidden]` (strided views are fine); rows that must not count are already filled
+            with the dtype minimum.
     Returns:
-        `[batch, length, hidden]`.
+        a new contiguous `[batch, length, hidden]`.
     """
-    out = features.clone()
-    for shift in range(1, window_size // 2 + 1):  # a loop over window offsets, not over tokens; in place
+    out = torch.empty(features.shape, dtype=features.dtype, device=features.device)
+    half = window_size // 2
+    if half == 0 or features.shape[1] == 1:
+        return out.copy_(features)
+    _into(out[:, 1:], torch.maximum, features[:, 1:], features[:, :-1])  # with the token before ...
+    out[:, :1] = features[:, :1]
+    out[:, :-1].clamp_(min=features[:, 1:])  # ... and after; then further offsets, in place
+    for shift in range(2, half + 1):
         out[:, shift:].clamp_(min=features[:, :-shift])
         out[:, :-shift].clamp_(min=features[:, shift:])
     return out
 
 
-def pooling_fusion(g, out_gate, segment, local, valid, blocked, segment_index, window):
-    """SMP, LMP and PF given the GA vector `g`: `Y = valid * (g + S) * O + L`, with S and L zero at blocked rows.
+def _gate_factor(g: torch.Tensor, segment_max: torch.Tensor, mixer_inputs: PoNetMixerInputs) -> torch.Tensor:
+    """`g + S`, S the segment maxima (`segment_max_pooling`) zeroed at blocked rows: PF's factor of the gate O, in
+    the layout of `_by_segment` (a new tensor; padding rows are zeroed in the output, not here)."""
+    if mixer_inputs.any_blocked and mixer_inputs.block_size is None:  # per token: CLS/SEP rows may be blocked
+        segment_max = segment_max.masked_fill(mixer_inputs.blocked.unsqueeze(-1), 0)
+        return segment_max.add_(g[:, None, None, :])
+    return segment_max + g[:, None, None, :]
 
-    Returns Y `[batch, length, hidden]` and, for the backward, the masked local features and their window max.
+
+def pooling_fusion(g, out_gate, segment, local, mixer_inputs: PoNetMixerInputs, window, out=None, argmax_bits=None):
+    """SMP, LMP and PF given the GA vector `g`: `Y = (g + S) * O + L`, S and L zero at blocked rows, Y zero at
+    padding.
+
+    Returns Y `[batch, length, hidden]` (written into `out` when given); with `argmax_bits`, writes
+    `_local_argmax_bits` of the local max into it (for the backward).
     """
-    dtype = out_gate.dtype
-    keep = (~blocked).to(dtype)
-    # SMP: padding never reaches a real token (it points at its own row); zeroed at blocked rows.
-    # `fused` becomes the factor of the gate: valid * (g + keep * segment_max).
-    fused = segment_max_pooling(segment, segment_index)
-    fused.mul_(keep).add_(g.unsqueeze(1)).mul_(valid)
+    factor = _gate_factor(g, segment_max_pooling(segment, mixer_inputs), mixer_inputs)
+    if out is None:
+        out = torch.empty(out_gate.shape, dtype=out_gate.dtype, device=out_gate.device)
+    torch.mul(_by_segment(out_gate, mixer_inputs), factor, out=_by_segment(out, mixer_inputs))
+    del factor
     # LMP over the local features with blocked rows at the dtype minimum, then zeroed at blocked rows.
-    masked_local = torch.where(blocked, torch.finfo(dtype).min, local)
+    blocked = mixer_inputs.blocked
+    masked_local = local.masked_fill(blocked, torch.finfo(local.dtype).min) if mixer_inputs.any_blocked else local
     pooled_local = local_max_pooling(masked_local, window)
-    # PF (S and L are already zero at blocked rows, which include padding).
-    mixed = pooled_local * keep
-    mixed.addcmul_(fused, out_gate)
-    return mixed, masked_local, pooled_local
+    if argmax_bits is not None:
+        _local_argmax_bits(masked_local, pooled_local, window, out=argmax_bits)
+    if mixer_inputs.any_blocked:
+        if mixer_inputs.block_size is None:  # blocked CLS/SEP rows keep g * O (fixed blocks: blocked = padding)
+            pooled_local.masked_fill_(blocked, 0)
+        return out.add_(pooled_local).masked_fill_(~mixer_inputs.valid, 0)
+    return out.add_(pooled_local)
 
 
-def _local_argmax_bits(features: torch.Tensor, pooled: torch.Tensor, window_size: int) -> torch.Tensor:
-    """uint8 `[ceil(window / 8), batch, length, hidden]`: bit `k % 8` of byte `k // 8` says that token
-    `i + k - window // 2` holds the window max of token `i` (one byte per element up to window 7)."""
-    half = window_size // 2
-    bits = torch.zeros((window_size + 7) // 8, *features.shape, dtype=torch.uint8, device=features.device)
-    bits[half // 8] |= (features == pooled).to(torch.uint8) << (half % 8)
-    for shift in range(1, half + 1):
-        after, before = half + shift, half - shift
-        bits[after // 8][:, :-shift] |= (features[:, shift:] == pooled[:, :-shift]).to(torch.uint8) << (after % 8)
-        bits[before // 8][:, shift:] |= (features[:, :-shift] == pooled[:, shift:]).to(torch.uint8) << (before % 8)
-    return bits
+def _local_argmax_bits(features: torch.Tensor, pooled: torch.Tensor, window_size: int, out=None) -> torch.Tensor:
+    """uint8 `[ceil(window / 8), batch, length, hidden]` (into `out` when given): bit `k % 8` of byte `k // 8` says
+    that token `i + k - window // 2` holds the window max of token `i` (one byte per element up to window 7)."""
+    half, length = window_size // 2, features.shape[1]
+    if out is None:
+        out = torch.empty((window_size + 7) // 8, *features.shape, dtype=torch.uint8, device=features.device)
+    out.zero_()
+    equal = torch.empty(features.shape, dtype=torch.uint8, device=features.device)
+    for k in range(window_size):
+        shift = k - half  # token i + shift
+        if abs(shift) >= length:
+            continue
+        rows, source = slice(max(0, -shift), length - max(0, shift)), slice(max(0, shift), length + min(0, shift))
+        _into(equal[:, rows], torch.eq, features[:, source], pooled[:, rows])
+        out[k // 8][:, rows] |= equal[:, rows].bitwise_left_shift_(k % 8)
+    return out
 
 
 def _argmax_bit(bits: torch.Tensor, k: int, rows: slice = slice(None)) -> torch.Tensor:
     """Bit `k` of `_local_argmax_bits` (0 or 1, uint8) at token rows `rows`."""
     return bits[k // 8][:, rows] >> (k % 8) & 1
+
+
+def _pooling_backward(grad_mixed, ko, segment, bits, g, mixer_inputs, window, grad_ko, grad_segment, grad_local):
+    """The backward of `pooling_fusion`: writes dO into the gate half of `grad_ko`, dS into `grad_segment` and dLc
+    into `grad_local`; returns dg (float32 `[batch, hidden]`)."""
+    batch, length, hidden = segment.shape
+    dtype, valid, blocked = ko.dtype, mixer_inputs.valid, mixer_inputs.blocked
+    out_gate, grad_gate = ko.chunk(2, dim=-1)[1], grad_ko.chunk(2, dim=-1)[1]
+    fixed, any_blocked = mixer_inputs.block_size is not None, mixer_inputs.any_blocked
+
+    def by_segment(x):
+        return _by_segment(x, mixer_inputs)
+
+    grad = grad_mixed.masked_fill(~valid, 0) if any_blocked else grad_mixed  # padding rows of Y are constant zeros
+
+    # The gate: dO = dY * (g + S).
+    segment_max = segment_max_pooling(segment, mixer_inputs)
+    _into(by_segment(grad_gate), torch.mul, by_segment(grad), _gate_factor(g, segment_max, mixer_inputs))
+
+    # GA vector: dg = sum over tokens of dY * O. SMP: dS_max = dY * O at kept rows, summed per segment and shared
+    # among the tokens that hold the max (never padding).
+    work = grad * out_gate
+    is_max = torch.empty(segment.shape, dtype=torch.uint8, device=segment.device)
+    torch.eq(by_segment(segment), segment_max, out=by_segment(is_max))
+    if fixed:
+        sums = by_segment(work).sum(dim=2, keepdim=True, dtype=torch.float32)
+        grad_g = sums.sum(dim=(1, 2))
+        if any_blocked:
+            is_max.mul_(valid.view(torch.uint8))
+        ties = by_segment(is_max).sum(dim=2, keepdim=True, dtype=torch.float32).clamp_(min=1)
+        torch.mul(by_segment(is_max), sums.div_(ties).to(dtype), out=by_segment(grad_segment))
+    else:
+        grad_g = work.sum(dim=1, dtype=torch.float32)
+        if any_blocked:
+            work.masked_fill_(blocked, 0)
+        table = torch.zeros(batch * length + 1, hidden, dtype=dtype, device=ko.device)
+        table.index_add_(0, mixer_inputs.segment_index, work.view(batch * length, hidden))
+        ties = torch.zeros_like(table).index_add_(0, mixer_inputs.segment_index, is_max.view(-1, hidden).to(dtype))
+        table.div_(ties.clamp_(min=1))
+        torch.index_select(table, 0, mixer_inputs.segment_index, out=grad_segment.view(-1, hidden))
+        grad_segment.mul_(is_max)
+    del work, is_max
+
+    # LMP: the window max's gradient goes to the tokens holding it (split among ties), none to blocked rows.
+    half = window // 2
+    counts = _argmax_bit(bits, 0)
+    for k in range(1, window):
+        counts += _argmax_bit(bits, k)
+    if any_blocked and not fixed:  # CLS/SEP rows may be blocked (fixed blocks: `grad` is zero there)
+        grad = grad.masked_fill(blocked, 0)
+    share = grad / counts.clamp_(min=1)
+    _into(grad_local, torch.mul, share, _argmax_bit(bits, half))
+    for shift in range(1, half + 1):
+        grad_local[:, shift:] += share[:, :-shift] * _argmax_bit(bits, half + shift, slice(None, -shift))
+        grad_local[:, :-shift] += share[:, shift:] * _argmax_bit(bits, half - shift, slice(shift, None))
+    return grad_g
+
+
+def _global_aggregation_backward(grad_g, key, probs, mean_query, valid, num_heads, grad_key, grad_query):
+    """The backward of `global_aggregation` (float32 around the softmax) from dg: writes dK into `grad_key` and dQ
+    into `grad_query`. probs `[batch, length, heads]`, g = sum_l probs * K per head, scores = K . mean_query * scale.
+    """
+    dtype, hidden = key.dtype, key.shape[-1]
+    grad_g_heads = _block_diagonal(grad_g, num_heads)  # [batch, hidden, heads]
+    grad_probs = _per_head_dot(key, grad_g.to(dtype), num_heads).float()
+    grad_scores = probs * (grad_probs - (probs * grad_probs).sum(dim=1, keepdim=True))
+    grad_scores *= 1.0 / math.sqrt(hidden // num_heads)
+    # dK = probs @ blockdiag(dg)^T + dscores @ blockdiag(mean_query)^T, as one GEMM.
+    left = torch.cat([probs, grad_scores], dim=-1).to(dtype)
+    right = torch.cat([grad_g_heads, _block_diagonal(mean_query.float(), num_heads)], dim=-1).transpose(1, 2)
+    grad_key.copy_(torch.bmm(left, right.to(dtype)))
+    grad_mean_query = _diagonal_blocks(torch.bmm(grad_scores.to(dtype).transpose(1, 2), key))
+    grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(_mean_weights(valid, dtype))
+
+
+# On CPU the pooling runs over a few examples at a time: its intermediates then stay in cache, and below the size
+# (32 MiB) from which the C allocator maps fresh pages for every tensor (hundreds of page faults per megabyte).
+_CPU_ROWS_ELEMENTS = 2**20
+
+
+def _example_runs(batch: int, length: int, hidden: int, device: torch.device) -> list[slice]:
+    """Runs of examples of about `_CPU_ROWS_ELEMENTS` elements on CPU; the whole batch elsewhere."""
+    step = batch if device.type != "cpu" else max(1, _CPU_ROWS_ELEMENTS // (length * hidden))
+    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
+def _inputs_of_examples(mixer_inputs: PoNetMixerInputs, rows: slice, length: int) -> PoNetMixerInputs:
+    """`mixer_inputs` of the examples `rows` (the segment table's rows renumbered from 0)."""
+    index = mixer_inputs.segment_index
+    if index is not None:
+        count = rows.stop - rows.start
+        index = (index[rows.start * length : rows.stop * length] - rows.start * length).clamp_(max=count * length)
+    return PoNetMixerInputs(mixer_inputs.valid[rows], mixer_inputs.blocked[rows], index, mixer_inputs.block_size,
+                            mixer_inputs.any_blocked)
 
 
 class PoNetPoolingFunction(torch.autograd.Function):
@@ -294,85 +472,57 @@ class PoNetPoolingFunction(torch.autograd.Function):
     element (per 8 window offsets) saying which tokens hold each window max. Autograd through the plain ops would
     instead keep several full-size masks, maxima and products per layer. Maxima shared by ties split the gradient
     evenly, as `amax` does. When `g` is given, GA was computed (and is differentiated) by autograd outside, and
-    the backward returns its gradient instead of going through GA.
+    the backward returns its gradient instead of going through GA. The mixer inputs come as their fields
+    (`PoNetMixerInputs`), so that torch.compile sees plain tensors and constants.
     """
 
     @staticmethod
-    def forward(ctx, ko, segment, ql, g, valid, blocked, segment_index, num_heads, window):
-        key, out_gate = ko.chunk(2, dim=-1)
-        query, local = ql.chunk(2, dim=-1)
+    def forward(ctx, ko, segment, ql, g, valid, blocked, segment_index, block_size, any_blocked, num_heads, window):
+        mixer_inputs = PoNetMixerInputs(valid, blocked, segment_index, block_size, any_blocked)
+        batch, length, hidden = segment.shape
         ctx.ga_inside = g is None
+        mixed = torch.empty_like(segment)
+        bits = torch.empty((window + 7) // 8, batch, length, hidden, dtype=torch.uint8, device=segment.device)
+        global_parts = []
+        for rows in _example_runs(batch, length, hidden, segment.device):
+            part = _inputs_of_examples(mixer_inputs, rows, length)
+            key, out_gate = ko[rows].chunk(2, dim=-1)
+            query, local = ql[rows].chunk(2, dim=-1)
+            if ctx.ga_inside:
+                g_rows, _, probs, mean_query = global_aggregation(query, key, part.valid, num_heads)
+                global_parts.append((g_rows, probs, mean_query))
+            else:
+                g_rows = g[rows]
+            pooling_fusion(g_rows, out_gate, segment[rows], local, part, window, out=mixed[rows],
+                           argmax_bits=bits[:, rows])
         probs = mean_query = None
         if ctx.ga_inside:
-            g, _, probs, mean_query = global_aggregation(query, key, valid, num_heads)
-        mixed, masked_local, pooled_local = pooling_fusion(
-            g, out_gate, segment, local, valid, blocked, segment_index, window
-        )
-        bits = _local_argmax_bits(masked_local, pooled_local, window)
+            g, probs, mean_query = (torch.cat(parts) for parts in zip(*global_parts))
         ctx.save_for_backward(ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index)
-        ctx.num_heads, ctx.window = num_heads, window
+        ctx.block_size, ctx.any_blocked, ctx.num_heads, ctx.window = block_size, any_blocked, num_heads, window
         return mixed
 
     @staticmethod
     def backward(ctx, grad_mixed):
         ko, segment, bits, probs, mean_query, g, valid, blocked, segment_index = ctx.saved_tensors
-        num_heads, window = ctx.num_heads, ctx.window
-        batch, length, hidden = grad_mixed.shape
-        dtype = ko.dtype
-        key, out_gate = ko.chunk(2, dim=-1)
-        keep = (~blocked).to(dtype)
-        grad_ko = torch.empty_like(ko)
-        grad_key, grad_gate = grad_ko.chunk(2, dim=-1)
-        grad_ql = torch.empty_like(ko)
-        grad_query, grad_local = grad_ql.chunk(2, dim=-1)
-        grad = grad_mixed * valid  # padding rows of Y are constant zeros
-
-        # The gate: dO = dY * valid * (g + keep * segment_max).
-        segment_max = segment_max_pooling(segment, segment_index)
-        is_max = segment == segment_max
-        work = segment_max.mul_(keep).add_(g.unsqueeze(1))
-        grad_gate.copy_(grad).mul_(work)
-
-        # GA vector: dg = sum over tokens of dY * O. SMP: dS_max = dY * O at kept rows, summed per segment and
-        # shared among the tokens that hold the max.
-        work.copy_(grad).mul_(out_gate)
-        grad_g = work.sum(dim=1, dtype=torch.float32)
-        work.mul_(keep)
-        table = torch.zeros(batch * length + 1, hidden, dtype=dtype, device=ko.device)
-        table.index_add_(0, segment_index, work.view(batch * length, hidden))
-        ties = torch.zeros_like(table).index_add_(0, segment_index, is_max.view(batch * length, hidden).to(dtype))
-        table.div_(ties.clamp_(min=1))
-        grad_segment = table.index_select(0, segment_index).view(batch, length, hidden).mul_(is_max)
-
-        # LMP: the window max's gradient goes to the tokens holding it (split among ties), none to blocked rows.
-        half = window // 2
-        counts = _argmax_bit(bits, 0).to(dtype)
-        for k in range(1, window):
-            counts += _argmax_bit(bits, k)
-        share = grad.mul_(keep).div_(counts.clamp_(min=1))  # `grad` is not needed unmasked any more
-        grad_local.copy_(share).mul_(_argmax_bit(bits, half))
-        for shift in range(1, half + 1):
-            grad_local[:, shift:] += share[:, :-shift] * _argmax_bit(bits, half + shift, slice(None, -shift))
-            grad_local[:, :-shift] += share[:, shift:] * _argmax_bit(bits, half - shift, slice(shift, None))
-
+        mixer_inputs = PoNetMixerInputs(valid, blocked, segment_index, ctx.block_size, ctx.any_blocked)
+        batch, length, hidden = segment.shape
+        grad_ko, grad_segment, grad_ql = torch.empty_like(ko), torch.empty_like(segment), torch.empty_like(ko)
+        grad_g = torch.empty(batch, hidden, dtype=torch.float32, device=ko.device)
+        for rows in _example_runs(batch, length, hidden, segment.device):
+            part = _inputs_of_examples(mixer_inputs, rows, length)
+            grad_key, _ = grad_ko[rows].chunk(2, dim=-1)
+            grad_query, grad_local = grad_ql[rows].chunk(2, dim=-1)
+            grad_g[rows] = _pooling_backward(grad_mixed[rows], ko[rows], segment[rows], bits[:, rows], g[rows], part,
+                                             ctx.window, grad_ko[rows], grad_segment[rows], grad_local)
+            if ctx.ga_inside:
+                _global_aggregation_backward(grad_g[rows], ko[rows].chunk(2, dim=-1)[0], probs[rows],
+                                             mean_query[rows], part.valid, ctx.num_heads, grad_key, grad_query)
         if not ctx.ga_inside:  # autograd takes dg through GA
-            grad_key.zero_()
-            grad_query.zero_()
-            return grad_ko, grad_segment, grad_ql, grad_g.to(g.dtype), None, None, None, None, None
-
-        # GA (float32 around the softmax): probs `[batch, length, heads]`, g = sum_l probs * K per head,
-        # scores = K . mean_query * scale.
-        grad_g_heads = _block_diagonal(grad_g, num_heads)  # [batch, hidden, heads]
-        grad_probs = torch.bmm(key, grad_g_heads.to(dtype)).float()
-        grad_scores = probs * (grad_probs - (probs * grad_probs).sum(dim=1, keepdim=True))
-        grad_scores *= 1.0 / math.sqrt(hidden // num_heads)
-        # dK = probs @ blockdiag(dg)^T + dscores @ blockdiag(mean_query)^T, as one GEMM.
-        left = torch.cat([probs, grad_scores], dim=-1).to(dtype)
-        right = torch.cat([grad_g_heads, _block_diagonal(mean_query.float(), num_heads)], dim=-1).transpose(1, 2)
-        grad_key.copy_(torch.bmm(left, right.to(dtype)))
-        grad_mean_query = _diagonal_blocks(torch.bmm(grad_scores.to(dtype).transpose(1, 2), key))
-        grad_query.copy_(grad_mean_query.unsqueeze(1).expand_as(grad_query)).mul_(_mean_weights(valid, dtype))
-        return grad_ko, grad_segment, grad_ql, None, None, None, None, None, None
+            grad_ko.chunk(2, dim=-1)[0].zero_()
+            grad_ql.chunk(2, dim=-1)[0].zero_()
+            return (grad_ko, grad_segment, grad_ql, grad_g.to(g.dtype)) + (None,) * 7
+        return (grad_ko, grad_segment, grad_ql) + (None,) * 8
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -415,6 +565,47 @@ class PoNetEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
+class PoNetProjectionsFunction(torch.autograd.Function):
+    """The mixer's five projections of one input as three GEMMs, `[K | O]`, S and `[Q | Lc]` (rows of `weight`
+    `[5 * hidden, hidden]` and `bias` in that order), with one input gradient: the backward adds the three GEMMs'
+    input gradients into one tensor (`addmm_`) where three `nn.Linear` would each allocate one and autograd would
+    then add them up."""
+
+    @staticmethod
+    def forward(ctx, hidden_states, weight, bias):
+        hidden = weight.shape[1]
+        ctx.save_for_backward(hidden_states, weight)
+        rows = hidden_states.reshape(-1, hidden)
+        return tuple(
+            torch.addmm(bias[part], rows, weight[part].t()).view(*hidden_states.shape[:-1], -1)
+            for part in _projection_parts(hidden)
+        )
+
+    @staticmethod
+    def backward(ctx, *grads):
+        hidden_states, weight = ctx.saved_tensors
+        hidden = weight.shape[1]
+        rows = hidden_states.reshape(-1, hidden)
+        grad_input = None
+        grad_weight, grad_bias = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
+        for grad, part in zip(grads, _projection_parts(hidden)):
+            if grad is None:
+                continue
+            grad = grad.reshape(-1, grad.shape[-1])
+            if ctx.needs_input_grad[0]:
+                grad_input = torch.mm(grad, weight[part]) if grad_input is None else grad_input.addmm_(grad, weight[part])
+            torch.mm(grad.t(), rows, out=grad_weight[part])
+            torch.sum(grad, dim=0, out=grad_bias[part])
+        if grad_input is not None:
+            grad_input = grad_input.view(hidden_states.shape)
+        return grad_input, grad_weight, grad_bias
+
+
+def _projection_parts(hidden: int) -> tuple[slice, slice, slice]:
+    """The rows of `[K | O]`, S and `[Q | Lc]` in the five projections' stacked weight."""
+    return slice(0, 2 * hidden), slice(2 * hidden, 3 * hidden), slice(3 * hidden, 5 * hidden)
+
+
 class PoNetPoolingMixer(nn.Module):
     """The token mixer that replaces self-attention: GA, SMP and LMP fused by PF.
 
@@ -437,30 +628,23 @@ class PoNetPoolingMixer(nn.Module):
     def projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`[K | O]` `[batch, length, 2 * hidden]`, S `[batch, length, hidden]` and `[Q | Lc]` `[batch, length, 2 * hidden]`.
 
-        Three GEMMs rather than five when the projections are plain `nn.Linear`: the backward keeps only the first
-        two, and S must be contiguous for the fast path of the segment max's scatter. Wrapped projections (PEFT
-        adapters, quantized layers) are called as modules, so that their wrappers take effect.
+        Three GEMMs rather than five when the projections are plain `nn.Linear` (`PoNetProjectionsFunction`): the
+        pooling's backward keeps only the first two. Wrapped projections (PEFT adapters, quantized layers) are called
+        as modules, so that their wrappers take effect.
         """
         layers = (self.dense_k, self.dense_o, self.dense_segment, self.dense_q, self.dense_local)
         if any(type(layer) is not nn.Linear for layer in layers):
             key, out_gate, segment, query, local = (layer(hidden_states) for layer in layers)
             return torch.cat([key, out_gate], dim=-1), segment, torch.cat([query, local], dim=-1)
+        weight = torch.cat([layer.weight for layer in layers])
+        bias = torch.cat([layer.bias for layer in layers])
         device_type = hidden_states.device.type
         if torch.is_autocast_enabled(device_type):
             # One cast for the three GEMMs: autocast would cast the input once per GEMM (and, in the backward,
             # cast each GEMM's input gradient back and add the three in float32).
-            hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
-
-        def fused(*layers):
-            weight = torch.cat([layer.weight for layer in layers])
-            bias = torch.cat([layer.bias for layer in layers])
-            return F.linear(hidden_states, weight, bias)
-
-        return (
-            fused(self.dense_k, self.dense_o),
-            self.dense_segment(hidden_states),
-            fused(self.dense_q, self.dense_local),
-        )
+            dtype = torch.get_autocast_dtype(device_type)
+            hidden_states, weight, bias = hidden_states.to(dtype), weight.to(dtype), bias.to(dtype)
+        return PoNetProjectionsFunction.apply(hidden_states, weight, bias)
 
     def forward(
         self, hidden_states: torch.Tensor, mixer_inputs: PoNetMixerInputs
@@ -470,19 +654,19 @@ class PoNetPoolingMixer(nn.Module):
         ko, segment, ql = self.projections(hidden_states)
         key, out_gate = ko.chunk(2, dim=-1)
         query, local = ql.chunk(2, dim=-1)
-        valid, blocked, segment_index = mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index
         heads, window = self.num_attention_heads, self.local_window_size
         output_attentions = mixer_inputs.output_attentions
+        fields = (mixer_inputs.valid, mixer_inputs.blocked, mixer_inputs.segment_index, mixer_inputs.block_size,
+                  mixer_inputs.any_blocked, heads, window)
         training = torch.is_grad_enabled() and (ko.requires_grad or segment.requires_grad or ql.requires_grad)
         if training and not output_attentions:  # all four parts with the hand-written backward
-            mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, blocked, segment_index, heads, window)
-            return mixed, None
+            return PoNetPoolingFunction.apply(ko, segment, ql, None, *fields), None
         # Global aggregation (GA) through autograd: the probabilities it returns are what `g` is computed from.
-        g, attentions = global_aggregation(query, key, valid, heads)[:2]
+        g, attentions = global_aggregation(query, key, mixer_inputs.valid, heads)[:2]
         if training:  # segment max-pooling, local max-pooling and pooling fusion with the hand-written backward
-            mixed = PoNetPoolingFunction.apply(ko, segment, ql, g, valid, blocked, segment_index, heads, window)
+            mixed = PoNetPoolingFunction.apply(ko, segment, ql, g, *fields)
         else:  # segment max-pooling (SMP), local max-pooling (LMP) and pooling fusion (PF)
-            mixed = pooling_fusion(g, out_gate, segment, local, valid, blocked, segment_index, window)[0]
+            mixed = pooling_fusion(g, out_gate, segment, local, mixer_inputs, window)
         return mixed, attentions if output_attentions else None
 
 

@@ -14,7 +14,9 @@ index of every module (a test keeps it complete):
   step boundary, saved), `checkpoints` (the checkpoint writer, resume), `saving` (staged saves whose failure is one
   line; model saves), `best_model` (the best dev model, the final model).
 - `data/`, readers and the real data:
-  `tables` (the csv / tsv / json / jsonl reader and the label-name rule), `segments` (sentences -> segment ids),
+  `tables` (the one csv / tsv / json / jsonl reader: tables as their writers wrote them), `labels` (the label
+  rules: classes or scores, names, ids), `text_files` (the text rule of corpus files: UTF-8, control characters),
+  `segments` (sentences -> segment ids),
   `truncation` (linear-time truncation), `tokenizer_loading` (never an empty tokenizer; token-id checks),
   `wordpiece` (train a tokenizer, a config for it), `stdlib_docstrings` (the embedded default corpus),
   `python_docs` (the Python documentation corpus), `vader_ratings` (human-rated sentences, read from the

@@ -175,7 +175,7 @@ PRETRAIN = ["--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--
 
 @pytest.fixture(scope="module")
 def pretraining_args(corpus, tmp_path_factory):
-    """A tiny pretraining run with a fixed tokenizer (WordPiece training is not reproducible across processes)."""
+    """A tiny pretraining run with a tokenizer trained once, here (the runs need not train their own)."""
     tokenizer_dir = tmp_path_factory.mktemp("tokenizer")
     train_wordpiece_tokenizer(TOY_CORPUS + list(TOPICS.values()), vocab_size=300,
                               min_frequency=1).save_pretrained(tokenizer_dir)

@@ -1,8 +1,10 @@
 """finetune/run_glue.py as a general sequence-classification script on local files (any columns, the data's own
-label set, regression for float labels), --max_*_samples keeping the first rows, and sweep_glue's guard rails."""
+label set, regression for non-integral labels or when asked), --max_*_samples keeping the first rows, and sweep_glue's
+guard rails."""
 
 import csv
 import json
+import logging
 
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
@@ -138,3 +140,37 @@ def test_sweep_records_its_settings_and_refuses_to_mix_runs(tmp_path):
     with pytest.raises(ValueError, match="num_train_epochs"):
         settings_of("--num_train_epochs", "2", "--", "--weight_decay", "0.1")
     settings_of("--tasks", "rte", "--in_process", "--", "--weight_decay", "0.1")  # more tasks, run another way
+
+
+def test_a_pandas_tsv_with_tabs_line_breaks_and_1_or_1_0_labels_trains_a_binary_classifier(checkpoint, tmp_path,
+                                                                                           caplog):
+    """What a spreadsheet round trip gives: texts with tabs and line breaks (quoted), labels written 1 and 1.0."""
+    import pandas as pd
+
+    texts = [f"{WORDS[label]}\t{i}\nsecond line" if i % 3 == 0 else f"{WORDS[label]} {i}"
+             for i in range(12) for label in ("neg", "pos")]
+    labels = [("1" if i % 2 else "1.0") if label == "pos" else "0" for i in range(12) for label in ("neg", "pos")]
+    train = tmp_path / "train.tsv"
+    pd.DataFrame({"label": labels, "sentence": texts}).to_csv(train, sep="\t", index=False)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO):
+        results = run_glue.main(common(checkpoint, out, "--train_file", str(train), "--validation_file", str(train),
+                                       "--num_train_epochs", "1", "--no_predict"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "single_label_classification"
+    assert config["id2label"] == {"0": "0", "1": "1"} and {"eval_accuracy", "eval_f1"} <= set(results)
+    assert "classification with 2 classes ['0', '1']: the values are all integral numbers" in caplog.text
+    references = [line.split("\t")[2] for line in
+                  (out / "predictions" / "validation.tsv").read_text().splitlines()[1:]]
+    assert references == ["1" if label != "0" else "0" for label in labels]  # every row, none split in two
+
+
+def test_do_regression_regresses_on_integral_labels_and_is_refused_with_a_glue_task(checkpoint, tmp_path):
+    train = write_csv(tmp_path / "train.csv", ["sentence", "label"], [("good", 5), ("fine", 3), ("bad", 1)])
+    args = run_glue.parse_args(common(checkpoint, tmp_path / "out", "--train_file", str(train), "--validation_file",
+                                      str(train), "--do_regression"))
+    assert args.task.is_regression and "--do_regression" in args.task.label_typing
+    assert not run_glue.parse_args(common(checkpoint, tmp_path / "out", "--train_file", str(train),
+                                          "--validation_file", str(train))).task.is_regression
+    with pytest.raises(ValueError, match="--do_regression is for local files without --task_name"):
+        run_glue.parse_args(common(checkpoint, tmp_path / "out", "--task_name", "stsb", "--do_regression"))

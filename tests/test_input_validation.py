@@ -9,7 +9,7 @@ import pytest
 
 from ponet_training.tasks import long_documents
 from ponet_training.tasks.glue import data as glue_data, registry as glue_tasks
-from ponet_training.data import tables
+from ponet_training.data import labels, tables
 from ponet_training.tasks.pretraining.corpus import load_pretraining_corpus
 from conftest import pretraining_data_args as corpus_args
 
@@ -68,9 +68,9 @@ def test_non_numeric_test_index_is_refused(tmp_path):
 def test_missing_labels_are_rejected_with_file_and_row(missing):
     values = ["pos", "neg", missing, "pos"]
     with pytest.raises(ValueError, match=r"train\.jsonl.*row 2.*missing label"):
-        tables.infer_label_names(values, source="train.jsonl")
+        labels.infer_label_names(values, source="train.jsonl")
     with pytest.raises(ValueError, match="missing label"):
-        tables.label_id(missing, ["neg", "pos"])
+        labels.label_id(missing, ["neg", "pos"])
 
 
 def test_long_doc_rejects_an_empty_label_instead_of_making_it_a_class(tmp_path):
@@ -82,3 +82,44 @@ def test_long_doc_rejects_an_empty_label_instead_of_making_it_a_class(tmp_path):
     train_nan = write(tmp_path / "nan.json", json.dumps(nan_rows))
     with pytest.raises(ValueError, match=r"nan\.json.*row 2.*missing label"):
         long_documents.load_local_long_docs({"train": train_nan})
+
+
+def test_nul_bytes_and_other_control_characters_in_a_corpus_are_refused_by_file_line_and_count(tmp_path):
+    """The tokenizer deletes them and glues the words on either side; a 64 KiB block of NULs is a damaged file."""
+    text = ("Apples grow on trees. They are sweet.\nApple\x00banana is one word to the tokenizer.\n"
+            "Tabs\tand CRLF line ends are text.\r\n" + "\x00" * 65536 + "\nA form\x0cfeed from a PDF.\n")
+    corpus = write(tmp_path / "corpus.txt", text)
+    with pytest.raises(ValueError, match=r"corpus\.txt: 65538 control characters \(NUL x65537, U\+000C x1\) at lines "
+                                         r"2, 4, 5;.*--allow_control_characters"):
+        load_pretraining_corpus(corpus_args("--train_file", corpus, "--validation_file", corpus))
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "corpus.json"])
+def test_control_characters_written_as_json_escapes_are_refused_too(tmp_path, name):
+    documents = [{"text": "A clean document. It has two sentences."}, {"text": "Damaged\u0000text. Here\u001b[0m."}]
+    content = ("".join(json.dumps(d) + "\n" for d in documents) if name.endswith("jsonl")
+               else json.dumps(documents, indent=1))
+    assert "\\u0000" in content and "\x00" not in content
+    corpus = write(tmp_path / name, content)
+    line = 2 if name.endswith("jsonl") else 6
+    with pytest.raises(ValueError, match=rf"{name.replace('.', '[.]')}: 2 control characters \(.*NUL x1.*U\+001B x1"
+                                         rf"\) at line {line};"):
+        load_pretraining_corpus(corpus_args("--train_file", corpus, "--validation_file", corpus))
+
+
+def test_allowed_control_characters_are_counted_in_the_log_and_kept(tmp_path, caplog):
+    corpus = write(tmp_path / "corpus.txt", "First doc. Two sentences.\nSecond\x00doc. Also two.\nBad \ufffd byte. "
+                                            "Two.\n")
+    with caplog.at_level(logging.WARNING, logger="ponet_training.data.text_files"):
+        documents = load_pretraining_corpus(corpus_args("--train_file", corpus, "--validation_file", corpus,
+                                                        "--allow_control_characters"))
+    assert "Second\x00doc. Also two.\n" in documents["validation"]["text"]  # never deleted before the tokenizer
+    assert "corpus.txt: 1 control character (NUL x1) at line 2, kept (--allow_control_characters)" in caplog.text
+    assert "corpus.txt: 1 replacement character (U+FFFD x1) at line 3" in caplog.text
+
+
+def test_a_replacement_character_alone_is_reported_not_refused(tmp_path, caplog):
+    corpus = write(tmp_path / "corpus.txt", "Caf\ufffd au lait. Two sentences.\nAnother doc. Two sentences.\n")
+    with caplog.at_level(logging.WARNING, logger="ponet_training.data.text_files"):
+        load_pretraining_corpus(corpus_args("--train_file", corpus, "--validation_file", corpus))
+    assert "corpus.txt: 1 replacement character (U+FFFD x1) at line 1" in caplog.text

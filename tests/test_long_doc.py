@@ -131,3 +131,20 @@ def test_presets_match_the_paper():
     assert L.get_long_doc_dataset("hnd").main_metric == "f1" and L.get_long_doc_dataset("imdb").main_metric == "f1"
     assert L.get_long_doc_dataset("yelp5").num_labels == 5
     assert L.strip_html("<p>One &amp; two.</p><p>Three<br />four.</p>") == "One & two.\n\nThree\n\nfour."
+
+
+def test_local_tables_are_read_as_written_and_1_or_1_0_labels_are_two_classes(tmp_path):
+    """A pandas tsv of documents with paragraphs (line breaks) and tabs, labels written 1, 1.0 and 0: every document
+    one row, two classes."""
+    import pandas as pd
+
+    documents = pd.DataFrame({
+        "label": ["1", "1.0", "0", "0", " 1 "],
+        "text": ["First paragraph.\n\nSecond\tparagraph.", "One line.", "Table:\ta\tb\nrow\t1\t2", "Plain.",
+                 'He said "no".\n'],
+    })
+    documents.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    splits, names = L.load_local_long_docs({"train": tmp_path / "train.tsv"})
+    assert names == ["0", "1"]
+    assert splits["train"]["text"] == list(documents["text"])
+    assert splits["train"]["label"] == [1, 1, 0, 0, 1]

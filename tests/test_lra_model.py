@@ -170,12 +170,13 @@ def test_pair_head_sees_both_documents_and_their_products():
         model(ids)
 
 
-@pytest.mark.parametrize("mixer", LRA_MIXERS)
-def test_training_gradients_match_the_naive_reference_in_float64(mixer):
-    # The PoNet mixer trains through its hand-written backward; the reference through autograd.
+@pytest.mark.parametrize("mixer, length", [(mixer, 13) for mixer in LRA_MIXERS] + [("ponet", 12)])
+def test_training_gradients_match_the_naive_reference_in_float64(mixer, length):
+    # The PoNet mixer trains through its hand-written backward; the reference through autograd. Its blocks of 4
+    # tokens divide 12 (a reshape and a max) but not 13 (the segment table).
     model = make_model(mixer, dtype=torch.float64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model.train()
-    ids, labels = make_batch(), torch.tensor([0, 1, 2])
+    ids, labels = make_batch()[:, :length], torch.tensor([0, 1, 2])
     model(ids, labels=labels).loss.backward()
     fused = {name: p.grad.clone() for name, p in model.named_parameters()}
     model.zero_grad()

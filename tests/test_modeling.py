@@ -78,9 +78,11 @@ def test_matches_naive_reference_with_explicit_segment_ids(model_for, clsgsepg):
     assert (out - derived)[real].abs().max() > 1e-3  # the segments really are used
 
 
-def test_matches_naive_reference_with_fixed_segment_size(model_for):
-    model = model_for(segment_size=4, clsgsepg=False)
-    ids = torch.randint(5, 200, (2, 13))  # LRA-style: the CLS/SEP ids are ordinary tokens (bytes, pixels) there
+@pytest.mark.parametrize("segment_size, length", [(4, 13), (4, 12), (2, 12), (3, 12), (6, 12), (12, 12), (20, 12)])
+def test_matches_naive_reference_with_fixed_segment_size(model_for, segment_size, length):
+    # Blocks that divide the length take the reshape-and-max path, the others (13 tokens) the segment table.
+    model = model_for(segment_size=segment_size, clsgsepg=False)
+    ids = torch.randint(5, 200, (2, length))  # LRA-style: the CLS/SEP ids are ordinary tokens (bytes, pixels) there
     ids[:, 0], ids[:, 5] = CLS, SEP
     mask = torch.ones_like(ids)
     mask[0, 9:] = 0
@@ -505,7 +507,8 @@ GRADIENT_REDUCTION = 2 * 12 * 32
 
 
 def mixer_gradients(model, ids, mask, segment_ids, x, weights, reference):
-    """Gradients of `sum(weights * Y)` w.r.t. x and the mixer parameters, from the model's mixer or the reference."""
+    """The output Y and the gradients of `sum(weights * Y)` w.r.t. x and the mixer parameters, from the model's mixer
+    or the reference."""
     mixer = model.encoder.layer[0].attention.self
     config = model.config
     x = x.clone().requires_grad_(True)
@@ -516,8 +519,12 @@ def mixer_gradients(model, ids, mask, segment_ids, x, weights, reference):
         for b in range(batch):
             valid = [bool(v) for v in mask[b]]
             special = [int(t) in (config.cls_token_id, config.sep_token_id) for t in ids[b]]
-            segments = (naive_segments_from_special(special) if segment_ids is None
-                        else [int(s) for s in segment_ids[b]])
+            if segment_ids is not None:
+                segments = [int(s) for s in segment_ids[b]]
+            elif config.segment_size is not None:
+                segments = [i // config.segment_size for i in range(length)]
+            else:
+                segments = naive_segments_from_special(special)
             out.append(amax_reference_mixer(mixer, x[b], valid, special, segments, config.clsgsepg,
                                             config.local_window_size, config.num_attention_heads))
         out = torch.stack(out)
@@ -525,7 +532,7 @@ def mixer_gradients(model, ids, mask, segment_ids, x, weights, reference):
         inputs = build_mixer_inputs(model.config, ids, mask, segment_ids, *ids.shape, ids.device)
         out = mixer(x, inputs)[0]
     (out * weights).sum().backward()
-    grads = {"x": x.grad}
+    grads = {"output": out.detach(), "x": x.grad}
     grads.update({name: p.grad.clone() for name, p in mixer.named_parameters()})
     return grads
 
@@ -563,6 +570,93 @@ def test_mixer_backward_splits_tied_maxima_evenly(model_for, window):
     for name in expected:
         assert_close(ours[name], expected[name], reduction=GRADIENT_REDUCTION, msg=name)
     assert ours["dense_segment.weight"].abs().max() > 0 and ours["dense_local.weight"].abs().max() > 0
+
+
+@pytest.mark.parametrize("segment_size, length", [(2, 12), (3, 12), (6, 12), (12, 12), (5, 12)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_mixer_backward_over_fixed_blocks_matches_autograd_through_the_naive_mixer(model_for, segment_size, length,
+                                                                                     ties):
+    # Blocks that divide the length (a reshape and a max, and its own backward) and one that does not (5: the table).
+    model = model_for(segment_size=segment_size, clsgsepg=False).train()
+    mixer = model.encoder.layer[0].attention.self
+    if ties:  # every token of a block / window ties: S and Lc are their biases
+        with torch.no_grad():
+            mixer.dense_segment.weight.zero_()
+            mixer.dense_local.weight.zero_()
+    ids, mask = (t[:, :length] for t in make_batch())
+    torch.manual_seed(4)
+    x, weights = torch.randn(2, length, 32), torch.randn(2, length, 32)
+    ours = mixer_gradients(model, ids, mask, None, x, weights, reference=False)
+    expected = mixer_gradients(model, ids, mask, None, x, weights, reference=True)
+    for name in expected:
+        assert_close(ours[name], expected[name], reduction=GRADIENT_REDUCTION, msg=name)
+
+
+@pytest.mark.parametrize("config_kwargs", [{}, {"clsgsepg": False}, {"segment_size": 3, "clsgsepg": False}])
+def test_mixer_over_runs_of_examples_equals_the_whole_batch_at_once(model_for, monkeypatch, config_kwargs):
+    # On CPU the pooling runs over a few examples at a time (`_CPU_ROWS_ELEMENTS`): one at a time here.
+    model = model_for(**config_kwargs).train()
+    ids, mask = make_batch()
+    ids, mask = torch.cat([ids, ids.flip(0), ids]), torch.cat([mask, mask.flip(0), mask])
+    torch.manual_seed(5)
+    x, weights = torch.randn(6, 12, 32), torch.randn(6, 12, 32)
+    whole = mixer_gradients(model, ids, mask, None, x, weights, reference=False)
+    monkeypatch.setattr(mp.modeling_ponet, "_CPU_ROWS_ELEMENTS", 1)
+    assert len(mp.modeling_ponet._example_runs(6, 12, 32, torch.device("cpu"))) == 6
+    runs = mixer_gradients(model, ids, mask, None, x, weights, reference=False)
+    for name in whole:
+        assert_close(runs[name], whole[name], reduction=GRADIENT_REDUCTION, msg=name)
+
+
+@pytest.mark.parametrize("config_kwargs", [{"clsgsepg": False}, {"segment_size": 4, "clsgsepg": False}])
+def test_a_mask_of_ones_gives_what_no_mask_gives(model_for, config_kwargs):
+    # Without a mask (and without blocked CLS/SEP) the mixers skip every mask: the same numbers, forward and backward.
+    model = model_for(**config_kwargs).train()
+    ids = make_batch()[0][1:]
+    torch.manual_seed(6)
+    x, weights = torch.randn(1, 12, 32), torch.randn(1, 12, 32)
+    unmasked = build_mixer_inputs(model.config, ids, None, None, *ids.shape, ids.device)
+    assert not unmasked.any_blocked
+    ones = torch.ones_like(ids)
+    assert build_mixer_inputs(model.config, ids, ones, None, *ids.shape, ids.device).any_blocked is False
+    masked = build_mixer_inputs(model.config, ids, torch.ones_like(ids), None, *ids.shape, ids.device)
+    masked = dataclasses.replace(masked, any_blocked=True)  # force the masked path on the same inputs
+    mixer = model.encoder.layer[0].attention.self
+
+    def run(inputs):
+        mixer.zero_grad()
+        leaf = x.clone().requires_grad_(True)
+        out = mixer(leaf, inputs)[0]
+        (out * weights).sum().backward()
+        return [out.detach(), leaf.grad] + [p.grad.clone() for p in mixer.parameters()]
+
+    for skipped, masked_result in zip(run(unmasked), run(masked)):
+        assert torch.equal(skipped, masked_result)  # the same arithmetic: masks of ones change nothing
+
+
+def test_joint_projections_match_five_linear_layers_forward_and_backward(model_for):
+    model = model_for().train()
+    mixer = model.encoder.layer[0].attention.self
+    torch.manual_seed(7)
+    x = torch.randn(2, 12, 32)
+    grads = {}
+    for joint in (True, False):
+        mixer.zero_grad()
+        leaf = x.clone().requires_grad_(True)
+        if joint:
+            ko, segment, ql = mixer.projections(leaf)
+            assert type(ko.grad_fn).__name__ == "PoNetProjectionsFunctionBackward"
+        else:
+            layers = (mixer.dense_k, mixer.dense_o, mixer.dense_segment, mixer.dense_q, mixer.dense_local)
+            key, gate, segment, query, local = (F.linear(leaf, layer.weight, layer.bias) for layer in layers)
+            ko, ql = torch.cat([key, gate], dim=-1), torch.cat([query, local], dim=-1)
+        torch.manual_seed(8)
+        loss = sum((t * torch.randn_like(t)).sum() for t in (ko, segment, ql))
+        loss.backward()
+        grads[joint] = [leaf.grad, ko.detach(), segment.detach(), ql.detach()] + [
+            p.grad.clone() for p in mixer.parameters()]
+    for joint, separate in zip(grads[True], grads[False]):
+        assert_close(joint, separate, reduction=3 * 2 * 12)
 
 
 def test_mixer_backward_with_attentions_requested_matches_the_fused_backward(model_for):

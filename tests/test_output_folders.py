@@ -221,7 +221,7 @@ def test_labels_differing_in_case_or_spacing_are_one_class_in_run_glue(checkpoin
 
 def test_long_documents_and_the_pooling_study_use_the_same_label_rule(tmp_path):
     from ponet_training.tasks.long_documents import load_local_long_docs
-    from ponet_training.data.tables import infer_label_names, label_id
+    from ponet_training.data.labels import infer_label_names, label_id
 
     rows = [{"text": f"word {i}", "label": SPELLINGS[i % len(SPELLINGS)]} for i in range(12)]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")

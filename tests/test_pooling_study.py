@@ -469,3 +469,17 @@ def test_table_bolds_nothing_when_all_poolings_tie_and_gives_baselines_in_its_me
     table = report.markdown_table(cells, "macro_f1", {"majority class": 0.333, "VADER": 0.612})
     assert "**" not in table.split("\n\n")[0]
     assert "baselines (dev macro-f1): majority class 33.3, VADER 61.2" in table
+
+
+def test_a_pandas_tsv_with_tabs_and_line_breaks_and_1_or_1_0_labels_is_read_as_written(env, tmp_path):
+    import pandas as pd
+
+    rows = reviews(20, seed=5)
+    texts = [f"{text}\tsecond half\nnext line" if i % 4 == 0 else text for i, (text, _) in enumerate(rows)]
+    labels = [("1.0" if i % 2 else "1") if label else "0" for i, (_, label) in enumerate(rows)]
+    pd.DataFrame({"label": labels, "sentence": texts}).to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    args = load_cli().parse_args(study_argv(env, tmp_path / "out"))
+    args.train_file, args.validation_file = str(tmp_path / "train.tsv"), str(tmp_path / "train.tsv")
+    data = load_sentiment_data(args)
+    assert data.label_names == ["0", "1"]
+    assert data.eval["text"] == texts and data.eval["label"] == [int(label != "0") for label in labels]

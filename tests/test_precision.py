@@ -210,7 +210,7 @@ def test_bf16_hand_written_backward_divides_the_mean_gradient_by_the_true_count(
     segment = torch.zeros(1, n, hidden, dtype=torch.bfloat16)
     valid = torch.ones(1, n, 1, dtype=torch.bool)
     segment_index = torch.zeros(n, dtype=torch.long)
-    mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, ~valid, segment_index, hidden, 3)
+    mixed = PoNetPoolingFunction.apply(ko, segment, ql, None, valid, ~valid, segment_index, None, False, hidden, 3)
     mixed.sum().backward()
     query_gradient = ql.grad[..., :hidden]
     assert torch.equal(query_gradient, torch.full_like(query_gradient, 256**2 / 257**3))

@@ -187,6 +187,21 @@ def test_embedded_corpus_run_trains_its_own_tokenizer_offline(tmp_path):
     assert "docstrings" in (out / "README.md").read_text()
 
 
+def test_the_same_pretraining_command_twice_gives_the_same_tokenizer_file_and_weights(tmp_path):
+    # Two processes, every seed fixed: the trained vocabulary (ids included) and so every weight are the same.
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for out in runs:
+        run_script(["--preset", "demo", "--hidden_size", "32", "--intermediate_size", "64", "--max_seq_length", "32",
+                    "--per_device_train_batch_size", "8", "--max_train_steps", "4", "--eval_steps", "0",
+                    "--max_eval_samples", "16", "--output_dir", out])
+    first, second = ((out / "tokenizer.json").read_bytes() for out in runs)
+    assert first == second
+    weights = [load_file(out / "model.safetensors") for out in runs]
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
+
+
 def test_streaming_a_dataset_folder_runs_for_max_train_steps(corpus, tmp_path):
     train, _ = corpus
     folder = tmp_path / "stream"

@@ -1,8 +1,12 @@
 """The tokenizer story: a trained WordPiece tokenizer behaves like bert-base-uncased's; configs follow its ids."""
 
+import subprocess
+import sys
+
 import pytest
 from transformers import AutoTokenizer, GPT2TokenizerFast
 
+from conftest import child_env
 from ponet_training.data.wordpiece import config_for_tokenizer, train_wordpiece_tokenizer
 
 
@@ -23,6 +27,33 @@ def test_saved_trained_tokenizer_reloads_with_auto_tokenizer(tiny_tokenizer, tin
     reloaded = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     text = "the movie was wonderful"
     assert reloaded(text)["input_ids"] == tiny_tokenizer(text)["input_ids"]
+
+
+TRAIN_IN_A_CHILD = """
+import sys
+from ponet_training.data.stdlib_docstrings import stdlib_corpus
+from ponet_training.data.wordpiece import train_wordpiece_tokenizer
+texts = (text for text in stdlib_corpus()["train"]["text"])  # a one-shot iterator, as a streamed corpus gives
+sys.stdout.write(train_wordpiece_tokenizer(texts, vocab_size=5000).backend_tokenizer.to_str())
+"""
+
+
+def test_the_same_corpus_trains_the_same_tokenizer_file_in_another_process():
+    # The trainer of `tokenizers` alone gives other ids in every process (hash-map order), and at 5,000 tokens on
+    # this corpus other tokens too; ours pins what it orders by, so the JSON is the same byte for byte.
+    files = [subprocess.run([sys.executable, "-c", TRAIN_IN_A_CHILD], capture_output=True, text=True, timeout=300,
+                            env=child_env(), check=True).stdout for _ in range(2)]
+    assert files[0] == files[1] and '"[MASK]":4' in files[0].replace(" ", "")
+
+
+def test_the_pieces_pinned_for_reproducibility_stay_ordinary_vocabulary(tiny_tokenizer):
+    vocab = tiny_tokenizer.get_vocab()
+    assert "##e" in vocab and vocab["##e"] > tiny_tokenizer.mask_token_id
+    assert "##e" not in tiny_tokenizer.all_special_tokens
+    # never matched as a whole in raw text, never dropped when decoding without special tokens
+    assert "##e" not in tiny_tokenizer.tokenize("the ##e")
+    ids = tiny_tokenizer.convert_tokens_to_ids(["the", "##e"])
+    assert tiny_tokenizer.decode(ids, skip_special_tokens=True) == "thee"
 
 
 def test_empty_training_corpus_is_an_error():

@@ -1,14 +1,24 @@
-"""The one reader of local data tables and the one label normaliser, used by every data module.
+"""The one reader of local data tables, behind every script: csv / tsv / json / jsonl files as their writers wrote
+them.
 
-- `read_table(path, ...)`: a csv / tsv / json / jsonl file as (column names, rows as dicts), with one clear error
-  for a missing, empty or unreadable file.
-- `label_key(name)`: the one normalisation rule for label names (case and spacing do not make another class).
-- `label_id(value, label_names)`: a raw label (a name, True/False, or an integer id) as its id.
-- `infer_label_names(values, source)`: the label set of a training file (sorted; integer labels in numeric order);
-  a missing label (empty, None, NaN) is an error naming the file and row, never a class of its own.
-- `is_missing_label(value)`, `labels_are_scores(values)`: what counts as no label; float labels mean regression.
-- `check_text_file(path)`: a corpus file is UTF-8 and not empty (one error naming the file and the line).
+- `read_table(path, ...)`: a file as (column names, rows as dicts), with one clear error naming the file and the
+  line for a missing, empty, unreadable or malformed file.
 - `keep_first(dataset, limit, what)`: the --max_train_samples / --max_eval_samples rule: the FIRST `limit` rows.
+
+How csv and tsv files are read:
+- csv: RFC 4180, strictly. A field enclosed in quotes may hold commas, line breaks and doubled quotes (`""`); text
+  after a closing quote, or a quote never closed, is an error naming the line (never a quote silently dropped, or
+  the rest of the file swallowed into one field).
+- tsv has two kinds of writers. pandas, spreadsheets and Python's csv module quote as RFC 4180 does, with tabs;
+  GLUE's files and most command-line tools write plain tab-separated values, where a quote is text (MNLI's reported
+  speech, CoLA's unbalanced quotes). Both readings are made when a field starts with a quote. The file is read as
+  quoted fields when something in it needs quoting (a quoted tab, line break or doubled quote, or a quoted header)
+  and the quoted reading holds together; otherwise as plain values: when the quoted reading fails (a quote inside
+  text), or when nothing needs quoting (quotes around a whole field are then kept as text, and the lines logged).
+  `quoting="none"` reads a tsv as plain values whatever it holds (the original GLUE distribution's files).
+- Every line is accounted for: when the rows read are fewer than the file's lines, the log names the rows that
+  span several lines (quoted line breaks), the blank lines skipped and the malformed rows dropped.
+- Control characters and U+FFFD are reported by line (`text_files`): the text is read as written.
 """
 
 from __future__ import annotations
@@ -17,13 +27,13 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import re
 import sys
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from ponet_training.data.text_files import count_characters
 
 
 logger = logging.getLogger(__name__)
@@ -38,86 +48,167 @@ def _file_format(path: Path) -> str:
 
 
 def _decode(path: Path, data: bytes) -> str:
-    """`data` as UTF-8; a ValueError names the file, the line and the byte offset of the first bad byte."""
+    """`data` as UTF-8, without a byte-order mark; a ValueError names the file, the line and the byte offset of the
+    first bad byte."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # Excel's "CSV UTF-8" starts with one
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset "
                          f"{err.start}); re-encode the file as UTF-8") from None
 
 
-def check_text_file(path: str | os.PathLike, json_lines: bool = False) -> None:
-    """A corpus file must be UTF-8 and hold some text (with `json_lines`, one JSON object per non-blank line):
-    one ValueError naming the file and the line otherwise. Reads line by line, in constant memory."""
-    path = Path(path)
-    has_text = False
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at line {number}, column "
-                                 f"{err.start + 1}); re-encode the file as UTF-8") from None
-            if not line.strip():
-                continue
-            has_text = True
-            if json_lines:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{path}, line {number}: a JSON lines record must be an object")
-    if not has_text:
-        raise ValueError(f"Data file {path} is empty")
+@dataclass
+class _Record:
+    first: int  # the lines it spans, from 1
+    last: int
+    fields: list[str]
+
+    @property
+    def blank(self) -> bool:
+        return not any(cell.strip() for cell in self.fields)
+
+
+class _QuotingError(ValueError):
+    """A file that is not valid RFC 4180: where, and why, in words."""
+
+
+def _parse(path: Path, text: str, delimiter: str, quoted: bool) -> tuple[list[_Record], int]:
+    """The records of `text` with the lines each spans, and the file's line count. `quoted`: RFC 4180, strictly
+    (a `_QuotingError` names the line); else plain values, a quote being text."""
+    handle = io.StringIO(text, newline="")
+    reader = csv.reader(handle, delimiter=delimiter, strict=True) if quoted else \
+        csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    records, line = [], 1
+    try:
+        for fields in reader:
+            records.append(_Record(line, reader.line_num, fields))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            raise _QuotingError(f"{path}, line {line}: the quote that opens a field on this line is never closed "
+                                "(the rest of the file would be one field)") from None
+        opened = f" (the quoted field opens on line {line})" if reader.line_num != line else ""
+        raise _QuotingError(f"{path}, line {reader.line_num}: text after the closing quote of a quoted field"
+                            f"{opened}; a quoted field ends at its closing quote, and a quote inside it is doubled "
+                            '("")') from None
+    return records, reader.line_num
+
+
+def _holds_together(records: list[_Record]) -> bool:
+    rows = [record for record in records if not record.blank]
+    return all(len(record.fields) == len(rows[0].fields) for record in rows[1:])
+
+
+def _shown(numbers: list, limit: int = 10) -> str:
+    """ "line 3" or "lines 3, 5, ..." (the first `limit`)."""
+    listed = ", ".join(map(str, numbers[:limit])) + (" ..." if len(numbers) > limit else "")
+    return f"line{'s' if len(numbers) > 1 else ''} {listed}"
+
+
+# A whole field in quotes with a quote written twice inside: what only an RFC 4180 writer writes.
+_DOUBLED_QUOTES = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"')
+
+
+def _tsv_records(path: Path, text: str, quoting: str) -> tuple[list[_Record], int, str | None]:
+    """The records of a tsv file, read plain or as quoted fields (see the module docstring), its line count, and,
+    when it is read plain after the quoted reading failed, why that failed (for a later error)."""
+    plain, lines = _parse(path, text, "\t", quoted=False)
+    if quoting == "none" or not any(cell.startswith('"') for record in plain for cell in record.fields):
+        return plain, lines, None  # no field opens with a quote: both readings agree
+    try:
+        quoted, _ = _parse(path, text, "\t", quoted=True)
+    except _QuotingError as err:
+        if any(_DOUBLED_QUOTES.fullmatch(cell) for record in plain for cell in record.fields):
+            raise  # the writer quoted as RFC 4180 does elsewhere in the file: this line is broken
+        logger.info("%s: read as plain tab-separated values, quotes being text (as quoted fields: %s)", path,
+                    str(err).removeprefix(f"{path}, "))
+        return plain, lines, str(err).removeprefix(f"{path}, ")
+    needed, needless = False, []
+    plain_at = {record.first: record for record in plain}
+    for record in quoted:
+        same_line = plain_at.get(record.first)
+        if record.last != record.first or same_line is None or len(same_line.fields) != len(record.fields):
+            needed = True  # a quoted line break or tab
+            break
+        for cell, as_written in zip(record.fields, same_line.fields):
+            if cell != as_written:
+                if '"' in cell or record is quoted[0]:
+                    needed = True  # a doubled quote, or a quoted header
+                    break
+                if record.first not in needless[-1:]:
+                    needless.append(record.first)
+        if needed:
+            break
+    if needed and (_holds_together(quoted) or not _holds_together(plain)):
+        return quoted, lines, None
+    if needed:
+        logger.warning("%s: read as plain tab-separated values: as quoted fields (RFC 4180) its rows would not "
+                       "have one field count", path)
+    elif needless:
+        logger.warning("%s: quotes around whole fields that hold nothing needing quotes (%s) are read as "
+                       "written, quotes kept (plain tab-separated values, as GLUE's files are)", path,
+                       _shown(needless))
+    return plain, lines, None
 
 
 def read_table(path: str | os.PathLike, headerless_columns: tuple[str, ...] | None = None,
-               expected_columns: tuple[str, ...] = (), skip_malformed_rows: bool = False,
+               expected_columns: tuple[str, ...] = (), skip_malformed_rows: bool = False, quoting: str = "auto",
                ) -> tuple[list[str], list[dict]]:
-    """Read a csv / tsv / json / jsonl file into (column names, rows as dicts).
+    """Read a csv / tsv / json / jsonl file into (column names, rows as dicts), as the module docstring says.
 
-    TSV files are read without quote handling, as the GLUE distribution needs (its sentences contain
-    unbalanced quotes). A row whose field count differs from the header's is an error listing the lines, unless
-    `skip_malformed_rows` (then they are dropped and counted in a warning). `headerless_columns` names the columns
-    of a file without a header row; it is used when the first row contains none of `expected_columns`.
+    A row whose field count differs from the header's is an error listing the lines, unless `skip_malformed_rows`
+    (then they are dropped and counted in a warning). `headerless_columns` names the columns of a file without a
+    header row; it is used when the first row contains none of `expected_columns`. `quoting`: "auto", or "none"
+    for a tsv written without quoting (GLUE's own files).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Data file {path} does not exist")
     kind = _file_format(path)
     text = _decode(path, path.read_bytes())
+    control, replacement = count_characters(enumerate(io.StringIO(text, newline=""), start=1),
+                                            json_escapes=kind in ("json", "jsonl"))
+    for count, what in ((control, "control character"), (replacement, "replacement character")):
+        if count.total:
+            logger.warning("%s: %s; read as written, and the tokenizer deletes them", path, count.describe(what))
     if kind in ("json", "jsonl"):
         return _read_json(path, text)
     csv.field_size_limit(sys.maxsize)  # GLUE/long-document rows can exceed csv's 128 KiB default
-    handle = io.StringIO(text, newline="")
-    reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if kind == "tsv" else csv.reader(handle)
-    records = []  # (line number where the record starts, fields)
-    line = 1
-    for record in reader:
-        if record and any(cell.strip() for cell in record):
-            records.append((line, record))
-        line = reader.line_num + 1
+    if kind == "tsv":
+        records, lines, quoting_failure = _tsv_records(path, text, quoting)
+    else:
+        (records, lines), quoting_failure = _parse(path, text, ",", quoted=True), None
+    blank = [line for record in records if record.blank for line in range(record.first, record.last + 1)]
+    records = [record for record in records if not record.blank]
     if not records:
         raise ValueError(f"Data file {path} is empty")
-    header = [cell.strip().lstrip("\ufeff") for cell in records[0][1]]
+    header = [cell.strip() for cell in records[0].fields]
     body = records[1:]
     if headerless_columns and not set(header) & (set(expected_columns) | {"label", "sentence"}) \
             and len(header) == len(headerless_columns):
         header, body = list(headerless_columns), records
-    rows = [dict(zip(header, record)) for _, record in body if len(record) == len(header)]
-    malformed = [number for number, record in body if len(record) != len(header)]
+    rows = [dict(zip(header, record.fields)) for record in body if len(record.fields) == len(header)]
+    malformed = [record.first for record in body if len(record.fields) != len(header)]
     if malformed:
-        shown = ", ".join(map(str, malformed[:10])) + (" ..." if len(malformed) > 10 else "")
+        shown = _shown(malformed)
         if not skip_malformed_rows:
+            reading = f"; read as quoted fields (RFC 4180) it fails at {quoting_failure}" if quoting_failure else ""
             raise ValueError(f"{path}: {len(malformed)} malformed row(s) whose field count differs from the "
-                             f"header's {len(header)}, at lines {shown}; fix the file or pass --skip_malformed_rows "
-                             "to drop them")
-        logger.warning("%s: skipped %d malformed rows (field count differs from the header's %d), at lines %s",
+                             f"header's {len(header)}, at {shown}{reading}; fix the file or pass "
+                             "--skip_malformed_rows to drop them")
+        logger.warning("%s: skipped %d malformed rows (field count differs from the header's %d), at %s",
                        path, len(malformed), len(header), shown)
     if not rows:
         raise ValueError(f"Data file {path} has a header but no data rows")
+    first_line = body[0].first if body else lines
+    if len(rows) != lines - first_line + 1:
+        spans = [f"{record.first}-{record.last}" for record in body if record.last > record.first]
+        parts = [f"quoted line breaks in the rows on lines {_shown(spans).split(' ', 1)[1]}" if spans else "",
+                 f"blank lines skipped: {_shown(blank)}" if blank else "",
+                 f"malformed rows skipped: {shown}" if malformed else ""]
+        logger.info("%s: %d rows on lines %d-%d (%s)", path, len(rows), first_line, lines,
+                    "; ".join(part for part in parts if part))
     return header, rows
 
 
@@ -166,123 +257,4 @@ def keep_first(dataset, limit: int | None, what: str):
     return dataset.select(range(limit))
 
 
-# Spellings of "no label" that tools write into files (pandas' NaN, str(None), JSON null as text).
-_MISSING_LABEL_TEXTS = ("", "nan", "NaN", "None", "null")
-
-
-def is_missing_label(value) -> bool:
-    """Whether `value` is no label at all: None, NaN, an empty string or a textual NaN/None/null."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip() in _MISSING_LABEL_TEXTS
-
-
-def _as_number(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
-
-
-def labels_are_scores(values: Iterable) -> bool:
-    """Whether a label column holds scores (regression): every label a number and at least one written as a
-    float (a JSON float, or text like "0.5" / "1e-3"), as transformers' run_glue treats float label columns."""
-    any_float = False
-    for value in values:
-        if _as_number(value) is None or is_missing_label(value):
-            return False
-        any_float = any_float or isinstance(value, float) or (
-            isinstance(value, str) and not _is_integer_text(value.strip()))
-    return any_float
-
-
-def _is_integer_text(text: str) -> bool:
-    return re.fullmatch(r"-?\d+", text) is not None
-
-
-def label_key(name) -> str:
-    """The one normalisation rule for label names: case and spacing do not make another class ("Positive",
-    " positive ", "POSITIVE" are one label)."""
-    return " ".join(str(name).split()).casefold()
-
-
-def label_id(value, label_names: Sequence[str]) -> int:
-    """The id of a raw label; ValueError naming the label set when it is not one of them.
-
-    A label is a name of `label_names` (compared by `label_key`: "Positive", " pos "), True/False (matched to the names
-    "true"/"false", else 1/0), or an id: an integer, or an integer-valued number or string, in 0..n-1. Names win:
-    when the names are themselves integers ("1".."5" stars read from a file), labels are matched by name only.
-    """
-    if is_missing_label(value):
-        raise ValueError(f"missing label ({value!r})")
-    names = [str(name) for name in label_names]
-    by_name = {label_key(name): i for i, name in enumerate(names)}
-    ids_allowed = all(not _is_integer_text(name) or int(name) == i for i, name in enumerate(names))
-    if isinstance(value, bool):
-        if label_key(value) in by_name:
-            return by_name[label_key(value)]
-        number = float(value)
-    elif isinstance(value, str):
-        if label_key(value) in by_name:
-            return by_name[label_key(value)]
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not one of {names}") from None
-    elif isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        raise ValueError(f"{value!r} is not a label (one of {names})")
-    if number.is_integer() and str(int(number)) in by_name:
-        return by_name[str(int(number))]
-    if not ids_allowed or not number.is_integer() or not 0 <= number < len(names):
-        raise ValueError(f"{value!r} is not one of the label ids 0..{len(names) - 1} ({', '.join(names)})")
-    return int(number)
-
-
-def infer_label_names(values: Iterable, source: str = "the training data") -> list[str]:
-    """The label set of a training file: its distinct labels as strings, sorted (integer labels in numeric order,
-    True/False as "true"/"false"). Numbers must be integers: a classification label is a class, not a score.
-    Names equal under `label_key` are one class, named by their most frequent spelling (the merge is logged).
-    A missing label (see `is_missing_label`) is a ValueError naming `source` and the rows."""
-    spellings: dict[str, Counter] = {}
-    missing = []
-    for row, value in enumerate(values):
-        if is_missing_label(value):
-            missing.append(row)
-            continue
-        elif isinstance(value, bool):
-            name = str(value).lower()
-        elif isinstance(value, (int, float)):
-            if not float(value).is_integer():
-                raise ValueError(f"Labels must be class names or integer ids, found the number {value}")
-            name = str(int(value))
-        else:
-            name = " ".join(str(value).split())
-        spellings.setdefault(label_key(name), Counter())[name] += 1
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise ValueError(f"{source}: row {shown}: missing label (empty, None or NaN); {len(missing)} such row(s), "
-                         "data rows counted from 0")
-    if not spellings:
-        raise ValueError(f"{source}: no labels to infer the label set from")
-    distinct = set()
-    for counts in spellings.values():
-        name = min(counts, key=lambda spelling: (-counts[spelling], spelling))
-        distinct.add(name)
-        if len(counts) > 1:
-            logger.warning("%s: labels %s differ only in case or spacing: one class %r", source,
-                           ", ".join(repr(spelling) for spelling in sorted(counts)), name)
-    if all(_is_integer_text(name) for name in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
-
-
-__all__ = ["check_text_file", "infer_label_names", "is_missing_label", "keep_first", "label_id", "label_key",
-           "labels_are_scores", "read_table"]
+__all__ = ["keep_first", "read_table"]

@@ -2,7 +2,7 @@
 loading before it; the best-model metric, the prediction files and the model card around it.
 
 - `add_finetuning_args(parser)`: `--model_name_or_path`, `--config_name`, `--tokenizer_name`, `--cache_dir`,
-  `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--metric_for_best_model`.
+  `--ignore_mismatched_sizes`, `--pad_to_max_length`, `--classifier_pooling`, `--metric_for_best_model`.
 - `load_model_and_tokenizer(args, num_labels, ...)`: any `AutoModelForSequenceClassification` model;
   `readable_weights(source)`: a truncated weights file is an error naming it; `classifier_loader(args)`: how the
   best checkpoint is re-loaded (`best_model.finalize_model`).
@@ -44,6 +44,10 @@ def add_finetuning_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                        help="Load a checkpoint whose classification head has another number of labels.")
     group.add_argument("--pad_to_max_length", action="store_true",
                        help="Pad every example to --max_length (default: pad each batch to its longest).")
+    group.add_argument("--classifier_pooling", type=str, default=None,
+                       help="PoNet only: how the classification head turns tokens into one vector "
+                            "(`config.classifier_pooling`: cls, the published pooler; mean, max, last, weighted_sum, "
+                            "weighted_mean, attention, or several joined by '+'); default: the checkpoint's.")
     group.add_argument("--metric_for_best_model", type=str, default=None,
                        help="Dev metric that picks the checkpoint kept at the end (default: the task's main "
                             "metric); 'none' keeps the last model.")
@@ -64,7 +68,12 @@ def load_model_and_tokenizer(args, num_labels: int, problem_type: str, finetunin
         raise ValueError("Pass `--model_name_or_path` (a checkpoint to fine-tune) or `--config_name` (from scratch)")
     tokenizer_source = args.tokenizer_name or args.model_name_or_path or args.config_name
     common = dict(cache_dir=args.cache_dir, trust_remote_code=args.trust_remote_code)
-    config = AutoConfig.from_pretrained(source, num_labels=num_labels, finetuning_task=finetuning_task, **common)
+    pooling = {} if args.classifier_pooling is None else {"classifier_pooling": args.classifier_pooling}
+    config = AutoConfig.from_pretrained(source, num_labels=num_labels, finetuning_task=finetuning_task, **common,
+                                        **pooling)
+    if pooling and config.model_type != "ponet":  # another config would keep the value without using it
+        raise ValueError(f"--classifier_pooling applies to PoNet models; {source} is a {config.model_type} model "
+                         "(finetune/run_pooling_study.py compares poolings on any backbone)")
     config.problem_type = problem_type
     tokenizer = load_tokenizer(tokenizer_source, **common)
     if args.model_name_or_path:

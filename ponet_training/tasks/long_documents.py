@@ -19,7 +19,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from ponet_training.data.tables import infer_label_names, label_id, read_table
+from ponet_training.data.labels import infer_label_names, label_id
+from ponet_training.data.tables import read_table
 from ponet_training.data.segments import SEGMENT_MODES, pad_segment_ids
 
 
@@ -130,7 +131,6 @@ def load_local_long_docs(files: dict[str, str | os.PathLike], text_column: str =
         if "train" not in tables:
             raise ValueError("Pass --label_names when there is no training file to infer them from")
         label_names = infer_label_names((row.get(label_column) for row in tables["train"]), str(files["train"]))
-        logger.info("Label set inferred from the training file: %s", label_names)
     splits = DatasetDict({split: rows_to_dataset(rows, text_column, label_column, list(label_names), str(files[split]),
                                                  clean_html)
                           for split, rows in tables.items()})

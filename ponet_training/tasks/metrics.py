@@ -6,10 +6,13 @@ elsewhere; plus accuracy / micro-F1 / macro-F1 (and binary F1) for long-document
 Every function takes plain sequences or numpy arrays of predictions and references and returns floats:
 `accuracy`, `binary_f1`, `matthews_correlation`, `pearson`, `spearman`, `classification_metrics` (long documents,
 the pooling study), `compute_glue_metrics(task, ...)` (a GLUE task's official set) and `mean_of`.
+`predicted_classes(predictions, label_names, prefix)` counts the classes a classifier predicts and says (in the
+results and the log) when it predicts one class only: a majority-class model, whatever its accuracy.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -18,6 +21,9 @@ from scipy.stats import ConstantInputWarning, pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from ponet_training.tasks.glue.registry import GlueTask, get_task
+
+
+logger = logging.getLogger(__name__)
 
 
 def _arrays(predictions, references):
@@ -99,6 +105,27 @@ def macro_f1(predictions, references, num_labels: int | None = None) -> float:
     return float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0))
 
 
+def predicted_classes(predictions, label_names: Sequence[str], split: str = "validation") -> dict:
+    """How often a classifier predicted each class on one split, and whether it predicted a single class.
+
+    Returns `predicted_class_counts` ({label name: count}, every class listed) and `one_class` (the one class
+    predicted for every example, else None); the scripts name them like their metrics (`eval_one_class`). A model that predicts one class has learned nothing beyond
+    the class frequencies: its accuracy is that class's share, so it is logged as a warning, not as a score.
+    """
+    predictions = np.asarray(predictions)
+    if predictions.size == 0:
+        raise ValueError("Cannot count the predicted classes of zero examples")
+    counts = np.bincount(predictions.astype(np.int64), minlength=len(label_names))
+    histogram = {str(name): int(count) for name, count in zip(label_names, counts)}
+    used = np.flatnonzero(counts)
+    one_class = str(label_names[used[0]]) if len(used) == 1 else None
+    if one_class is not None:
+        logger.warning("%s: the model predicts %r for all %d examples: a majority-class model (it learned no more "
+                       "than the class frequencies); its accuracy is the share of that class", split, one_class,
+                       predictions.size)
+    return {"predicted_class_counts": histogram, "one_class": one_class}
+
+
 _TASK_METRICS = {
     "accuracy": lambda task, p, r: accuracy(p, r),
     "f1": lambda task, p, r: binary_f1(p, r),
@@ -131,5 +158,6 @@ __all__ = [
     "matthews_correlation",
     "mean_of",
     "pearson",
+    "predicted_classes",
     "spearman",
 ]

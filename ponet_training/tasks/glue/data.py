@@ -1,11 +1,12 @@
 """GLUE data: a task's splits from the Hub GLUE dataset (`nyu-mll/glue`) or from local files.
 
 Local files are csv, tsv (including the original GLUE distribution's tsv layouts, e.g. MRPC's `#1 String` /
-`Quality` columns or CoLA's header-less train/dev files) or json/jsonl, read by `tables.read_table`. Either way a
-split becomes a `datasets.Dataset` with the Hub's column names (`sentence1`/`sentence2`, `premise`/`hypothesis`,
-...), an integer (or, for STS-B, float) `label` (-1 for unlabelled test rows) and an integer `idx`.
+`Quality` columns or CoLA's header-less train/dev files) or json/jsonl, read by `tables.read_table` (the files of an
+original GLUE folder as GLUE wrote them: tab-separated without quoting). Either way a split becomes a
+`datasets.Dataset` with the Hub's column names (`sentence1`/`sentence2`, `premise`/`hypothesis`, ...), an integer
+(or, for STS-B, float) `label` (-1 for unlabelled test rows) and an integer `idx`.
 
-- `convert_label(task, value)`: a raw label as the task's id (`tables.label_id`) or STS-B score.
+- `convert_label(task, value)`: a raw label as the task's id (`labels.label_id`) or STS-B score.
 - `rows_to_split(...)`, `load_local_split(task, path, labelled)`: one local file as a split.
 - `glue_dir_files(task, glue_dir)`: the split files of an original GLUE folder (glue_data/MRPC, ...).
 - `local_task_from_file(path, ...)`: a `tasks.local_task` from a training file's columns and label set.
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ponet_training.data.tables import infer_label_names, is_missing_label, label_id, labels_are_scores, read_table
+from ponet_training.data.labels import is_missing_label, label_id, type_labels
+from ponet_training.data.tables import read_table
 from ponet_training.tasks.glue.registry import COMMON_COLUMN_ALIASES, AX_TASK, GLUE_HUB_ID, GlueTask, local_task
 
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def _is_missing(value) -> bool:
-    """No label: `tables.is_missing_label`, or GLUE's placeholders for unlabelled test rows (-1, "-")."""
+    """No label: `labels.is_missing_label`, or GLUE's placeholders for unlabelled test rows (-1, "-")."""
     return is_missing_label(value) or (isinstance(value, str) and value.strip() in ("-1", "-")) or \
         (isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1)
 
@@ -134,11 +136,14 @@ def _indices(task: GlueTask, values: list, source: str) -> list[int]:
     return [int(float(value)) for value in values]
 
 
-def load_local_split(task: GlueTask, path: str | os.PathLike, labelled: bool, skip_malformed_rows: bool = False):
-    """Read one local file (csv / tsv / json / jsonl) as a split of `task` (see `rows_to_split`)."""
+def load_local_split(task: GlueTask, path: str | os.PathLike, labelled: bool, skip_malformed_rows: bool = False,
+                     glue_distribution: bool = False):
+    """Read one local file (csv / tsv / json / jsonl) as a split of `task` (see `rows_to_split`);
+    `glue_distribution`: the file is the original GLUE distribution's, tab-separated without quoting."""
     columns, rows = read_table(path, headerless_columns=task.headerless_columns,
                                expected_columns=tuple(task.text_columns) + tuple(task.column_aliases),
-                               skip_malformed_rows=skip_malformed_rows)
+                               skip_malformed_rows=skip_malformed_rows,
+                               quoting="none" if glue_distribution else "auto")
     dataset = rows_to_split(task, columns, rows, str(path), labelled)
     logger.info("Loaded %d %s examples from %s", len(dataset), task.pretty_name, path)
     return dataset
@@ -150,9 +155,11 @@ _DEFAULT_TEXT_COLUMNS = (("sentence1", "sentence2"), ("sentence",), ("text",))
 
 
 def local_task_from_file(path: str | os.PathLike, text_column: str | None = None, text_pair_column: str | None = None,
-                         label_column: str = "label", skip_malformed_rows: bool = False) -> GlueTask:
+                         label_column: str = "label", skip_malformed_rows: bool = False,
+                         regression: bool = False) -> GlueTask:
     """The task of a user's training file: its text column(s) (the flags, else sentence1+sentence2, sentence or
-    text), and its label set, sorted (classification), or regression when the labels are float scores."""
+    text), and its labels typed by `labels.type_labels`: classes (sorted), or a regression on non-integral scores
+    or when `regression` is asked (--do_regression)."""
     columns, rows = read_table(path, skip_malformed_rows=skip_malformed_rows)
     if text_column is None:
         if text_pair_column is not None:
@@ -170,12 +177,8 @@ def local_task_from_file(path: str | os.PathLike, text_column: str | None = None
                              "--text_pair_column_name")
     if label_column not in columns:
         raise ValueError(f"{path}: no label column {label_column!r} among {columns}; pass --label_column_name")
-    labels = [row.get(label_column) for row in rows]
-    names = infer_label_names(labels, str(path)) if not labels_are_scores(labels) else None
-    if names is not None and len(names) < 2:
-        raise ValueError(f"{path}: a single label {names}: classification needs at least two classes")
-    logger.info("%s: %s", path, "float labels: a regression task" if names is None else f"label set {names}")
-    return local_task(text_columns, names, label_column)
+    typed = type_labels((row.get(label_column) for row in rows), str(path), regression=regression)
+    return local_task(text_columns, typed.names, label_column, label_typing=typed.describe(str(path)))
 
 
 # File names of the original GLUE distribution, per split (glue_data/<TASK>/...).
@@ -213,25 +216,29 @@ def load_glue(
     data_files: dict[str, str | os.PathLike] | None = None,
     cache_dir: str | None = None,
     skip_malformed_rows: bool = False,
+    glue_dir: str | os.PathLike | None = None,
 ):
     """Load `task` as a `DatasetDict` with keys "train", `task.eval_splits` and `task.test_splits` (those present).
 
     With `data_files` ({split: path}, e.g. {"train": ..., "validation_matched": ..., "test_matched": ...})
-    the local files are read; otherwise the Hub dataset `dataset_name` (config `dataset_config_name`, by
-    default the task name) is loaded and its columns checked.
+    the local files are read (those of `glue_dir`, the original GLUE distribution, as GLUE wrote them: without
+    quoting); otherwise the Hub dataset `dataset_name` (config `dataset_config_name`, by default the task name) is
+    loaded and its columns checked.
     """
     from datasets import DatasetDict, load_dataset
 
     splits = DatasetDict()
     if data_files:
         allowed = ("train", *task.eval_splits, *task.test_splits)
+        distribution = {Path(file).resolve() for file in glue_dir_files(task, glue_dir).values()} if glue_dir else ()
         for split, path in data_files.items():
             if path is None:
                 continue
             if split not in allowed:
                 raise ValueError(f"{task.pretty_name} has no split {split!r}; its splits are {list(allowed)}")
             splits[split] = load_local_split(task, path, labelled=split not in task.test_splits,
-                                             skip_malformed_rows=skip_malformed_rows)
+                                             skip_malformed_rows=skip_malformed_rows,
+                                             glue_distribution=Path(path).resolve() in distribution)
         return splits
     hub = load_dataset(dataset_name, dataset_config_name or task.name, cache_dir=cache_dir)
     for split in ("train", *task.eval_splits, *task.test_splits):

@@ -44,6 +44,8 @@ class GlueTask:
     label_range: tuple[float, float] | None = None
     # A GLUE benchmark task (test predictions become submission files, the GLUE average applies).
     is_glue: bool = True
+    # A local task: why its labels are classes or scores (`labels.LabelTyping.describe`), for the run's log.
+    label_typing: str = ""
 
     @property
     def is_regression(self) -> bool:
@@ -139,8 +141,9 @@ def get_task(name: str) -> GlueTask:
 
 
 
-def local_task(text_columns: tuple[str, ...], label_names: list[str] | None, label_column: str = "label") -> GlueTask:
-    """A task on the user's own files: its text column(s), its label set (None: regression on float labels) and
+def local_task(text_columns: tuple[str, ...], label_names: list[str] | None, label_column: str = "label",
+               label_typing: str = "") -> GlueTask:
+    """A task on the user's own files: its text column(s), its label set (None: regression on scores) and
     the metrics that fit it: accuracy + F1 (binary), accuracy + macro-F1 (multi-class), Pearson + Spearman
     (regression). Dev splits "validation", test split "test" (predictions, no submission file)."""
     if label_names is None:
@@ -151,7 +154,8 @@ def local_task(text_columns: tuple[str, ...], label_names: list[str] | None, lab
         metrics, main = ("accuracy", "macro_f1"), "accuracy"
     aliases = {label_column: "label"} if label_column != "label" else {}
     return GlueTask("local", "local data", tuple(text_columns), None if label_names is None else tuple(label_names),
-                    metrics, main, test_splits={"test": ""}, column_aliases=aliases, is_glue=False)
+                    metrics, main, test_splits={"test": ""}, column_aliases=aliases, is_glue=False,
+                    label_typing=label_typing)
 
 
 def split_suffix(split: str) -> str:

@@ -1,7 +1,7 @@
 """The pooling study's data: train and evaluation splits of a sentiment dataset, tokenized once per backbone.
 
 - `SentimentData`, `load_sentiment_data(args)`: SST-2 or IMDb from the Hub, any Hub dataset with a text and a label
-  column, or local csv / tsv / json / jsonl files (`tables.read_table`); labels normalised by `tables.label_id`.
+  column, or local csv / tsv / json / jsonl files (`tables.read_table`); labels typed and normalised by `labels`.
   `vader_movies` / `vader_tweets` / `vader_amazon` / `vader_nyt`: the human-rated sentences of Hutto & Gilbert
   (2014), prepared once from the vaderSentiment sdist (`vader.prepared_domain`), train and dev splits.
 - `baseline_scores(data)`: the majority class of the training data (and VADER on the vader presets), in every metric.
@@ -20,7 +20,8 @@ import numpy as np
 
 from ponet_training.data import vader, vader_ratings
 from ponet_training.tasks.metrics import classification_metrics
-from ponet_training.data.tables import infer_label_names, keep_first, label_id, read_table
+from ponet_training.data.labels import infer_label_names, label_id
+from ponet_training.data.tables import keep_first, read_table
 from ponet_training.tasks.pooling_study.settings import HUB_DATASETS, TEXT_COLUMN_CANDIDATES, VADER_PRESETS
 
 

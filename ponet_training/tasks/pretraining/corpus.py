@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ponet_training.data.stdlib_docstrings import stdlib_corpus
-from ponet_training.data.tables import check_text_file
+from ponet_training.data.text_files import check_text_file
 
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ def add_pretraining_data_args(parser: argparse.ArgumentParser) -> argparse.Argum
     group.add_argument("--validation_file", type=str, default=None, help="Same formats as --train_file.")
     group.add_argument("--text_column_name", type=str, default=None,
                        help="The column holding the documents (default: 'text', or the only string column).")
+    group.add_argument("--allow_control_characters", action="store_true",
+                       help="Keep control characters (NUL, form feeds, ...) found in --train_file/--validation_file "
+                            "(counted in the log; the tokenizer deletes them) instead of refusing the file.")
     group.add_argument("--document_format", choices=["auto", "line", "blank_line"], default="auto",
                        help="How .txt files hold documents: one per line, or separated by blank lines "
                             "(auto: blank_line if the file has blank lines).")
@@ -94,8 +97,9 @@ def _load_local_files(args: argparse.Namespace):
     if len(extensions) > 1:
         raise ValueError(f"--train_file and --validation_file must have the same format, got {sorted(extensions)}")
     extension = extensions.pop()
+    file_format = {".jsonl": "jsonl", ".json": "json"}.get(extension, "text")
     for path in files.values():  # one clear error naming the file, before datasets' own
-        check_text_file(path, json_lines=extension == ".jsonl")
+        check_text_file(path, file_format, allow_control_characters=args.allow_control_characters)
     if extension in (".json", ".jsonl"):
         return load_dataset("json", data_files=files)
     if extension in (".txt", ".text", ""):

@@ -2,7 +2,7 @@
 
 - `load_or_train_tokenizer(args, accelerator, corpus, folder)`: from `--tokenizer_name` / `--model_name_or_path`, or
   (`--train_tokenizer`) trained on the main process and shared with the others; a resumed run takes the one saved in
-  the checkpoint its `RunFolder` resumes (WordPiece training is not reproducible bit for bit).
+  the checkpoint its `RunFolder` resumes (the vocabulary the run trained on, even if the corpus changed since).
 """
 
 import logging
@@ -30,7 +30,7 @@ def load_or_train_tokenizer(args, accelerator, corpus, folder):
         if not tokenizer.is_fast:
             raise ValueError("Sentence-level segment ids need a fast tokenizer (offsets); this one is not")
         return tokenizer
-    # A resumed run must keep the vocabulary it trained (WordPiece training is not reproducible bit for bit):
+    # A resumed run must keep the vocabulary it trained on (training is reproducible, but only on the same texts):
     # a checkpoint without its tokenizer is an error, never a reason to train a new one.
     checkpoint = folder.resume_checkpoint  # checked for its tokenizer (`RunFolder(resume_needs_tokenizer=True)`)
     if checkpoint is not None:
@@ -40,14 +40,25 @@ def load_or_train_tokenizer(args, accelerator, corpus, folder):
     if accelerator.is_main_process:
         limit = args.tokenizer_train_documents or (100_000 if args.streaming else None)
         started = time.perf_counter()
-        tokenizer = train_wordpiece_tokenizer(corpus_text_batches(corpus["train"], max_documents=limit),
-                                              vocab_size=args.vocab_size)
+        batches = RereadableBatches(lambda: corpus_text_batches(corpus["train"], max_documents=limit))
+        tokenizer = train_wordpiece_tokenizer(batches, vocab_size=args.vocab_size)
         logger.info(f"Trained a WordPiece tokenizer of {len(tokenizer)} tokens in {time.perf_counter() - started:.1f}s")
         payload = [tokenizer.backend_tokenizer.to_str()]
     broadcast_object_list(payload)
     # Every rank (the main one too) rebuilds it from the same JSON, so the datasets cache keys agree.
     return BertTokenizerFast(tokenizer_object=Tokenizer.from_str(payload[0]), do_lower_case=True, unk_token="[UNK]",
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+
+
+class RereadableBatches:
+    """The corpus's text batches, read afresh on each iteration (the WordPiece trainer reads its texts twice) without
+    holding the corpus in memory."""
+
+    def __init__(self, make_batches):
+        self.make_batches = make_batches
+
+    def __iter__(self):
+        return iter(self.make_batches())
 
 
 __all__ = ["load_or_train_tokenizer"]

@@ -83,7 +83,8 @@ def markdown(report: dict) -> str:
         "# What the identity of the data costs",
         "",
         f"`settings.file_identity` (size + {HASH_NAME} of every byte) on a generated {size_gib:.2f} GiB text file, "
-        f"{report['repeats']} times each; CPU: {report['cpu']}, one core. Run: "
+        f"{report['repeats']} times each; CPU: {report['cpu']}, one core (the machine's 1-minute load average was "
+        f"{report['load_average_1min']:.1f} at the end). Run: "
         "`python benchmarks/bench_data_identity.py --size_gib 1` (see its docstring).",
         "",
         f"| measurement | seconds (best, worst) | GiB/s (best) | seconds for {target} GiB (extrapolated, best-worst) |",
@@ -121,7 +122,7 @@ def main(argv=None):
         corpus.unlink(missing_ok=True)
     facts = cpu_facts()
     report = {"size_bytes": size, "repeats": args.repeats, "extrapolate_gib": args.extrapolate_gib,
-              "hash": HASH_NAME, "cpu": f"{facts['model_name']} ({', '.join(facts['flags'])})", "seconds": seconds}
+              "hash": HASH_NAME, "load_average_1min": os.getloadavg()[0], "cpu": f"{facts['model_name']} ({', '.join(facts['flags'])})", "seconds": seconds}
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / "results.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -13,7 +13,7 @@ The figures are extrapolated linearly to `--extrapolate_gib` (10 by default): th
 
 Writes `<output_dir>/results.json`, `RESULTS.md` (measurements, no verdicts) and `provenance.json`; removes the
 generated file. The run of results/benchmarks/data_identity/RESULTS.md:
-    python benchmarks/bench_data_identity.py --size_gib 1
+    python benchmarks/bench_data_identity.py --size_gib 1 --repeats 5
 """
 
 import argparse
@@ -84,8 +84,7 @@ def markdown(report: dict) -> str:
         "",
         f"`settings.file_identity` (size + {HASH_NAME} of every byte) on a generated {size_gib:.2f} GiB text file, "
         f"{report['repeats']} times each; CPU: {report['cpu']}, one core (the machine's 1-minute load average was "
-        f"{report['load_average_1min']:.1f} at the end). Run: "
-        "`python benchmarks/bench_data_identity.py --size_gib 1` (see its docstring).",
+        f"{report['load_average_1min']:.1f} at the end). The command and the machine: provenance.json.",
         "",
         f"| measurement | seconds (best, worst) | GiB/s (best) | seconds for {target} GiB (extrapolated, best-worst) |",
         "|---|---|---|---|",

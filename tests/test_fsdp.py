@@ -9,8 +9,11 @@ docs/pretraining.md, "FSDP").
   refuses that parameter at the first forward pass. The last test forces Accelerate's FSDP2 state on two CPU
   processes (not a path a user can take) to show that this refusal is the libraries', not a guess; when it starts
   failing, a newer Accelerate or torch shards the head, and `launch.check_fsdp_model` can go.
+- With the same state forced, a classifier (no tied bias) runs end to end: sharded `save_state`, an exact resume
+  from `load_state`, and a consolidated folder of the model's own class that loads with `from_pretrained`.
 """
 
+import json
 import socket
 import subprocess
 import sys
@@ -132,3 +135,83 @@ def test_accelerate_fsdp2_still_splits_the_tied_decoder_bias_of_a_masked_lm_head
     assert result.returncode != 0 and "the first forward pass ran" not in result.stdout
     assert ("Parameter 'cls.predictions.decoder.bias' is shared with a parameter already managed by another FSDP "
             "group") in result.stderr, result.stderr[-3000:]
+
+
+# A classifier under Accelerate's FSDP2 forced on two CPU processes: sharded state saved and loaded, the same updates
+# after the load, and the consolidated folder (`saving.save_model`) the model's own.
+FORCED_FSDP2_CLASSIFIER = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+    from modeling_ponet import PoNetConfig, PoNetForSequenceClassification
+    from ponet_training.engine.saving import save_model
+
+    out = Path(sys.argv[1])
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
+                                            transformer_cls_names_to_wrap=["PoNetLayer"],
+                                            state_dict_type="SHARDED_STATE_DICT")
+    accelerator = Accelerator(cpu=True, fsdp_plugin=plugin)
+    AcceleratorState().fsdp_plugin = plugin
+    AcceleratorState().distributed_type = PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    torch.manual_seed(0)
+    model = PoNetForSequenceClassification(PoNetConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2,
+                                                       num_attention_heads=2, intermediate_size=32,
+                                                       max_position_embeddings=32))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    batches = torch.randint(5, 60, (4, 2, 12), generator=torch.Generator().manual_seed(accelerator.process_index))
+
+    def step(ids):
+        accelerator.backward(model(input_ids=ids, labels=ids[:, 0] % 2).loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def weights():
+        return {name: tensor.clone() for name, tensor in accelerator.get_state_dict(model).items()}
+
+    for ids in batches[:2]:
+        step(ids)
+    accelerator.save_state(str(out / "state"))
+    for ids in batches[2:]:
+        step(ids)
+    uninterrupted = weights()
+    accelerator.load_state(str(out / "state"))
+    for ids in batches[2:]:
+        step(ids)
+    resumed = weights()
+    save_model(accelerator, model, None, out / "model")
+    if accelerator.is_main_process:
+        loaded = PoNetForSequenceClassification.from_pretrained(out / "model").state_dict()
+        print(json.dumps({
+            "type": str(accelerator.distributed_type),
+            "state_files": sorted(p.name for p in (out / "state").iterdir()),
+            "resumed_exactly": all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted),
+            "loaded_as_saved": all(torch.equal(loaded[k], resumed[k]) for k in resumed),
+            "model_files": sorted(p.name for p in (out / "model").iterdir()),
+            "auto_map": json.loads((out / "model" / "config.json").read_text())["auto_map"],
+        }), flush=True)
+""")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check of the libraries")
+def test_forced_fsdp2_shards_a_classifier_resumes_exactly_and_saves_the_models_own_folder(tmp_path):
+    script = tmp_path / "forced_fsdp2_classifier.py"
+    script.write_text(FORCED_FSDP2_CLASSIFIER)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script), str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env=child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    assert report["type"] == "DistributedType.FSDP"
+    assert "pytorch_model_fsdp_0" in report["state_files"] and "optimizer_0" in report["state_files"]  # sharded
+    assert report["resumed_exactly"] and report["loaded_as_saved"]
+    # saved as PoNet's own class: without `saving.own_class` torch's FSDP sources were copied in and auto_map named
+    # `_fsdp_init.FSDPPoNetForSequenceClassification`
+    assert report["auto_map"]["AutoModelForSequenceClassification"] == "modeling_ponet.PoNetForSequenceClassification"
+    assert "modeling_ponet.py" in report["model_files"]
+    assert not [name for name in report["model_files"] if name.startswith("_fsdp")]

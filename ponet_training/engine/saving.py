@@ -12,7 +12,8 @@ path being written and the cause, with the free space when the cause is space (t
   that holds other things (the run folder), one atomic rename each, `last` at the end.
 - `write_json_atomically(path, content)`.
 - `save_model(accelerator, model, tokenizer, output_dir, ...)`: `save_pretrained` of the model and its tokenizer,
-  staged; `TRAINING_ONLY_CONFIG` / `inference_config(model)`: the config switches saved at their inference values.
+  staged; `TRAINING_ONLY_CONFIG` / `inference_config(model)`: the config switches saved at their inference values;
+  `own_class(model)`: a model sharded by FSDP2 saved as its own class.
 """
 
 from __future__ import annotations
@@ -260,6 +261,26 @@ def inference_config(model):
             setattr(config, key, value)
 
 
+@contextlib.contextmanager
+def own_class(model):
+    """`model` as its own class during a save. FSDP2's `fully_shard` gives a model a class made on the fly
+    (`FSDPPoNetForSequenceClassification`, defined in torch's FSDP module), which `save_pretrained` would write into
+    `auto_map`, copying torch's FSDP sources instead of the model's code."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch without FSDP2
+        FSDPModule = None
+    sharded = type(model)
+    if FSDPModule is None or not isinstance(model, FSDPModule):
+        yield
+        return
+    model.__class__ = next(c for c in sharded.__mro__ if not issubclass(c, FSDPModule))
+    try:
+        yield
+    finally:
+        model.__class__ = sharded
+
+
 def save_model(accelerator, model, tokenizer, output_dir: str | Path, extra_json: dict | None = None,
                whole_folder: bool = False, what: str = "the model", after: str = "") -> None:
     """`save_pretrained` of the unwrapped model (weights gathered from all processes), the tokenizer and `extra_json`
@@ -284,7 +305,7 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path, extra_json
         # Only the main process writes: another one's save_pretrained would still list `staging`, which the main
         # process removes once its files are moved into place.
         if accelerator.is_main_process:
-            with inference_config(unwrapped):
+            with inference_config(unwrapped), own_class(unwrapped):
                 unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
             if tokenizer is not None:  # models of ids (LRA) have none
                 tokenizer.save_pretrained(staging)
@@ -298,4 +319,5 @@ def save_model(accelerator, model, tokenizer, output_dir: str | Path, extra_json
 
 
 __all__ = ["SAVING_DIR", "SaveError", "TRAINING_ONLY_CONFIG", "describe_failure", "free_space", "inference_config",
-           "is_write_failure", "move_into", "publish_folder", "save_model", "saving", "write_json_atomically"]
+           "is_write_failure", "move_into", "own_class", "publish_folder", "save_model", "saving",
+           "write_json_atomically"]

@@ -97,6 +97,17 @@ def test_fsdp2_refuses_a_masked_lm_head_whose_bias_is_tied_outside_it_in_one_lin
     launch.check_fsdp_model(fsdp2(), GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50)))
 
 
+def launch_two_cpu_processes(source: str, tmp_path: Path, *args) -> subprocess.CompletedProcess:
+    """`source` run as a script on two CPU processes (gloo) by `accelerate launch --multi_gpu`."""
+    script = tmp_path / "forced_fsdp2.py"
+    script.write_text(source)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(free_port()), str(script), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env=child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"))
+
+
 # Accelerate's FSDP2 preparation forced on two CPU processes (Accelerate itself never takes this path on CPU).
 FORCED_FSDP2 = textwrap.dedent("""
     import torch
@@ -124,13 +135,7 @@ FORCED_FSDP2 = textwrap.dedent("""
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check of the libraries")
 def test_accelerate_fsdp2_still_splits_the_tied_decoder_bias_of_a_masked_lm_head(tmp_path):
-    script = tmp_path / "forced_fsdp2.py"
-    script.write_text(FORCED_FSDP2)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(free_port()), str(script)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
-                            env=child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"))
+    result = launch_two_cpu_processes(FORCED_FSDP2, tmp_path)
     assert "accelerate chose DistributedType.MULTI_CPU" in result.stdout  # FSDP asked for, DDP given
     assert result.returncode != 0 and "the first forward pass ran" not in result.stdout
     assert ("Parameter 'cls.predictions.decoder.bias' is shared with a parameter already managed by another FSDP "
@@ -198,13 +203,7 @@ FORCED_FSDP2_CLASSIFIER = textwrap.dedent("""
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU-only check of the libraries")
 def test_forced_fsdp2_shards_a_classifier_resumes_exactly_and_saves_the_models_own_folder(tmp_path):
-    script = tmp_path / "forced_fsdp2_classifier.py"
-    script.write_text(FORCED_FSDP2_CLASSIFIER)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(free_port()), str(script), str(tmp_path / "out")]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
-                            env=child_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"))
+    result = launch_two_cpu_processes(FORCED_FSDP2_CLASSIFIER, tmp_path, tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
     assert report["type"] == "DistributedType.FSDP"

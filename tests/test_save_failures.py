@@ -241,6 +241,24 @@ def test_an_export_that_cannot_be_written_is_one_line_and_leaves_nothing(checkpo
     assert not out.exists()  # a failed export that wrote nothing leaves no folder
 
 
+def test_a_process_listing_a_staging_folder_that_another_process_moves_away_does_not_fail(tmp_path, monkeypatch):
+    # With several processes, a non-main process enters the block while the main one renames the staging folder of
+    # the step before into place: listing it then fails half way (FileNotFoundError), and that process used to die
+    # before it could tell the others, which then waited for it in vain.
+    from ponet_training.engine.saving import saving
+
+    staging = tmp_path / "step_2.tmp"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"x")
+
+    def vanishing(self, pattern):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(staging))
+
+    monkeypatch.setattr(Path, "rglob", vanishing)
+    with saving("checkpoint step_2", tmp_path / "step_2", staging):
+        pass
+
+
 def test_a_write_error_that_is_no_disk_failure_is_raised_as_it_is(tmp_path):
     from ponet_training.engine.saving import saving
 

@@ -116,7 +116,12 @@ def _file_being_written(err: BaseException, staging: Path | None, written_before
 
 
 def _files(folder: Path) -> set[Path]:
-    return {f for f in Path(folder).rglob("*") if f.is_file()} if Path(folder).is_dir() else set()
+    """The files in `folder` now. Another process may be moving them away (the main process puts a complete save in
+    place while the others enter the block after it): what cannot be listed is left out."""
+    try:
+        return {f for f in Path(folder).rglob("*") if f.is_file()} if Path(folder).is_dir() else set()
+    except OSError:
+        return set()
 
 
 def describe_failure(err: BaseException, what: str, destination: Path, staging: Path | None = None,

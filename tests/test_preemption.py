@@ -247,7 +247,15 @@ def test_the_pooling_study_stops_its_run_in_progress_and_continues_when_run_agai
     assert (resumed.num_trained, resumed.num_skipped) == (1, 1)
 
 
-def test_a_second_signal_stops_at_once_and_the_handlers_are_put_back(tmp_path):
+@pytest.fixture
+def python_sigint():
+    """SIGINT as Python sets it up in a foreground process (a shell's background job starts with it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_second_signal_stops_at_once_and_the_handlers_are_put_back(python_sigint):
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with preemption.stop_signals():
         assert preemption.received() is None
@@ -258,6 +266,16 @@ def test_a_second_signal_stops_at_once_and_the_handlers_are_put_back(tmp_path):
             signal.raise_signal(signal.SIGINT)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert preemption.received() is None
+
+
+def test_a_signal_the_process_ignores_stays_ignored(python_sigint):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # `script.py &` from a shell script: SIGINT ignored
+    with preemption.stop_signals():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # SIGTERM is still watched
+        signal.raise_signal(signal.SIGINT)
+        assert preemption.received() is None
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 # ---------------------------------------------------------------------------------------------------------------

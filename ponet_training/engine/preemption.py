@@ -76,7 +76,8 @@ def _put_back() -> None:
 
 def watch() -> None:
     """Record the first SIGTERM / SIGINT from now on instead of dying (main thread only: Python runs signal handlers
-    there). A signal already received (while a previous run of the process was finishing) is kept."""
+    there); a signal the process ignores stays ignored. A signal already received (while a previous run of the
+    process was finishing) is kept."""
     global _original, _mode
     _mode = "stop"
     if threading.current_thread() is not threading.main_thread():
@@ -86,7 +87,8 @@ def watch() -> None:
         _original = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     if _received is None:
         for sig in STOP_SIGNALS:
-            signal.signal(sig, _handler)
+            if _original[sig] is not signal.SIG_IGN:  # ignored stays ignored (a shell's background job: SIGINT)
+                signal.signal(sig, _handler)
 
 
 def stop_agreed(accelerator) -> str | None:

@@ -36,6 +36,7 @@ SIGNALLER = textwrap.dedent("""
     import accelerate.checkpointing as accelerate_checkpointing
     from ponet_training.engine import checkpoints, loop, preemption
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground process, wherever pytest runs
     when, nth = os.environ["SIGNAL_AT"].split(":")
     nth = int(nth)
     rank = int(os.environ.get("RANK", "0"))

@@ -5,12 +5,14 @@ Folders by job, one job per module; import the one you need (nothing heavy is im
 index of every module (a test keeps it complete):
 
 - `engine/`, what every training script runs:
-  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `run_folder` (`RunFolder`: the one owner of
-  a run's output folder: refusal, overwrite, the lock, the manifest, the checkpoint to resume, `best_model/`, the
-  release), `settings` (the settings that change a result: the one fingerprint and the one refusal),
+  `run` (flags, the accelerator, logging, trackers, `all_results.json`), `launch` (launch mistakes refused at
+  start), `run_folder` (`RunFolder`: the one owner of a run's output folder: refusal, overwrite, the lock, the
+  manifest, the checkpoint to resume and the identity of its data, `best_model/`, the release), `settings` (the
+  settings that change a result: the one fingerprint and the one refusal; the data's sizes and hashes),
   `dataloaders` (resumable batch order, the padding multiple), `optimization` (optimizer, schedule, one update),
-  `loop` (the train and predict loops, the progress bar), `checkpoints` (the checkpoint writer, resume, atomic model
-  saves), `best_model` (the best dev model, the final model).
+  `loop` (the train and predict loops, the progress bar), `preemption` (SIGTERM / SIGINT: every rank stops at a
+  step boundary, saved), `checkpoints` (the checkpoint writer, resume), `saving` (staged saves whose failure is one
+  line; model saves), `best_model` (the best dev model, the final model).
 - `data/`, readers and the real data:
   `tables` (the one csv / tsv / json / jsonl reader: tables as their writers wrote them), `labels` (the label
   rules: classes or scores, names, ids), `text_files` (the text rule of corpus files: UTF-8, control characters),

@@ -19,7 +19,8 @@ pooling (trained weights included) are exported, and its pooling is the default.
 
 OUTPUT_DIR follows the rule of every run folder (`engine.run_folder.RunFolder`): a non-empty folder is refused, and
 `--overwrite_output_dir` deletes only what an earlier export or run wrote there, never a file it did not write and
-never the model being exported.
+never the model being exported. The export is written into `OUTPUT_DIR/saving.tmp` and moved in once complete: a
+failure (a full disk) is one line naming the file and the free space, and leaves nothing behind.
 """
 
 import argparse
@@ -38,6 +39,7 @@ from modeling_ponet.pooling import SequencePooler, parse_pooling_modes
 
 from ponet_training.data.tokenizer_loading import load_tokenizer
 from ponet_training.engine.run_folder import RunFolder
+from ponet_training.engine.saving import SAVING_DIR, move_into, saving
 from ponet_training.models.pooled_classifier import HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME
 
 
@@ -165,8 +167,25 @@ def export_sentence_transformer(
         return _export(model_name_or_path, folder.path, pooling, max_seq_length, tokenizer_name, trust_remote_code)
 
 
-def _export(model_name_or_path, output: Path, pooling, max_seq_length, tokenizer_name, trust_remote_code) -> Path:
+def _export(model_name_or_path, folder: Path, pooling, max_seq_length, tokenizer_name, trust_remote_code) -> Path:
+    """Write the export into `folder/saving.tmp` and move it in once complete (`modules.json` last): a failed export
+    is one `SaveError` line and leaves nothing that sentence-transformers would load."""
     _check_has_weights(model_name_or_path)
+    output = folder / SAVING_DIR
+    if output.exists():
+        shutil.rmtree(output)  # the leftover of an interrupted export
+    with saving("the sentence-transformers export", folder, output, after="Nothing was written there: free space "
+                                                                          "and export again"):
+        modes, max_length, encoder = _write_export(model_name_or_path, output, pooling, max_seq_length,
+                                                   tokenizer_name, trust_remote_code)
+        move_into(output, folder, last=("modules.json",))
+    logger.info(f"Wrote {folder} ({type(encoder).__name__}, pooling {'+'.join(modes)!r}, "
+                f"max_seq_length {max_length}): SentenceTransformer({str(folder)!r}, trust_remote_code=True)")
+    return folder
+
+
+def _write_export(model_name_or_path, output: Path, pooling, max_seq_length, tokenizer_name, trust_remote_code):
+    """Write the export's files into `output`; returns (pooling modes, max_seq_length, encoder)."""
 
     encoder, trained_pooling, trained_state, cls_from_pooler = _load_source(model_name_or_path, trust_remote_code)
     modes = parse_pooling_modes(pooling or trained_pooling or "mean")
@@ -215,10 +234,7 @@ def _export(model_name_or_path, output: Path, pooling, max_seq_length, tokenizer
     _write_json(output / "config_sentence_transformers.json", dict(
         __version__=versions, model_type="SentenceTransformer", prompts={}, default_prompt_name=None,
         similarity_fn_name="cosine"))
-    logger.info(f"Wrote {output} ({type(encoder).__name__}, pooling {'+'.join(modes)!r}, "
-                f"max_seq_length {tokenizer.model_max_length}): SentenceTransformer({str(output)!r}, "
-                "trust_remote_code=True)")
-    return output
+    return modes, tokenizer.model_max_length, encoder
 
 
 def main(argv=None):

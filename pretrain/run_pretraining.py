@@ -38,6 +38,7 @@ from ponet_training.data.tokenizer_loading import check_token_ids
 from ponet_training.engine import best_model, loop
 from ponet_training.engine.checkpoints import CheckpointWriter
 from ponet_training.engine.dataloaders import build_eval_dataloader, build_train_dataloader, pad_to_multiple_of
+from ponet_training.engine.launch import check_fsdp_model
 from ponet_training.engine.optimization import (
     create_optimizer,
     create_scheduler,
@@ -193,6 +194,7 @@ def main(argv=None):
             logger.info(f"{len(train_dataset)} training and {len(eval_dataset)} validation SSO examples")
 
         model = build_pretraining_model(args, tokenizer)
+        check_fsdp_model(accelerator, model)
         maybe_enable_gradient_checkpointing(model, args)
         if not args.streaming:
             for split, dataset in (("train", train_dataset), ("validation", eval_dataset)):

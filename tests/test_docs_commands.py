@@ -1,6 +1,6 @@
 """The documentation runs as written: every script, module and shell script that README.md and docs/*.md tell the
 reader to run exists and answers `--help` (shell scripts: exist and parse), every import line of their Python code
-runs, every code reference to this project (`module.name` in backticks, e.g. `[`checkpoints.save_model`]`, and
+runs, every code reference to this project (`module.name` in backticks, e.g. `[`saving.save_model`]`, and
 `path/to/file.py`) names code that exists, every relative link points at a file (and at a heading, for an anchor),
 and the README stays a landing page."""
 
@@ -246,12 +246,12 @@ def test_every_import_line_runs(page):
 
 def test_the_checks_catch_a_moved_name_a_missing_file_and_a_broken_import():
     # A parser that found nothing, or a resolver that accepted anything, would pass every page.
-    page = ("The rule is applied by [`checkpoints.save_model`] and [`run.no_such_rule`], in `engine/checkpoints.py` "
+    page = ("The rule is applied by [`saving.save_model`] and [`run.no_such_rule`], in `engine/checkpoints.py` "
             "and `engine/nowhere.py`; `model.config` and `accelerator.save_state` are not ours.\n\n"
             "```python\nfrom ponet_training.hub.model_cards import write_model_card, push_to_hub\n"
             "import modeling_ponet\n```\n")
     references = code_references(page)
-    assert references == ["checkpoints.save_model", "run.no_such_rule", "engine/checkpoints.py", "engine/nowhere.py"]
+    assert references == ["saving.save_model", "run.no_such_rule", "engine/checkpoints.py", "engine/nowhere.py"]
     assert [resolves(reference) for reference in references] == [True, False, True, False]
     broken = broken_imports(import_lines(page))
     assert len(broken) == 1 and "ImportError" in broken[0] and "push_to_hub" in broken[0]

@@ -42,7 +42,7 @@ KILLER = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     save_checkpoint, write_file, publish, replace = (checkpoints.save_checkpoint, accelerate_checkpointing.save,
-                                                     checkpoints._publish, os.replace)
+                                                     checkpoints.publish_folder, os.replace)
 
     def counting_save_checkpoint(*args, **kwargs):
         saves[0] += 1
@@ -65,7 +65,7 @@ KILLER = textwrap.dedent("""
 
     checkpoints.save_checkpoint = counting_save_checkpoint
     accelerate_checkpointing.save = killing_write
-    checkpoints._publish = killing_publish
+    checkpoints.publish_folder = killing_publish
     checkpoints.os.replace = killing_replace
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
@@ -161,6 +161,7 @@ class FakeAccelerator:
     """What save_checkpoint needs of an Accelerator, writing files that look like accelerate's."""
 
     is_main_process = True
+    num_processes = 1
 
     def save_state(self, path):
         os.makedirs(path, exist_ok=True)

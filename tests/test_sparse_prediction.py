@@ -151,7 +151,7 @@ def test_a_saved_training_model_has_sparse_prediction_off_and_the_live_one_keeps
                                                                                      tmp_path):
     from accelerate import Accelerator
 
-    from ponet_training.engine.checkpoints import save_model
+    from ponet_training.engine.saving import save_model
 
     model = mp.PoNetForPreTraining(tiny_config(sparse_prediction=True))
     save_model(Accelerator(cpu=True), model, tiny_tokenizer, tmp_path)

@@ -17,8 +17,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ponet_training.engine.checkpoints import BEST_STATE_FILE, CheckpointWriter, TrainingProgress, resume_state, save_model
+from ponet_training.engine.checkpoints import BEST_STATE_FILE, CheckpointWriter, TrainingProgress, resume_state
 from ponet_training.engine.loop import log_metrics
+from ponet_training.engine.preemption import stop_run
+from ponet_training.engine.saving import save_model
 
 
 logger = logging.getLogger(__name__)
@@ -65,20 +67,24 @@ class BestModelTracker:
         self.best_value, self.best_step, self.best_metrics = float(value), step, dict(metrics)
         logger.info("New best %s = %.4f at step %d", self.metric, value, step)
         if self.best_dir is not None:
-            # Without its state file a half-rewritten best_model/ is never taken for the current best.
-            if accelerator.is_main_process:
-                (self.best_dir / BEST_STATE_FILE).unlink(missing_ok=True)
-            save_model(accelerator, model, tokenizer, self.best_dir)
-            if accelerator.is_main_process:
-                (self.best_dir / BEST_STATE_FILE).write_text(json.dumps(self.state(), indent=2))
-            accelerator.wait_for_everyone()
+            # The new best model and its record are written together into best_model.tmp/, which then replaces
+            # best_model/ whole: best_model/ always holds one complete model with its own record.
+            kept = (f"{self.best_dir} still holds the previous best model, with its record" if
+                    (self.best_dir / BEST_STATE_FILE).is_file() else "No best model was kept yet")
+            save_model(accelerator, model, tokenizer, self.best_dir, extra_json={BEST_STATE_FILE: self.state()},
+                       whole_folder=True, after=f"{kept}: free space, then resume with --resume_from_checkpoint latest")
         return True
 
     def after_update(self, accelerator, args, update, model, tokenizer, evaluate, progress: TrainingProgress,
                      checkpoints: CheckpointWriter) -> None:
         """What every training loop does after each `loop.Update`: evaluate (`evaluate()` returns the metrics) when the
         update asks for it (`loop.evaluation_due`) and keep the best model; then let the run's checkpoint writer save
-        what is due, with this tracker in it (a resume knows what to beat)."""
+        what is due, with this tracker in it (a resume knows what to beat). A `stop` update (SIGTERM / SIGINT) is
+        saved now, and the run stops (`preemption.stop_run`)."""
+        if update.stop:
+            path = checkpoints.save_now(accelerator, progress, extra_json={BEST_STATE_FILE: self.state()})
+            stop_run(accelerator, update.stop, progress.completed_steps, args.max_train_steps, path,
+                     unsaved="no --output_dir")
         if update.evaluate:
             self.record(accelerator, args, model, tokenizer, evaluate(), update.epoch, update.step)
         if update.checkpoint:

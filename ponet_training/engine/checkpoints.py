@@ -1,20 +1,19 @@
-"""Checkpoints, exact resume and atomic model saves: the one place a run saves and reloads its state.
+"""Checkpoints and exact resume: the one place a run saves and reloads its training state.
 
 - `TrainingProgress`: where the loop stands (epoch, batches consumed in it, optimizer updates).
 - `CheckpointWriter(folder, every)`: the checkpoint writer of a run, handed its `RunFolder`; `maybe_save` writes a
   `step_N` / `epoch_N` folder when `--checkpointing_steps` asks for one (`save_checkpoint`): `accelerator.save_state`,
   `training_progress.json`, the tokenizer and extra JSON files, first into `step_N.tmp`, then the completion marker
-  `checkpoint_complete.json` (the run's settings, every file) written last and the folder renamed into place: a kill
-  at any point leaves no folder that looks complete.
+  `checkpoint_complete.json` (the run's settings, the identity of its data, every file) written last and the folder
+  renamed into place: a kill at any point leaves no folder that looks complete, a failure is one line
+  (`saving.saving`). `save_now` saves where a stopped run stands (`preemption`).
 - `list_checkpoints`, `latest_checkpoint`, `check_checkpoint`, `resolve_checkpoint`: find and check the checkpoint
   of `--resume_from_checkpoint` (`RunFolder.resume_checkpoint` calls it once per run); `latest` takes the newest
   complete checkpoint made with this run's settings (what it skips is logged); a checkpoint lacking a file resume
   needs, or made with other settings, is one clear error.
 - `resume_state(accelerator, folder, args, batches_per_epoch)`: load that checkpoint, return where the loop goes on.
-- `save_model`: `save_pretrained` of the unwrapped model and the tokenizer, staged and moved into place (a failed
-  save, e.g. a full disk, leaves no half-written file; its error names the file); training-only config switches
-  (`TRAINING_ONLY_CONFIG`: sparse prediction) are saved at their inference values.
-- The best dev model and the final model: `best_model.py`; the settings stored and compared: `settings.py`.
+- Model saves (staged, a failure in one line): `saving.py`; the best dev model and the final model: `best_model.py`;
+  the settings stored and compared: `settings.py`.
 
 Evaluate before saving a checkpoint at the same step (or use `dataloaders.build_eval_dataloader`, which never
 touches the global RNG) so that the saved RNG state is the one the next update starts from.
@@ -23,7 +22,6 @@ touches the global RNG) so that the saved RNG state is the one the next update s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
@@ -34,6 +32,7 @@ import shutil
 from pathlib import Path
 
 from ponet_training.data.tokenizer_loading import TOKENIZER_FILES, has_tokenizer_files
+from ponet_training.engine.saving import publish_folder, saving, write_json_atomically
 from ponet_training.engine.settings import (RESUMABLE_CHANGES, describe_differences, refuse_other_settings,
                                             settings_differences)
 
@@ -72,7 +71,8 @@ class TrainingProgress:
         return self.batches_in_epoch if epoch == self.epoch else 0
 
 
-def _read_marker(path: Path) -> dict | None:
+def read_marker(path: Path) -> dict | None:
+    """The completion marker of a checkpoint folder (its progress, settings, data and files), or None."""
     file = Path(path) / COMPLETE_FILE
     if not file.is_file():
         return None
@@ -110,7 +110,7 @@ def latest_checkpoint(output_dir: str | os.PathLike, settings: dict | None = Non
         if _CHECKPOINT_RE.match(path.name[:-len(".tmp")]):
             logger.warning("Skipping %s: a checkpoint whose save was interrupted", path)
     for path in reversed(list_checkpoints(output_dir)):
-        marker = _read_marker(path)
+        marker = read_marker(path)
         if marker is None:
             logger.warning("Skipping checkpoint %s: it has no %s (its save was interrupted, or it was not written by "
                            "these scripts)", path, COMPLETE_FILE)
@@ -134,7 +134,7 @@ def check_checkpoint(path: Path, settings: dict | None = None, require_tokenizer
     removed), or when it was made with other settings than `settings` (all of them listed; only the length of the run,
     `RESUMABLE_CHANGES`, and bookkeeping flags such as the eval / logging / checkpointing cadence may change)."""
     path = Path(path)
-    marker = _read_marker(path)
+    marker = read_marker(path)
     if marker is not None:
         missing = [name for name in marker.get("files", []) if not (path / name).is_file()]
         if settings is not None:
@@ -162,52 +162,33 @@ def save_checkpoint(accelerator, folder, name: str, progress: TrainingProgress, 
                     extra_json: dict | None = None) -> Path:
     """`accelerator.save_state` (model, optimizer, scheduler, scaler, RNG states), the loop position
     (`training_progress.json`), the tokenizer and `extra_json` ({file name: dict}) into `folder.path/name.tmp`; then
-    the completion marker (the folder's settings and the file list) is written last, the folder renamed to `name` and
-    recorded in the run folder's manifest."""
+    the completion marker (the folder's settings, its data and the file list) is written last, the folder renamed to
+    `name` and recorded in the run folder's manifest. A failure is one `saving.SaveError` line on every process and
+    leaves no `name.tmp` behind (`saving.saving`)."""
     final = folder.path / name
     staging = final.with_name(name + ".tmp")
     if accelerator.is_main_process and staging.exists():
         shutil.rmtree(staging)  # the leftover of an interrupted save
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
-    if accelerator.is_main_process:
-        (staging / PROGRESS_FILE).write_text(json.dumps(dataclasses.asdict(progress), indent=2))
-        for file_name, content in (extra_json or {}).items():
-            (staging / file_name).write_text(json.dumps(content, indent=2))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        files = sorted(str(f.relative_to(staging)) for f in staging.rglob("*") if f.is_file())
-        marker = {"progress": dataclasses.asdict(progress), "settings": folder.settings, "files": files}
-        _write_json_atomically(staging / COMPLETE_FILE, marker)
-        _publish(staging, final)
-        folder.record_outputs()
-    accelerator.wait_for_everyone()
+    after = "Nothing was left there: free space, then resume with --resume_from_checkpoint latest"
+    with saving(f"checkpoint {name}", final, staging, accelerator, after):
+        accelerator.save_state(str(staging))
+        if accelerator.is_main_process:
+            (staging / PROGRESS_FILE).write_text(json.dumps(dataclasses.asdict(progress), indent=2))
+            for file_name, content in (extra_json or {}).items():
+                (staging / file_name).write_text(json.dumps(content, indent=2))
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+    with saving(f"checkpoint {name}", final, staging, accelerator, after):
+        if accelerator.is_main_process:
+            files = sorted(str(f.relative_to(staging)) for f in staging.rglob("*") if f.is_file())
+            marker = {"progress": dataclasses.asdict(progress), "settings": folder.settings,
+                      "data": folder.data_identity, "files": files}
+            write_json_atomically(staging / COMPLETE_FILE, marker)
+            publish_folder(staging, final)
+            folder.record_outputs()
     logger.info(f"Saved checkpoint {final} ({progress})")
     return final
-
-
-def _write_json_atomically(path: Path, content: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as handle:
-        handle.write(json.dumps(content, indent=2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
-def _publish(staging: Path, final: Path) -> None:
-    """Rename the finished `staging` folder to `final` (an older `final`, being rewritten, is set aside first and
-    removed after)."""
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 class CheckpointWriter:
@@ -221,6 +202,7 @@ class CheckpointWriter:
         self.every = every if folder.path is not None else None
         self.tokenizer = tokenizer
         self.extra_files = extra_files
+        self.last_saved: tuple[TrainingProgress, Path] | None = None  # (where the run stood, the folder)
 
     def due(self, progress: TrainingProgress, end_of_epoch: bool = False) -> str | None:
         """The name of the checkpoint due now, or None."""
@@ -234,10 +216,22 @@ class CheckpointWriter:
                    extra_json: dict | None = None) -> Path | None:
         """Save the checkpoint that is due (with `extra_json` besides the writer's own files); None when none is."""
         name = self.due(progress, end_of_epoch)
-        if name is None:
+        return None if name is None else self._save(accelerator, name, progress, extra_json)
+
+    def save_now(self, accelerator, progress: TrainingProgress, extra_json: dict | None = None) -> Path | None:
+        """The checkpoint of where the run stands, for a run that stops here (`preemption`): the one just saved at
+        this very point, or a new `step_N` (whatever `every` is); None when the run has no folder."""
+        if self.folder.path is None:
             return None
+        if self.last_saved is not None and self.last_saved[0] == progress:
+            return self.last_saved[1]
+        return self._save(accelerator, f"step_{progress.completed_steps}", progress, extra_json)
+
+    def _save(self, accelerator, name: str, progress: TrainingProgress, extra_json: dict | None) -> Path:
         files = {**(self.extra_files() if self.extra_files else {}), **(extra_json or {})}
-        return save_checkpoint(accelerator, self.folder, name, progress, tokenizer=self.tokenizer, extra_json=files)
+        path = save_checkpoint(accelerator, self.folder, name, progress, tokenizer=self.tokenizer, extra_json=files)
+        self.last_saved = (dataclasses.replace(progress), path)
+        return path
 
 
 def resolve_checkpoint(output_dir: str | os.PathLike | None, target: str | None, settings: dict | None = None,
@@ -315,77 +309,6 @@ def _progress_from_name(args, path: Path, batches_per_epoch: int | None) -> Trai
                             completed_steps=number)
 
 
-SAVING_DIR = "saving.tmp"
-
-
-# Config switches that only make training faster (the same losses and gradients): a saved model has them at their
-# inference value, so that what it returns does not depend on how it was trained.
-TRAINING_ONLY_CONFIG = {"sparse_prediction": False}
-
-
-@contextlib.contextmanager
-def inference_config(model):
-    """`model.config` with the `TRAINING_ONLY_CONFIG` switches it has at their inference values, for a save."""
-    config = model.config
-    trained = {key: getattr(config, key) for key in TRAINING_ONLY_CONFIG if hasattr(config, key)}
-    for key in trained:
-        setattr(config, key, TRAINING_ONLY_CONFIG[key])
-    try:
-        yield
-    finally:
-        for key, value in trained.items():
-            setattr(config, key, value)
-
-
-def save_model(accelerator, model, tokenizer, output_dir: str | Path) -> None:
-    """`save_pretrained` of the unwrapped model (weights gathered from all processes) and the tokenizer, written into
-    `output_dir/saving.tmp` first and then moved into `output_dir` one file at a time (each an atomic rename): a save
-    that fails (a full disk) leaves no half-written file among the earlier ones, and its error names the file."""
-    output_dir = Path(output_dir)
-    staging = output_dir / SAVING_DIR
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process and staging.exists():
-        shutil.rmtree(staging)  # the leftover of an interrupted save
-    unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)  # every process takes part in gathering sharded weights
-    written = set()
-    try:
-        # Only the main process writes: another one's save_pretrained would still list `staging`, which the main
-        # process removes once its files are moved into place.
-        if accelerator.is_main_process:
-            with inference_config(unwrapped):
-                unwrapped.save_pretrained(staging, save_function=accelerator.save, state_dict=state_dict)
-            written = _files(staging)
-            if tokenizer is not None:  # models of ids (LRA) have none
-                tokenizer.save_pretrained(staging)
-    except OSError as err:
-        if accelerator.is_main_process:
-            _raise_save_error(err, staging, output_dir, written)
-        raise
-    if accelerator.is_main_process:
-        for item in sorted(staging.iterdir()):
-            target = output_dir / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
-        staging.rmdir()
-    accelerator.wait_for_everyone()
-
-
-def _files(folder: Path) -> set[Path]:
-    return {f for f in folder.rglob("*") if f.is_file()} if folder.is_dir() else set()
-
-
-def _raise_save_error(err: OSError, staging: Path, output_dir: Path, written_before: set[Path]):
-    """Re-raise `err` naming the file being written (when the error names none: the newest file of the step that
-    failed), after removing the partial save."""
-    new = sorted(_files(staging) - written_before, key=lambda f: f.stat().st_mtime)
-    file = err.filename or (output_dir / new[-1].relative_to(staging) if new else output_dir)
-    shutil.rmtree(staging, ignore_errors=True)
-    raise OSError(err.errno, f"Saving the model to {output_dir} failed while writing {file}: "
-                             f"{err.strerror or err}. Nothing was replaced there (free space and run again)") from err
-
-
 __all__ = [
     "BEST_MODEL_DIR",
     "COMPLETE_FILE",
@@ -394,8 +317,8 @@ __all__ = [
     "check_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
+    "read_marker",
     "resolve_checkpoint",
     "resume_state",
     "save_checkpoint",
-    "save_model",
 ]

@@ -4,6 +4,7 @@
 - `train(...)`: the updates of a whole run (every epoch from the resumed one on, up to `--max_train_steps`),
   each an `Update` that says when to evaluate and save: the script's visible loop does both
   (`best_model.BestModelTracker.after_update`). The loss is the task's (`loss_fn`; default: the model's `.loss`).
+  A SIGTERM / SIGINT makes it yield a `stop` update at the next step boundary (`preemption.py`).
 - `train_epoch(...)`: the updates of one epoch (gradient accumulation, clipping, progress bar, loss logging),
   yielding an `Update` after each optimizer update and at the epoch's end.
 - `evaluation_due(...)`: when to evaluate, for every script.
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ponet_training.engine import preemption
 from ponet_training.engine.dataloaders import epoch_dataloader
 from ponet_training.engine.optimization import optimization_step
 
@@ -79,7 +81,8 @@ class Update(NamedTuple):
     """What `train_epoch` reports after an optimizer update, and once more at the epoch's end.
 
     `evaluate`: time to evaluate (`evaluation_due`). `checkpoint`: time to call
-    `checkpoints.maybe_save_checkpoint(..., end_of_epoch)`.
+    `checkpoints.CheckpointWriter.maybe_save(..., end_of_epoch)`. `stop`: the signal that stops the run here (every
+    process agreed): save a checkpoint now and stop (`preemption.stop_run`).
     """
 
     step: int
@@ -88,6 +91,7 @@ class Update(NamedTuple):
     checkpoint: bool
     end_of_epoch: bool = False
     epoch: int = 0
+    stop: str | None = None
 
 
 def evaluation_due(args, step: int, end_of_epoch: bool, end_of_run: bool, last_evaluated: int | None) -> bool:
@@ -110,13 +114,26 @@ def model_loss(model, batch: dict) -> dict:
 def train(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, bar: ProgressBar | None = None,
           log_prefix: str = "", loss_fn=model_loss) -> Iterator[Update]:
     """`train_epoch` over the epochs left (from `progress.epoch`, the resumed one), until `args.num_train_epochs`
-    or `args.max_train_steps`; each `Update` carries its epoch."""
+    or `args.max_train_steps`; each `Update` carries its epoch.
+
+    After each update has been handled (evaluated, checkpointed) every process checks whether one of them received
+    SIGTERM / SIGINT (`preemption.stop_agreed`); if so, and steps are left, it yields one more update with `stop`
+    set, which the caller saves as a checkpoint before stopping the run (`BestModelTracker.after_update`). A caller
+    that saves nothing gets `preemption.Preempted` from the next step."""
+    preemption.watch()
     for epoch in range(progress.epoch, args.num_train_epochs):
         for update in train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch,
                                   bar, log_prefix, loss_fn):
             yield update._replace(epoch=epoch)
+            stop = progress.completed_steps < args.max_train_steps and preemption.stop_agreed(accelerator)
+            if stop:
+                yield Update(progress.completed_steps, None, evaluate=False, checkpoint=True, epoch=progress.epoch,
+                             stop=stop)
+                preemption.stop_run(accelerator, stop, progress.completed_steps, args.max_train_steps,
+                                    unsaved="this run keeps no checkpoints: the same command runs it again")
         if progress.completed_steps >= args.max_train_steps:
-            return
+            break
+    preemption.finish()
 
 
 def train_epoch(accelerator, args, model, dataloader, optimizer, lr_scheduler, progress, epoch: int,

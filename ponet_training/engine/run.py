@@ -28,6 +28,7 @@ from pathlib import Path
 
 from transformers import SchedulerType
 
+from ponet_training.engine.launch import check_launch
 from ponet_training.engine.settings import plain
 
 
@@ -55,9 +56,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     `--weight_decay`, `--adam_beta1/2`, `--adam_epsilon`, `--num_train_epochs`, `--max_train_steps`,
     `--gradient_accumulation_steps`, `--lr_scheduler_type`, `--num_warmup_steps`, `--max_grad_norm`,
     `--gradient_checkpointing`. Loop and output: `--output_dir`, `--seed`, `--checkpointing_steps`,
-    `--resume_from_checkpoint`, `--eval_steps`, `--logging_steps`, `--with_tracking`, `--report_to`,
-    `--dataloader_num_workers`, `--preprocessing_num_workers`, `--overwrite_cache`, `--trust_remote_code`,
-    `--overwrite_output_dir`, `--mixed_precision`.
+    `--resume_from_checkpoint`, `--resume_with_changed_data`, `--eval_steps`, `--logging_steps`, `--with_tracking`,
+    `--report_to`, `--dataloader_num_workers`, `--preprocessing_num_workers`, `--overwrite_cache`,
+    `--trust_remote_code`, `--overwrite_output_dir`, `--mixed_precision`.
     Hub: `--push_to_hub`, `--hub_model_id`, `--hub_token`, `--hub_private_repo`.
 
     `--mixed_precision` goes to the `Accelerator`; without it the accelerate config decides (`accelerate launch
@@ -103,6 +104,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     group.add_argument("--resume_from_checkpoint", type=str, default=None,
                        help="A `step_N`/`epoch_N` folder to continue from, or 'latest' for the newest one in "
                             "--output_dir.")
+    group.add_argument("--resume_with_changed_data", action="store_true",
+                       help="Resume a checkpoint even though an input file differs from the one it was trained on "
+                            "(refused without this flag; the log and all_results.json then name the files).")
     group.add_argument("--eval_steps", type=int, default=None,
                        help="Evaluate every N updates (default or 0: at the end of every epoch).")
     group.add_argument("--logging_steps", type=int, default=10,
@@ -144,6 +148,8 @@ def check_training_args(args: argparse.Namespace) -> None:
         raise ValueError("`--push_to_hub` needs an `--output_dir` to save the model in first")
     if args.checkpointing_steps is not None and args.output_dir is None:
         raise ValueError("`--checkpointing_steps` needs an `--output_dir` to save the checkpoints in")
+    if args.resume_with_changed_data and not args.resume_from_checkpoint:
+        raise ValueError("`--resume_with_changed_data` only changes a resume: pass it with --resume_from_checkpoint")
     if args.overwrite_output_dir and args.resume_from_checkpoint:
         raise ValueError("`--overwrite_output_dir` deletes the checkpoints that `--resume_from_checkpoint` would "
                          "continue from: pass one of them")
@@ -208,8 +214,8 @@ def setup_logging(accelerator) -> None:
 def build_accelerator(args: argparse.Namespace, **kwargs):
     """An `Accelerator` with gradient accumulation, `--mixed_precision`, the project dir (`--output_dir`) and, with
     `--with_tracking`, the trackers of `--report_to`. FSDP / DeepSpeed (and mixed precision without the flag) come
-    from the accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`. fp16 on CPU
-    is refused (it would run in float32)."""
+    from the accelerate config or `accelerate launch` flags. Extra keyword arguments go to `Accelerator`. A launch
+    that does not run as asked (`launch.check_launch`) and fp16 on CPU (it would run in float32) are refused."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
@@ -221,6 +227,7 @@ def build_accelerator(args: argparse.Namespace, **kwargs):
         kwargs.setdefault("project_config", ProjectConfiguration(project_dir=args.output_dir,
                                                                  logging_dir=os.path.join(args.output_dir, "runs")))
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, **kwargs)
+    check_launch(accelerator)
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         # Accelerate enables no CPU autocast for fp16: the run would be float32 and recorded as fp16.
         raise ValueError("Mixed precision fp16 (from --mixed_precision or the accelerate config) does not run on CPU: "

@@ -9,7 +9,9 @@ sentence-transformers export). The folder
 - is claimed (`claim`): the main process takes its lock (`.ponet_run.lock`, held while the run runs, freed by the OS
   when the process dies) and, with `--overwrite_output_dir`, deletes only what earlier runs wrote there (listed in
   the manifest, `.ponet_outputs.json`), never an input of this run, and refuses when it holds anything else;
-- resolves the checkpoint to resume once (`resume_checkpoint`), owns `best_model/` (`best_model_dir`), records
+- resolves the checkpoint to resume once (`resume_checkpoint`) and refuses one made with other data
+  (`data_identity`: the size and content hash of every input file, stored in each checkpoint; a resume on changed
+  files needs `--resume_with_changed_data`, and the record says so), owns `best_model/` (`best_model_dir`), records
   what the run writes (`record_outputs`, after every checkpoint and at the end);
 - is released when the `with` block of the script's `main` ends, however it ends; a run that fails before writing
   anything leaves no folder behind.
@@ -30,8 +32,9 @@ import os
 import shutil
 from pathlib import Path
 
-from ponet_training.engine import checkpoints
-from ponet_training.engine.settings import run_settings
+from ponet_training.engine import checkpoints, preemption
+from ponet_training.engine.saving import SaveError, saving
+from ponet_training.engine.settings import data_differences, data_identity, run_settings
 
 
 logger = logging.getLogger(__name__)
@@ -79,8 +82,12 @@ def written_entries(path: str | os.PathLike) -> set[str]:
 def _write_manifest(path: Path, names: set[str]) -> None:
     present = {name for name in names if (path / name).exists() or (path / name).is_symlink()}
     partial = path / (MANIFEST_FILE + ".partial")
-    partial.write_text(json.dumps({"written": sorted(present)}, indent=2))
-    os.replace(partial, path / MANIFEST_FILE)
+    try:
+        partial.write_text(json.dumps({"written": sorted(present)}, indent=2))
+        os.replace(partial, path / MANIFEST_FILE)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _lock_holder(handle) -> str:
@@ -104,13 +111,18 @@ class RunFolder:
         own_record: a file whose presence makes running again a resume (the pooling study's CSV, a sweep's settings):
             a folder holding it is accepted without a flag.
         resume_needs_tokenizer: a resumed checkpoint must hold its tokenizer (a run that trained its vocabulary).
+        identify_inputs: take the identity of `inputs` (`settings.data_identity`) when claimed, for the checkpoints
+            to store and a resume to compare (the training scripts; not an export).
+        resume_with_changed_data: `--resume_with_changed_data`: resume a checkpoint whose data differ (logged and
+            recorded) instead of refusing it.
         name: how errors name the folder (`--output_dir` for the scripts).
         how_to_resume: the advice for a non-empty folder (None: the writer cannot resume).
     """
 
     def __init__(self, path: str | os.PathLike | None, *, overwrite: bool = False, resume_from: str | None = None,
                  settings: dict | None = None, inputs: dict[str, Path] | None = None, own_record: str | None = None,
-                 resume_needs_tokenizer: bool = False, name: str = "`--output_dir`",
+                 resume_needs_tokenizer: bool = False, identify_inputs: bool = False,
+                 resume_with_changed_data: bool = False, name: str = "`--output_dir`",
                  how_to_resume: str | None = "--resume_from_checkpoint latest to continue the run saved there"):
         self.path = None if path is None else Path(path)
         self.overwrite = overwrite
@@ -119,6 +131,10 @@ class RunFolder:
         self.inputs = dict(inputs or {})
         self.own_record = own_record
         self.resume_needs_tokenizer = resume_needs_tokenizer
+        self.identify_inputs = identify_inputs
+        self.resume_with_changed_data = resume_with_changed_data
+        self.data_identity: dict | None = None  # the main process's, taken when the folder is claimed
+        self.changed_data: list[str] | None = None  # what differed from the resumed checkpoint's data (allowed)
         self.name = name
         self.how_to_resume = how_to_resume
         self.resumed_at_step: int | None = None  # set when the checkpoint is loaded (`checkpoints.resume_state`)
@@ -134,6 +150,8 @@ class RunFolder:
         the run's settings (`run_settings(args)`, taken now, before the script adds derived values to `args`) and its
         inputs. `kwargs` go to `RunFolder`."""
         kwargs.setdefault("settings", run_settings(args))
+        kwargs.setdefault("identify_inputs", True)
+        kwargs.setdefault("resume_with_changed_data", getattr(args, "resume_with_changed_data", False))
         return cls(args.output_dir, overwrite=getattr(args, "overwrite_output_dir", False),
                    resume_from=getattr(args, "resume_from_checkpoint", None), inputs=input_paths(args), **kwargs)
 
@@ -169,6 +187,7 @@ class RunFolder:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
+        preemption.restore()  # the run is over: SIGTERM / SIGINT act as the process had them again
         if error is None and self._accelerator is not None:
             self._accelerator.wait_for_everyone()
         self.release(failed=error is not None)
@@ -177,28 +196,61 @@ class RunFolder:
         """Take the folder for this run on the main process (every process raises the main one's error), clear it with
         `overwrite`, then resolve the checkpoint to resume (every process). `accelerator=None`: one process."""
         self._accelerator = accelerator
-        is_main = accelerator is None or accelerator.is_main_process
+        self._on_main(accelerator, f"could not take {self.name}", self._take_and_clear)
+        _ = self.resume_checkpoint  # resolved now: a checkpoint that cannot be resumed fails before any data loads
+        self._on_main(accelerator, "refused the data", self._identify_inputs)
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+        return self
+
+    def _on_main(self, accelerator, failure: str, step) -> None:
+        """Run `step` on the main process; every process raises the main one's error (none waits forever for it)."""
         error = None
-        if is_main and self.path is not None:
+        if (accelerator is None or accelerator.is_main_process) and self.path is not None:
             try:
-                self._take_lock()
-                if self.overwrite:
-                    self._clear()
+                step()
             except (OSError, RuntimeError, ValueError) as err:
                 error = err
-        if accelerator is not None and accelerator.num_processes > 1:  # none waits forever for a failed main
+        if accelerator is not None and accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
             message = [None if error is None else f"{type(error).__name__}: {error}"]
             broadcast_object_list(message)
             if message[0] is not None and error is None:
-                raise RuntimeError(f"The main process could not take {self.name}: {message[0]}")
+                raise RuntimeError(f"The main process {failure}: {message[0]}")
         if error is not None:
             raise error
-        _ = self.resume_checkpoint  # resolved now: a checkpoint that cannot be resumed fails before any data loads
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
-        return self
+
+    def _take_and_clear(self) -> None:
+        self._take_lock()
+        if self.overwrite:
+            self._clear()
+
+    def _identify_inputs(self) -> None:
+        """Take the identity of the inputs (once, on the main process) and refuse a resumed checkpoint whose data
+        differ, naming each file, unless `resume_with_changed_data` (then the log and the record say so)."""
+        if not self.identify_inputs:
+            return
+        self.data_identity = data_identity(self.inputs, skip=self.path)
+        checkpoint = self.resume_checkpoint
+        if checkpoint is None:
+            return
+        recorded = checkpoints.read_marker(checkpoint)
+        if recorded is None or "data" not in recorded:
+            logger.warning("Checkpoint %s records no identity of its data (an older or foreign checkpoint): the "
+                           "data cannot be checked against it", checkpoint)
+            return
+        changes = data_differences(recorded["data"] or {}, self.data_identity)
+        if not changes:
+            return
+        if not self.resume_with_changed_data:
+            raise ValueError(f"Checkpoint {checkpoint} was made with other data: {'; '.join(changes)}. A resume "
+                             "continues the same run on the same data: restore the files, or start a new run in "
+                             "another --output_dir, or pass --resume_with_changed_data to continue on these files "
+                             "(the run's record will say so)")
+        self.changed_data = changes
+        logger.warning("--resume_with_changed_data: resuming %s on data that differ from the checkpoint's: %s",
+                       checkpoint, "; ".join(changes))
 
     def _take_lock(self) -> None:
         """Take the lock of the folder (made if missing), or raise naming the run that holds it.
@@ -291,9 +343,12 @@ class RunFolder:
         return self._resume
 
     def resume_record(self) -> dict:
-        """Where this run resumed, for `all_results.json`."""
+        """Where this run resumed (and on which changed data, when `--resume_with_changed_data` allowed it) and the
+        identity of its inputs, for `all_results.json` (complete on the main process, which writes it)."""
         checkpoint = self.resume_checkpoint
-        return {"resumed_from": None if checkpoint is None else str(checkpoint), "resumed_at_step": self.resumed_at_step}
+        return {"resumed_from": None if checkpoint is None else str(checkpoint),
+                "resumed_at_step": self.resumed_at_step,
+                "resumed_with_changed_data": self.changed_data, "input_files": self.data_identity}
 
     @property
     def best_model_dir(self) -> Path | None:
@@ -306,22 +361,38 @@ class RunFolder:
         if self._lock is None or not self.path.is_dir():
             return
         path = self.path.resolve()
-        _write_manifest(path, written_entries(path) | (set(_entries(path)) - self._before))
+        with saving("the list of the run's outputs", path / MANIFEST_FILE, after="Free space and run again"):
+            _write_manifest(path, written_entries(path) | (set(_entries(path)) - self._before))
 
     def release(self, failed: bool = False) -> None:
         """Record what the run wrote, drop the lock and its file; after a failure, remove the folder when the run
-        left nothing in it (a run that fails early leaves no folder behind). Safe to call more than once."""
+        left nothing in it (a run that fails early leaves no folder behind). Safe to call more than once. After a
+        failure it cannot fail itself (a full disk that keeps the manifest from being written is one warning);
+        otherwise such a failure is one `saving.SaveError` line, raised once the lock is dropped."""
         if self._lock is None:
             return
         path = self.path.resolve()
-        self.record_outputs()
-        (path / LOCK_FILE).unlink(missing_ok=True)
-        self._lock.close()
-        self._lock = None
-        if failed and not written_entries(path):  # a manifest that lists nothing is no record worth leaving
-            (path / MANIFEST_FILE).unlink(missing_ok=True)
-        if failed and not any(path.iterdir()):
-            path.rmdir()
+        error = None
+        try:
+            self.record_outputs()
+        except SaveError as err:
+            error = err
+        try:
+            (path / LOCK_FILE).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
+            if failed and not written_entries(path):  # a manifest that lists nothing is no record worth leaving
+                (path / MANIFEST_FILE).unlink(missing_ok=True)
+            if failed and not any(path.iterdir()):
+                path.rmdir()
+        except OSError as err:
+            if not failed:
+                raise
+            logger.warning("Could not tidy %s after the failure: %s", path, err)
+        if error is not None and failed:
+            logger.warning("%s", error)
+        elif error is not None:
+            raise error
 
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "RunFolder", "input_paths", "written_entries"]

@@ -33,7 +33,7 @@ import shutil
 from pathlib import Path
 
 from ponet_training.engine import checkpoints, preemption
-from ponet_training.engine.saving import SaveError, saving
+from ponet_training.engine.saving import SaveError, saving, write_json_atomically
 from ponet_training.engine.settings import data_differences, data_identity, run_settings
 
 
@@ -81,13 +81,7 @@ def written_entries(path: str | os.PathLike) -> set[str]:
 
 def _write_manifest(path: Path, names: set[str]) -> None:
     present = {name for name in names if (path / name).exists() or (path / name).is_symlink()}
-    partial = path / (MANIFEST_FILE + ".partial")
-    try:
-        partial.write_text(json.dumps({"written": sorted(present)}, indent=2))
-        os.replace(partial, path / MANIFEST_FILE)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_json_atomically(path / MANIFEST_FILE, {"written": sorted(present)})
 
 
 def _lock_holder(handle) -> str:

@@ -6,7 +6,8 @@ threads), so every script that writes a results folder calls, once it knows the 
     write_provenance(folder)                       # folder/provenance.json, from sys.argv
     write_provenance(folder, argv=["benchmarks/bench_speed.py", "--device", "cpu"])
 
-- `provenance(argv=None, **extra)`: the record as a dict: `command` (the command line, shell-quoted), `git_commit`
+- `provenance(argv=None, **extra)`: the record as a dict: `command` (the command line, shell-quoted, with the
+  `accelerate launch` or `torchrun` that started several processes in front of the script), `git_commit`
   and `git_dirty` (tracked files changed since that commit; None outside a git checkout), `cpu` (model name and its
   AVX2 / AVX-512 / AMX flags), `gpu` (CUDA device names, when there are any), `threads` (torch's intra-op threads,
   `os.cpu_count()` and `OMP_NUM_THREADS`), `versions` (python, torch, transformers, accelerate, datasets), `date`
@@ -96,13 +97,32 @@ def _threads_and_gpus() -> tuple[dict, list[str]]:
     return threads, gpus
 
 
+def _launch_prefix() -> list[str]:
+    """What stands before the script in a command that starts this run again. Several processes were started by
+    torch elastic (`WORLD_SIZE`, `LOCAL_WORLD_SIZE`, `TORCHELASTIC_RUN_ID` in each one's environment), through
+    `accelerate launch` when it left its `ACCELERATE_DYNAMO_BACKEND` there, else through `torchrun`; one process is
+    `python`. Accelerate's CPU and precision variables, which change what runs, are kept."""
+    env = os.environ
+    use_cpu = [f"ACCELERATE_USE_CPU={env['ACCELERATE_USE_CPU']}"] if env.get("ACCELERATE_USE_CPU") else []
+    precision = env.get("ACCELERATE_MIXED_PRECISION", "no")
+    processes, local = int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_WORLD_SIZE", env.get("WORLD_SIZE", "1")))
+    if processes == 1 or "TORCHELASTIC_RUN_ID" not in env:
+        return use_cpu + ([f"ACCELERATE_MIXED_PRECISION={precision}"] if precision != "no" else []) + ["python"]
+    machines = processes // local
+    if "ACCELERATE_DYNAMO_BACKEND" not in env:
+        return use_cpu + ["torchrun", "--nnodes", str(machines), "--nproc_per_node", str(local)]
+    return (use_cpu + ["accelerate", "launch", "--multi_gpu", "--num_processes", str(processes)]
+            + (["--num_machines", str(machines)] if machines > 1 else [])
+            + (["--mixed_precision", precision] if precision != "no" else []))
+
+
 def provenance(argv: list[str] | None = None, **extra) -> dict:
     """The record of what is running now (see the module docstring); `argv` defaults to `sys.argv`."""
     argv = list(sys.argv if argv is None else argv)
     commit, dirty = git_state()
     threads, gpus = _threads_and_gpus()
     return {
-        "command": shlex.join(["python", *map(str, argv)]),
+        "command": shlex.join([*_launch_prefix(), *map(str, argv)]),
         "git_commit": commit,
         "git_dirty": dirty,
         "cpu": cpu_facts(),

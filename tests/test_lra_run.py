@@ -2,6 +2,7 @@
 to the very weights of an uninterrupted run; the published settings are its defaults."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,11 @@ def test_two_processes_train_in_bf16(lra_files, tmp_path):
     saved = json.loads((out / "all_results.json").read_text())
     assert (saved["num_processes"], saved["mixed_precision"], saved["total_train_batch_size"]) == (2, "bf16", 4)
     assert saved["eval_samples"] == 6  # gathered from both processes without the padding duplicates
+    # The record's command starts the same two processes: `python run_lra.py` alone would train on one.
+    recorded = shlex.split(json.loads((out / "provenance.json").read_text())["command"])
+    assert recorded[:8] == ["ACCELERATE_USE_CPU=1", "accelerate", "launch", "--multi_gpu", "--num_processes", "2",
+                            "--mixed_precision", "bf16"]
+    assert recorded[8].endswith("run_lra.py")
 
 
 def test_bad_flags_are_refused_before_anything_runs(tmp_path):

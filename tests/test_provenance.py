@@ -24,6 +24,33 @@ def test_the_record_names_the_command_the_libraries_and_the_threads(tmp_path):
     assert record["date"].endswith("+00:00")
 
 
+LAUNCHER_VARIABLES = ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "TORCHELASTIC_RUN_ID", "ACCELERATE_DYNAMO_BACKEND",
+                      "ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU")
+
+
+def _launched(monkeypatch, **variables):
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return shlex.split(provenance.provenance(argv=["run.py", "--x", "1"])["command"])
+
+
+def test_the_command_names_the_launcher_that_started_several_processes(monkeypatch):
+    # What `accelerate launch` and `torchrun` leave in each process's environment (torch elastic's variables).
+    elastic = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none"}
+    assert _launched(monkeypatch, **elastic, ACCELERATE_DYNAMO_BACKEND="NO", ACCELERATE_MIXED_PRECISION="bf16",
+                     ACCELERATE_USE_CPU="1") == [
+        "ACCELERATE_USE_CPU=1", "accelerate", "launch", "--multi_gpu", "--num_processes", "4", "--num_machines", "2",
+        "--mixed_precision", "bf16", "run.py", "--x", "1"]
+    assert _launched(monkeypatch, **elastic) == ["torchrun", "--nnodes", "2", "--nproc_per_node", "2", "run.py",
+                                                 "--x", "1"]
+    # One process: the plain command is the same run (an accelerate precision setting is kept in front of it).
+    assert _launched(monkeypatch) == ["python", "run.py", "--x", "1"]
+    assert _launched(monkeypatch, ACCELERATE_MIXED_PRECISION="bf16") == [
+        "ACCELERATE_MIXED_PRECISION=bf16", "python", "run.py", "--x", "1"]
+
+
 def test_a_folder_that_runs_add_to_keeps_the_earlier_records(tmp_path):
     provenance.write_provenance(tmp_path, argv=["study.py", "--seeds", "1"])
     provenance.write_provenance(tmp_path, argv=["study.py", "--seeds", "2"], keep_earlier=True)
